@@ -1,0 +1,168 @@
+"""``python -m rotation``: rotate and status, for people and for scripts.
+
+Exit codes: 0 all well (or nothing due), 1 a target failed (or was busy), 2 usage or configuration
+error. ``--json`` output is stable and documented in the README; human output is a table. Neither
+ever contains a secret value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+from rotation import logs
+from rotation.errors import ConfigError, RotationError, UnknownTargetError
+from rotation.report import format_time
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rotation.report import TargetReport
+    from rotation.service import StatusRow
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+CA_ENV = "ROTATION_CA_FILE"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rotation",
+        description="Rotate Databricks PATs of Azure service principals.",
+    )
+    parser.add_argument("--config", help="TOML/JSON config file (default: $ROTATION_CONFIG)")
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    rot = sub.add_parser("rotate", help="rotate what is due (or --force)")
+    rot.add_argument("--target", action="append", default=[], help="only this target (repeat)")
+    rot.add_argument("--force", action="store_true", help="rotate even if not due")
+    rot.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
+    rot.add_argument("--json", action="store_true", help="machine-readable output")
+    st = sub.add_parser("status", help="show every target's PAT state (never a value)")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    out = out or sys.stdout
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    _setup_logging(args.log_level)
+    from rotation.config import load_config  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+        return asyncio.run(_run(args, config, out))
+    except (ConfigError, UnknownTargetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RotationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logs.install()
+
+
+async def _run(args: argparse.Namespace, config: Any, out: TextIO) -> int:
+    from rotation.clients import open_runtime  # noqa: PLC0415
+    from rotation.service import rotate, status  # noqa: PLC0415
+
+    async with open_runtime(config, ca_file=os.environ.get(CA_ENV) or None) as rt:
+        if args.command == "status":
+            rows = await status(rt)
+            _emit_status(rows, out, as_json=args.json)
+            return EXIT_OK
+        reports = await rotate(rt, args.target, force=args.force, dry_run=args.dry_run)
+    if not args.json:
+        print(f"note: {rt.lock.description}", file=sys.stderr)
+    _emit_reports(reports, out, as_json=args.json)
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
+
+
+def _emit_reports(reports: list[TargetReport], out: TextIO, *, as_json: bool) -> None:
+    if as_json:
+        json.dump({"targets": [r.to_json() for r in reports]}, out, indent=2)
+        out.write("\n")
+        return
+    rows = [
+        [
+            r.target,
+            r.outcome.value,
+            _short(r.token_id),
+            format_time(r.expires_on) or "-",
+            f"revoked {len(r.revoked)}, swept {len(r.swept)}" if r.revoked or r.swept else "",
+            r.error.step if r.error else r.reason,
+        ]
+        for r in reports
+    ]
+    _table(["TARGET", "OUTCOME", "TOKEN", "EXPIRES", "CLEANUP", "DETAIL"], rows, out)
+    for r in reports:
+        for c in r.consumers:
+            state = "confirmed" if c.confirmed else "pushed" if c.pushed else "not updated"
+            out.write(f"  {r.target}: consumer {c.name}: {state}\n")
+        if r.error:
+            out.write(f"\n{r.target} failed at step {r.error.step}:\n  {r.error.message}\n")
+
+
+def _emit_status(rows: list[StatusRow], out: TextIO, *, as_json: bool) -> None:
+    if as_json:
+        data = [
+            {
+                "target": s.target,
+                "secret_name": s.secret_name,
+                "token_id": s.token_id,
+                "stage": s.stage,
+                "created_at": format_time(s.created_on),
+                "expires_at": format_time(s.expires_on),
+                "days_left": None if s.days_left is None else round(s.days_left, 2),
+                "due": s.due,
+                "reason": s.reason,
+                "last_result": s.last_result,
+                "consumers": s.consumers,
+                "revoke_previous_at": format_time(s.revoke_previous_at),
+            }
+            for s in rows
+        ]
+        json.dump({"targets": data}, out, indent=2)
+        out.write("\n")
+        return
+    table = [
+        [
+            s.target,
+            s.stage or "-",
+            _short(s.token_id),
+            format_time(s.expires_on) or "-",
+            "-" if s.days_left is None else f"{s.days_left:.1f}",
+            "yes" if s.due else "no",
+            s.last_result or "-",
+        ]
+        for s in rows
+    ]
+    _table(["TARGET", "STAGE", "TOKEN", "EXPIRES", "DAYS LEFT", "DUE", "LAST RESULT"], table, out)
+
+
+def _short(token_id: str | None) -> str:
+    return f"{token_id[:12]}…" if token_id and len(token_id) > 12 else (token_id or "-")  # noqa: PLR2004
+
+
+def _table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    for row in [header, *rows]:
+        out.write("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")

@@ -1,0 +1,99 @@
+"""Build the real clients a run needs (for the composition roots only: CLI and Function App).
+
+Heavy imports (azure SDKs, httpx) happen inside :func:`open_runtime`, not at module import.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+import time
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from rotation.lock import Lock, NullLock
+from rotation.principals import AzureOptions
+from rotation.retry import RetryPolicy
+from rotation.runtime import Runtime
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from azure.core.credentials_async import AsyncTokenCredential
+
+    from rotation.config import Config
+
+__all__ = ["is_loopback", "open_runtime"]
+
+USER_AGENT = "pat-rotator/0.1"
+
+
+def is_loopback(url: str) -> bool:
+    """Return whether *url* points at this machine (the local emulators)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@asynccontextmanager
+async def open_runtime(
+    config: Config,
+    *,
+    credential: AsyncTokenCredential | None = None,
+    ca_file: str | None = None,
+    lock: Lock | None = None,
+    retry: RetryPolicy | None = None,
+    clock: Callable[[], float] = time.time,
+    http_timeout: float = 30.0,
+) -> AsyncIterator[Runtime]:
+    """Yield a :class:`Runtime` with a Key Vault client and an HTTP client; close them after.
+
+    *credential* defaults to ``DefaultAzureCredential`` (managed identity in Azure, ``AZURE_*``
+    variables or a developer login locally). *ca_file* adds a CA bundle (the emulators' CA).
+    """
+    import httpx  # noqa: PLC0415
+    from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
+    from azure.keyvault.secrets.aio import SecretClient  # noqa: PLC0415
+
+    from rotation.store import KeyVaultStore  # noqa: PLC0415
+
+    retry = retry or RetryPolicy()
+    azure_kw: dict[str, Any] = {"connection_verify": ca_file} if ca_file else {}
+    own_credential = credential is None
+    cred = credential or DefaultAzureCredential(**azure_kw)
+    client = SecretClient(
+        config.key_vault_url,
+        cred,
+        verify_challenge_resource=not is_loopback(config.key_vault_url),
+        retry_total=max(0, retry.attempts - 1),
+        retry_backoff_factor=retry.wait_initial,
+        retry_backoff_max=retry.wait_max,
+        user_agent=USER_AGENT,
+        **azure_kw,
+    )
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    http = httpx.AsyncClient(
+        verify=verify,
+        timeout=http_timeout,
+        headers={"User-Agent": USER_AGENT},
+        limits=httpx.Limits(max_connections=max(10, config.concurrency * 2)),
+    )
+    try:
+        async with client, http:
+            yield Runtime(
+                config=config,
+                store=KeyVaultStore(client),
+                http=http,
+                retry=retry,
+                azure=AzureOptions(connection_verify=ca_file),
+                lock=lock or NullLock(),
+                clock=clock,
+            )
+    finally:
+        if own_credential:
+            await cred.close()

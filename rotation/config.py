@@ -1,0 +1,321 @@
+"""Load and validate the rotator's configuration (TOML file or inline JSON).
+
+The source is ``--config PATH`` or the ``ROTATION_CONFIG`` environment variable, which holds a
+path or, for app settings, inline JSON. Validation happens once, up front; a :class:`ConfigError`
+lists *every* problem with its field path and what to do. Updater tables are validated by the
+updater plugin that their ``kind`` names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from rotation.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rotation.updaters.base import UpdaterPlugin
+
+__all__ = [
+    "Config",
+    "DatabricksOAuthPrincipal",
+    "DatabricksOboPrincipal",
+    "Defaults",
+    "EntraClientSecretPrincipal",
+    "Principal",
+    "Target",
+    "UpdaterSpec",
+    "load_config",
+    "parse_config",
+]
+
+ENV_VAR = "ROTATION_CONFIG"
+_SECRET_NAME = re.compile(r"[0-9a-zA-Z-]{1,127}")
+_TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def _secret_name(value: str) -> str:
+    if not _SECRET_NAME.fullmatch(value):
+        msg = (
+            f"{value!r} is not a valid Key Vault secret name: use 1-127 letters, digits and dashes"
+        )
+        raise ValueError(msg)
+    return value
+
+
+def _target_name(value: str) -> str:
+    if not _TARGET_NAME.fullmatch(value):
+        msg = (
+            f"{value!r} is not a valid target name: start with a letter or digit, then up to 62 "
+            "letters, digits, '.', '_' or '-'"
+        )
+        raise ValueError(msg)
+    return value
+
+
+def _https(value: str) -> str:
+    url = urlsplit(value.strip())
+    if url.scheme != "https" or not url.hostname or url.query or url.fragment:
+        msg = f"{value!r} must be an https:// URL with a host and no query"
+        raise ValueError(msg)
+    return value.strip().rstrip("/")
+
+
+SecretName = Annotated[str, AfterValidator(_secret_name)]
+HttpsUrl = Annotated[str, AfterValidator(_https)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(_Model):
+    """Rotation timing shared by all targets unless a target overrides it."""
+
+    lifetime_days: int = Field(default=90, ge=1, le=730)
+    rotate_before_days: int = Field(default=30, ge=0, le=729)
+    grace_period_hours: float = Field(default=0, ge=0, le=24 * 30)
+
+
+class EntraClientSecretPrincipal(_Model):
+    """An Entra ID service principal: client credentials, then ``token/create`` as itself."""
+
+    kind: Literal["entra-client-secret"]
+    tenant_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    client_secret_name: SecretName
+    authority_host: HttpsUrl = "https://login.microsoftonline.com"
+
+    @property
+    def application_id(self) -> str:
+        """Return the id Databricks knows the principal by."""
+        return self.client_id
+
+
+class DatabricksOAuthPrincipal(_Model):
+    """A Databricks-managed SP: OAuth M2M at ``/oidc/v1/token``, then ``token/create``."""
+
+    kind: Literal["databricks-oauth"]
+    client_id: str = Field(min_length=1)
+    client_secret_name: SecretName
+
+    @property
+    def application_id(self) -> str:
+        """Return the id Databricks knows the principal by."""
+        return self.client_id
+
+
+class DatabricksOboPrincipal(_Model):
+    """A Databricks-managed SP whose PATs an admin creates on its behalf."""
+
+    kind: Literal["databricks-obo"]
+    application_id: str = Field(min_length=1)
+    admin_token_secret_name: SecretName
+
+
+Principal = Annotated[
+    EntraClientSecretPrincipal | DatabricksOAuthPrincipal | DatabricksOboPrincipal,
+    Field(discriminator="kind"),
+]
+
+
+class UpdaterSpec(_Model):
+    """One consumer of a target's PAT: the plugin's kind and its validated settings."""
+
+    kind: str
+    settings: BaseModel
+
+
+class Target(_Model):
+    """One PAT to keep rotated: where it is minted, where it is stored, who consumes it."""
+
+    name: Annotated[str, AfterValidator(_target_name)]
+    workspace_url: HttpsUrl
+    secret_name: SecretName
+    principal: Principal
+    updaters: tuple[UpdaterSpec, ...] = ()
+    lifetime_days: int = Field(ge=1, le=730)
+    rotate_before_days: int = Field(ge=0, le=729)
+    grace_period_hours: float = Field(ge=0, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _timing_fits(self) -> Target:
+        if self.lifetime_days * 24 <= self.rotate_before_days * 24 + self.grace_period_hours:
+            msg = (
+                f"lifetime_days ({self.lifetime_days}) must be longer than rotate_before_days "
+                f"({self.rotate_before_days}) plus the grace period ({self.grace_period_hours} h); "
+                "otherwise every new PAT is due at once"
+            )
+            raise ValueError(msg)
+        return self
+
+
+class Config(_Model):
+    """The whole configuration: one Key Vault and the targets whose state it holds."""
+
+    key_vault_url: HttpsUrl
+    targets: tuple[Target, ...] = Field(min_length=1)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    orphan_min_age_minutes: float = Field(default=15, ge=0)
+
+    def target(self, name: str) -> Target | None:
+        """Return the target called *name*, if any."""
+        return next((t for t in self.targets if t.name == name), None)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the configuration from *path*, else from ``$ROTATION_CONFIG`` (path or inline JSON)."""
+    source = os.fspath(path) if path is not None else os.environ.get(ENV_VAR, "").strip()
+    if not source:
+        msg = (
+            f"No configuration: pass --config PATH or set {ENV_VAR} to a TOML path or inline JSON."
+        )
+        raise ConfigError(msg)
+    if path is None and source.startswith("{"):
+        try:
+            data = json.loads(source)
+        except json.JSONDecodeError as exc:
+            msg = (
+                f"{ENV_VAR} holds invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
+            )
+            raise ConfigError(msg) from None
+        return parse_config(data, origin=ENV_VAR)
+    file = Path(source)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"Cannot read configuration file {file}: {exc.strerror}."
+        raise ConfigError(msg) from None
+    try:
+        data = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        msg = f"{file} is not valid {'JSON' if file.suffix == '.json' else 'TOML'}: {exc}."
+        raise ConfigError(msg) from None
+    return parse_config(data, origin=str(file))
+
+
+def parse_config(data: object, *, origin: str = "configuration") -> Config:
+    """Validate raw configuration *data*; raise one ``ConfigError`` listing every problem."""
+    from rotation.updaters.registry import plugin  # noqa: PLC0415 — plugins load lazily
+
+    if not isinstance(data, dict):
+        msg = f"{origin}: the configuration must be a table/object at the top level."
+        raise ConfigError(msg)
+    problems: list[str] = []
+    defaults_raw = data.get("defaults", {})
+    try:
+        defaults = Defaults.model_validate(defaults_raw)
+    except ValidationError as exc:
+        problems += _format(exc, "defaults")
+        defaults = Defaults()
+    targets = data.get("targets")
+    prepared: list[Any] = []
+    if isinstance(targets, list):
+        for i, raw in enumerate(targets):
+            prepared.append(_prepare_target(raw, defaults, f"targets[{i}]", problems, plugin))
+    else:
+        prepared = targets  # type: ignore[assignment]  # let pydantic report the type
+    root = {k: v for k, v in data.items() if k != "defaults"}
+    root["targets"] = prepared
+    try:
+        config = Config.model_validate(root)
+    except ValidationError as exc:
+        problems += _format(exc, "")
+    else:
+        problems += _duplicates(config)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in dict.fromkeys(problems))
+        msg = f"{origin} has {len(dict.fromkeys(problems))} problem(s):\n{lines}"
+        raise ConfigError(msg)
+    return config
+
+
+def _prepare_target(
+    raw: object,
+    defaults: Defaults,
+    where: str,
+    problems: list[str],
+    plugin: Callable[[str], UpdaterPlugin | str],
+) -> object:
+    """Fill timing defaults and turn updater tables into validated ``UpdaterSpec``s."""
+    if not isinstance(raw, dict):
+        return raw
+    target = {k: raw.get(k, getattr(defaults, k)) for k in Defaults.model_fields} | raw
+    updaters = raw.get("updaters", [])
+    if not isinstance(updaters, list):
+        return target
+    specs: list[object] = []
+    for j, table in enumerate(updaters):
+        at = f"{where}.updaters[{j}]"
+        if not isinstance(table, dict) or not isinstance(table.get("kind"), str):
+            problems.append(f"{at}: needs a 'kind' (e.g. 'prequel-source')")
+            continue
+        found = plugin(table["kind"])
+        if isinstance(found, str):
+            problems.append(f"{at}.kind: {found}")
+            continue
+        try:
+            settings = found.settings_model.model_validate(
+                {k: v for k, v in table.items() if k != "kind"}
+            )
+        except ValidationError as exc:
+            problems += _format(exc, at)
+            continue
+        specs.append(UpdaterSpec(kind=table["kind"], settings=settings))
+    target["updaters"] = specs
+    return target
+
+
+def _duplicates(config: Config) -> list[str]:
+    problems = []
+    for label, values in (
+        ("target name", [t.name for t in config.targets]),
+        ("secret_name", [t.secret_name for t in config.targets]),
+    ):
+        seen: set[str] = set()
+        for i, value in enumerate(values):
+            if value in seen:
+                problems.append(
+                    f"targets[{i}]: duplicate {label} {value!r}; each target needs its own"
+                )
+            seen.add(value)
+    return problems
+
+
+def _format(exc: ValidationError, prefix: str) -> list[str]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        path = prefix
+        for part in err["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif part not in {"entra-client-secret", "databricks-oauth", "databricks-obo"}:
+                path += f".{part}" if path else str(part)
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden" and re.search(r"secret|token|key", path, re.IGNORECASE):
+            message += (
+                " — secret values never go in the configuration: store them in Key Vault and "
+                "name the secret with a *_secret_name field"
+            )
+        if err["type"] == "union_tag_invalid":
+            message = (
+                "kind must be one of 'entra-client-secret', 'databricks-oauth', 'databricks-obo'"
+            )
+        out.append(f"{path or '(top level)'}: {message}")
+    return out

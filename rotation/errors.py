@@ -1,0 +1,173 @@
+"""The one exception tree of the rotator.
+
+Every message says what went wrong *and what to do*; none ever contains a secret value.
+
+::
+
+    RotationError                    base; ``transient`` says whether a retry may help
+    ├── ConfigError                  the configuration cannot work (CLI exit 2)
+    ├── UnknownTargetError           a target name that the configuration does not define
+    ├── BusyError                    another run holds the target's lock
+    ├── LockLostError                the lock was lost mid-rotation; stopped at a step boundary
+    ├── SecretStoreError             Key Vault refused or failed a call
+    │   └── SecretMissingError       a credential secret named in the config does not exist
+    ├── CredentialError              the principal could not authenticate (Entra / Databricks OAuth)
+    ├── DatabricksError              the workspace refused or failed a call
+    │   ├── TokensDisabledError          PATs are disabled in the workspace
+    │   ├── MissingCanUseError           the principal lacks CAN_USE on tokens
+    │   ├── PrincipalNotInWorkspaceError the SP was never added to the workspace
+    │   ├── TokenQuotaError              600 live tokens per principal reached
+    │   ├── LifetimeTooLongError         lifetime above the workspace maximum
+    │   ├── OnBehalfOfDisabledError      the workspace refuses on-behalf-of tokens
+    │   ├── InvalidTokenError            Databricks rejects a token as invalid or revoked
+    │   └── VerificationError            a new PAT answers as the wrong principal
+    └── ConsumerError                an updater's consumer (e.g. Prequel) refused or failed
+        ├── ConsumerAuthError            the consumer rejected our API key
+        └── ConsumerRejectedTokenError   the consumer tested the new PAT and it failed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BusyError",
+    "ConfigError",
+    "ConsumerAuthError",
+    "ConsumerError",
+    "ConsumerRejectedTokenError",
+    "CredentialError",
+    "DatabricksError",
+    "InvalidTokenError",
+    "LifetimeTooLongError",
+    "LockLostError",
+    "MissingCanUseError",
+    "OnBehalfOfDisabledError",
+    "PrincipalNotInWorkspaceError",
+    "RotationError",
+    "SecretMissingError",
+    "SecretStoreError",
+    "TokenQuotaError",
+    "TokensDisabledError",
+    "UnknownTargetError",
+    "VerificationError",
+]
+
+
+class RotationError(Exception):
+    """Base of every error the rotator raises on purpose."""
+
+    transient: bool = False
+    """Whether retrying the same call later may succeed (5xx, 429, network)."""
+
+    retry_after: float | None = None
+    """Seconds the server asked us to wait before retrying (``Retry-After``), if it said."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        if transient is not None:
+            self.transient = transient
+        self.retry_after = retry_after
+
+    @property
+    def kind(self) -> str:
+        """Return a stable, machine-readable name for the error (used in JSON reports)."""
+        name = type(self).__name__.removesuffix("Error")
+        return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
+
+
+class ConfigError(RotationError):
+    """The configuration cannot work; the message lists every problem with its field path."""
+
+
+class UnknownTargetError(RotationError):
+    """A target name that the configuration does not define."""
+
+
+class BusyError(RotationError):
+    """Another run holds the target's lock; try again when it finishes."""
+
+    transient = True
+
+
+class LockLostError(RotationError):
+    """The target's lock was lost mid-rotation; the run stopped at a step boundary."""
+
+    transient = True
+
+
+class SecretStoreError(RotationError):
+    """Key Vault refused or failed a call."""
+
+
+class SecretMissingError(SecretStoreError):
+    """A secret that the configuration names does not exist in Key Vault."""
+
+
+class CredentialError(RotationError):
+    """The service principal (or admin) could not authenticate."""
+
+
+class DatabricksError(RotationError):
+    """The Databricks workspace refused or failed a call."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        transient: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, transient=transient, retry_after=retry_after)
+        self.status = status
+        self.error_code = error_code
+
+
+class TokensDisabledError(DatabricksError):
+    """Personal access tokens are disabled in the workspace."""
+
+
+class MissingCanUseError(DatabricksError):
+    """The principal lacks the CAN_USE permission on tokens."""
+
+
+class PrincipalNotInWorkspaceError(DatabricksError):
+    """The service principal has not been added to the workspace."""
+
+
+class TokenQuotaError(DatabricksError):
+    """The principal already holds the maximum number of live tokens (600)."""
+
+
+class LifetimeTooLongError(DatabricksError):
+    """The requested token lifetime exceeds the workspace's maximum."""
+
+
+class OnBehalfOfDisabledError(DatabricksError):
+    """The workspace refuses on-behalf-of token creation for service principals."""
+
+
+class InvalidTokenError(DatabricksError):
+    """Databricks rejects a token as invalid, expired or revoked."""
+
+
+class VerificationError(DatabricksError):
+    """A new PAT works but answers as a principal other than the configured one."""
+
+
+class ConsumerError(RotationError):
+    """A consumer of the PAT (an updater's service) refused or failed a call."""
+
+
+class ConsumerAuthError(ConsumerError):
+    """The consumer rejected our API key."""
+
+
+class ConsumerRejectedTokenError(ConsumerError):
+    """The consumer tested the new PAT and reported a failure."""

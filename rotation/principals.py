@@ -1,0 +1,237 @@
+"""Credential strategies: how each principal kind gets a PAT minted, listed and revoked.
+
+The seam is :class:`TokenIssuer`. ``entra-client-secret`` and ``databricks-oauth`` act as the
+service principal itself (``token/create``, ``token/list``, ``token/delete``) with a bearer token
+from Entra ID or from the workspace's ``/oidc/v1/token``; ``databricks-obo`` uses an admin PAT and
+the token-management routes. :func:`open_issuer` reads the credential from Key Vault and closes
+what it opened.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, Self
+
+import httpx
+
+from rotation import errors
+from rotation._http import is_transient_status, json_body
+from rotation.auth import BearerAuth, StaticBearerAuth
+from rotation.config import (
+    DatabricksOAuthPrincipal,
+    DatabricksOboPrincipal,
+    EntraClientSecretPrincipal,
+    Target,
+)
+from rotation.secret import Secret
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from rotation.databricks import NewToken, TokenInfo, Workspace
+    from rotation.updaters.base import SecretReader
+
+__all__ = ["DATABRICKS_SCOPE", "AzureOptions", "TokenIssuer", "open_issuer"]
+
+DATABRICKS_SCOPE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
+_EARLY = 40.0  # refresh bearer tokens this many seconds before expiry (Databricks rejects < 30 s)
+
+
+@dataclass(frozen=True, slots=True)
+class AzureOptions:
+    """Transport options for Azure SDK clients (a CA bundle for the local emulators)."""
+
+    connection_verify: str | None = None
+
+
+class TokenIssuer(Protocol):
+    """Mint, list and revoke one service principal's PATs."""
+
+    @property
+    def application_id(self) -> str:
+        """Return the principal's application id (SCIM ``userName``)."""
+        ...
+
+    async def create(self, *, lifetime_seconds: int, comment: str) -> NewToken:
+        """Mint a PAT (never retried)."""
+        ...
+
+    async def list(self) -> list[TokenInfo]:
+        """List the PATs this issuer can see for the principal."""
+        ...
+
+    async def revoke(self, token_id: str) -> bool:
+        """Revoke a PAT; False when it was already gone."""
+        ...
+
+
+class _SelfIssuer:
+    """The principal acts as itself."""
+
+    def __init__(self, workspace: Workspace, auth: httpx.Auth, application_id: str) -> None:
+        self._ws = workspace
+        self._auth = auth
+        self._app = application_id
+
+    @property
+    def application_id(self) -> str:
+        return self._app
+
+    async def create(self, *, lifetime_seconds: int, comment: str) -> NewToken:
+        return await self._ws.create_token(
+            self._auth, lifetime_seconds=lifetime_seconds, comment=comment, principal=self._app
+        )
+
+    async def list(self) -> list[TokenInfo]:
+        return await self._ws.list_tokens(self._auth, principal=self._app)
+
+    async def revoke(self, token_id: str) -> bool:
+        return await self._ws.delete_token(self._auth, token_id, principal=self._app)
+
+
+class _OnBehalfOfIssuer:
+    """An admin PAT mints and manages the principal's tokens."""
+
+    def __init__(self, workspace: Workspace, admin: httpx.Auth, application_id: str) -> None:
+        self._ws = workspace
+        self._admin = admin
+        self._app = application_id
+
+    @property
+    def application_id(self) -> str:
+        return self._app
+
+    async def create(self, *, lifetime_seconds: int, comment: str) -> NewToken:
+        return await self._ws.create_token_on_behalf_of(
+            self._admin,
+            application_id=self._app,
+            lifetime_seconds=lifetime_seconds,
+            comment=comment,
+        )
+
+    async def list(self) -> list[TokenInfo]:
+        return await self._ws.list_all_tokens(self._admin, principal=self._app)
+
+    async def revoke(self, token_id: str) -> bool:
+        return await self._ws.delete_token_admin(self._admin, token_id, principal=self._app)
+
+
+@asynccontextmanager
+async def open_issuer(
+    target: Target,
+    *,
+    workspace: Workspace,
+    secrets: SecretReader,
+    http: httpx.AsyncClient,
+    azure: AzureOptions,
+) -> AsyncIterator[TokenIssuer]:
+    """Yield the issuer for *target*'s principal, reading its credential from Key Vault."""
+    p = target.principal
+    if isinstance(p, DatabricksOboPrincipal):
+        admin = await secrets.read(p.admin_token_secret_name)
+        yield _OnBehalfOfIssuer(workspace, StaticBearerAuth(admin), p.application_id)
+    elif isinstance(p, DatabricksOAuthPrincipal):
+        secret = await secrets.read(p.client_secret_name)
+        oauth = _DatabricksOAuth(http, workspace.url, p.client_id, secret)
+        yield _SelfIssuer(workspace, BearerAuth(oauth.token), p.client_id)
+    else:
+        secret = await secrets.read(p.client_secret_name)
+        async with _EntraToken(p, secret, azure) as entra:
+            yield _SelfIssuer(workspace, BearerAuth(entra.token), p.client_id)
+
+
+class _EntraToken:
+    """Client-credentials tokens for Azure Databricks from Entra ID (azure-identity caches them)."""
+
+    def __init__(self, p: EntraClientSecretPrincipal, secret: Secret, azure: AzureOptions) -> None:
+        from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
+
+        kwargs = {"connection_verify": azure.connection_verify} if azure.connection_verify else {}
+        self._p = p
+        self._credential = ClientSecretCredential(
+            p.tenant_id, p.client_id, secret.reveal(), authority=str(p.authority_host), **kwargs
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._credential.close()
+
+    async def token(self) -> Secret:
+        from azure.core.exceptions import ClientAuthenticationError  # noqa: PLC0415
+
+        try:
+            token = await self._credential.get_token(DATABRICKS_SCOPE)
+        except ClientAuthenticationError as exc:
+            raise _entra_error(self._p, str(exc.message or exc)) from None
+        return Secret(token.token)
+
+
+_AADSTS_HINTS = {
+    "7000215": "the client secret is wrong or expired: create a new one under Certificates & "
+    "secrets and store its *Value* (not its ID) in Key Vault secret {secret!r}",
+    "7000222": "the client secret has expired: create a new one and store it in {secret!r}",
+    "700016": "no application {client!r} in tenant {tenant!r}: check client_id and tenant_id",
+    "90002": "tenant {tenant!r} does not exist: check tenant_id",
+    "70011": "the scope was refused; the rotator always uses {scope} — check authority_host",
+    "500011": "Azure Databricks is unknown in tenant {tenant!r}: check tenant_id, authority_host",
+}
+
+
+def _entra_error(p: EntraClientSecretPrincipal, detail: str) -> errors.CredentialError:
+    found = re.search(r"AADSTS(\d+)", detail)
+    code = found.group(1) if found else None
+    hint = _AADSTS_HINTS.get(code or "", "check tenant_id, client_id and the client secret")
+    text = hint.format(
+        secret=p.client_secret_name, client=p.client_id, tenant=p.tenant_id, scope=DATABRICKS_SCOPE
+    )
+    label = f"AADSTS{code}" if code else "authentication failed"
+    msg = f"Entra ID refused a token for service principal {p.client_id} ({label}): {text}."
+    return errors.CredentialError(msg)
+
+
+class _DatabricksOAuth:
+    """OAuth M2M tokens from the workspace's ``/oidc/v1/token``, cached until near expiry."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str, client_id: str, secret: Secret) -> None:
+        self._http = http
+        self._url = f"{url}/oidc/v1/token"
+        self._client_id = client_id
+        self._secret = secret
+        self._cached: tuple[Secret, float] | None = None
+
+    async def token(self) -> Secret:
+        if self._cached and self._cached[1] - _EARLY > time.monotonic():
+            return self._cached[0]
+        form = {"grant_type": "client_credentials", "scope": "all-apis"}
+        try:
+            response = await self._http.post(
+                self._url, data=form, auth=(self._client_id, self._secret.reveal())
+            )
+        except httpx.TransportError as exc:
+            msg = f"Could not reach {self._url} ({type(exc).__name__}); retrying later may help."
+            raise errors.CredentialError(msg, transient=True) from exc
+        body = json_body(response)
+        if not response.is_success or "access_token" not in body:
+            raise self._error(response.status_code, body)
+        expires = time.monotonic() + float(body.get("expires_in", 3600))
+        self._cached = (Secret(str(body["access_token"])), expires)
+        return self._cached[0]
+
+    def _error(self, status: int, body: dict[str, object]) -> errors.CredentialError:
+        error = body.get("error", "unknown")
+        described = body.get("error_description", "")
+        if is_transient_status(status) or "temporarily" in str(described).lower():
+            msg = f"Databricks OAuth at {self._url} is unavailable ({status} {error}); retry later."
+            return errors.CredentialError(msg, transient=True)
+        msg = (
+            f"Databricks OAuth at {self._url} refused service principal {self._client_id} "
+            f"({status} {error}: {described}). Check the client_id is the SP's application id "
+            "and create a new OAuth secret (Settings → Identity and access → Service principals "
+            "→ Secrets) if it expired; store it in the configured Key Vault secret."
+        )
+        return errors.CredentialError(msg)

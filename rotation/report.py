@@ -1,0 +1,84 @@
+"""What a run did, per target: value objects with a stable JSON form and a readable table.
+
+Reports carry names, ids, times and error messages — never a secret value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["ConsumerResult", "ErrorInfo", "Outcome", "TargetReport", "format_time"]
+
+
+class Outcome(StrEnum):
+    """How a target's run ended."""
+
+    ROTATED = "rotated"
+    NOT_DUE = "not-due"
+    HOUSEKEEPING = "housekeeping"
+    WOULD_ROTATE = "would-rotate"
+    FAILED = "failed"
+    BUSY = "busy"
+
+
+@dataclass(slots=True)
+class ConsumerResult:
+    """One consumer's part in a rotation."""
+
+    name: str
+    tested: bool = False
+    pushed: bool = False
+    confirmed: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why a run failed: the step, a stable kind, a message that says what to do."""
+
+    step: str
+    kind: str
+    message: str
+    transient: bool
+
+
+@dataclass(slots=True)
+class TargetReport:
+    """The result of one target's run."""
+
+    target: str
+    outcome: Outcome = Outcome.NOT_DUE
+    reason: str = ""
+    rotation_id: str | None = None
+    token_id: str | None = None
+    previous_token_id: str | None = None
+    expires_on: float | None = None
+    revoked: list[str] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)
+    consumers: list[ConsumerResult] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: ErrorInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the run ended without failure."""
+        return self.outcome not in {Outcome.FAILED, Outcome.BUSY}
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the stable JSON form (documented in the README)."""
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        data["expires_at"] = format_time(self.expires_on)
+        del data["expires_on"]
+        return data
+
+
+def format_time(epoch: float | None) -> str | None:
+    """Return *epoch* as an ISO-8601 UTC string, or None."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

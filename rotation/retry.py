@@ -1,0 +1,61 @@
+"""Bounded, jittered retries of idempotent calls, honouring ``Retry-After``.
+
+Only calls that are safe to repeat go through :func:`retrying`; ``token/create`` never does —
+a create whose outcome is unknown is reconciled through the rotation id in the PAT's comment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import stamina
+
+from rotation.errors import RotationError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = ["RetryPolicy", "retrying"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to retry a transient failure of one idempotent call."""
+
+    attempts: int = 4
+    wait_initial: float = 0.5
+    wait_max: float = 8.0
+    wait_jitter: float = 0.5
+    timeout: float = 60.0
+    max_retry_after: float = 30.0
+    """Cap on a server's ``Retry-After``: a longer wait fails the call (the next run retries)."""
+
+
+def _hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
+    def should_retry(exc: Exception) -> bool | float:
+        if not isinstance(exc, RotationError) or not exc.transient:
+            return False
+        if exc.retry_after is not None:
+            return exc.retry_after if exc.retry_after <= policy.max_retry_after else False
+        return True
+
+    return should_retry
+
+
+async def retrying(policy: RetryPolicy, call: Callable[[], Awaitable[T]]) -> T:
+    """Await *call*, retrying it on transient ``RotationError``s as *policy* allows."""
+    async for attempt in stamina.retry_context(
+        on=_hook(policy),
+        attempts=policy.attempts,
+        timeout=policy.timeout,
+        wait_initial=policy.wait_initial,
+        wait_max=policy.wait_max,
+        wait_jitter=policy.wait_jitter,
+    ):
+        with attempt:
+            return await call()
+    msg = "unreachable: stamina either returns or raises"  # pragma: no cover
+    raise AssertionError(msg)  # pragma: no cover

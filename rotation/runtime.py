@@ -1,0 +1,33 @@
+"""The dependencies a run receives: built by the composition roots (CLI, Function App)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable  # noqa: TC003 — dataclass fields are resolved at runtime
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rotation.lock import Lock, NullLock
+from rotation.principals import AzureOptions
+from rotation.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    import httpx
+
+    from rotation.config import Config
+    from rotation.store import KeyVaultStore
+
+__all__ = ["Runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Everything a rotation needs from outside: config, clients, lock, clock, policies."""
+
+    config: Config
+    store: KeyVaultStore
+    http: httpx.AsyncClient
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    azure: AzureOptions = field(default_factory=AzureOptions)
+    lock: Lock = field(default_factory=NullLock)
+    clock: Callable[[], float] = time.time

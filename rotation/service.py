@@ -1,0 +1,110 @@
+"""Run many targets: one paged Key Vault listing, then only the targets that need work.
+
+A run whose targets are all idle costs ⌈secrets/25⌉ Key Vault list calls and nothing else.
+Targets that need work run concurrently, at most ``config.concurrency`` at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rotation.engine import run_target
+from rotation.errors import UnknownTargetError
+from rotation.plan import DAY, plan
+from rotation.report import Outcome, TargetReport
+from rotation.state import Tag
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rotation.config import Config, Target
+    from rotation.runtime import Runtime
+    from rotation.state import VersionState
+
+__all__ = ["StatusRow", "rotate", "select", "status"]
+
+
+def select(config: Config, names: Sequence[str] | None) -> list[Target]:
+    """Return the targets called *names* (all when empty); ``UnknownTargetError`` otherwise."""
+    if not names:
+        return list(config.targets)
+    known = [t.name for t in config.targets]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        msg = f"Unknown target(s) {', '.join(map(repr, unknown))}; known: {', '.join(known)}."
+        raise UnknownTargetError(msg)
+    return [t for t in config.targets if t.name in set(names)]
+
+
+async def rotate(
+    rt: Runtime, names: Sequence[str] | None = None, *, force: bool = False, dry_run: bool = False
+) -> list[TargetReport]:
+    """Rotate what is due (or everything named, with *force*); one report per target."""
+    targets = select(rt.config, names)
+    listing = await rt.store.list_latest()
+    gate = asyncio.Semaphore(rt.config.concurrency)
+
+    async def one(target: Target) -> TargetReport:
+        latest = listing.get(target.secret_name)
+        p = plan(target, latest, rt.clock(), force=force)
+        if p.idle:
+            return _idle(target, latest, p.reason)
+        async with gate:
+            return await run_target(rt, target, force=force, dry_run=dry_run)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def _idle(target: Target, latest: VersionState | None, reason: str) -> TargetReport:
+    report = TargetReport(target.name, outcome=Outcome.NOT_DUE, reason=reason)
+    if latest is not None:
+        report.token_id = latest.token_id
+        report.expires_on = latest.expires_on
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """What ``status`` shows for one target (never a value)."""
+
+    target: str
+    secret_name: str
+    token_id: str | None
+    stage: str | None
+    created_on: float | None
+    expires_on: float | None
+    days_left: float | None
+    due: bool
+    reason: str
+    last_result: str | None
+    consumers: str | None
+    revoke_previous_at: float | None
+
+
+async def status(rt: Runtime) -> list[StatusRow]:
+    """Return every target's status from one paged listing."""
+    listing = await rt.store.list_latest()
+    now = rt.clock()
+    rows = []
+    for t in rt.config.targets:
+        v = listing.get(t.secret_name)
+        p = plan(t, v, now, force=False)
+        rows.append(
+            StatusRow(
+                target=t.name,
+                secret_name=t.secret_name,
+                token_id=v.token_id if v else None,
+                stage=(v.stage.value if v.stage else "unmanaged") if v else None,
+                created_on=v.created_on if v else None,
+                expires_on=v.expires_on if v else None,
+                days_left=(v.expires_on - now) / DAY if v and v.expires_on else None,
+                due=p.rotate,
+                reason=p.reason,
+                last_result=v.tag(Tag.LAST_RESULT) if v else None,
+                consumers=v.tag(Tag.CONSUMERS) if v else None,
+                revoke_previous_at=v.revoke_previous_at if v else None,
+            )
+        )
+    return rows

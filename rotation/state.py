@@ -1,0 +1,120 @@
+"""Rotation state as Key Vault tags on each version of a target's secret.
+
+Key Vault has no ETags for secrets, so each version carries its own state in tags (≤ 15 tags,
+values ≤ 512 chars) and writers are serialised by a lock. Stages: a new version is ``pending``
+until every consumer confirmed it, then ``current``; the version it replaced becomes
+``previous`` and, once its PAT is revoked, ``revoked`` (and disabled). An ``abandoned`` version
+held a pending PAT that could not be used. Tag ``minting`` on the latest version records the intent
+to mint *before* ``token/create`` is called, so a crash between mint and store is seen by the next
+run's listing and swept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+__all__ = ["MANAGED_BY", "Stage", "Tag", "VersionState", "comment_for", "parse_comment"]
+
+MANAGED_BY: Final = "pat-rotator"
+
+
+class Stage(StrEnum):
+    """Where a version is in its life."""
+
+    PENDING = "pending"
+    CURRENT = "current"
+    PREVIOUS = "previous"
+    REVOKED = "revoked"
+    ABANDONED = "abandoned"
+
+
+class Tag(StrEnum):
+    """Tag names written on secret versions."""
+
+    MANAGED_BY = "managed-by"
+    TARGET = "target"
+    TOKEN_ID = "token-id"  # noqa: S105 — a tag name
+    ROTATION_ID = "rotation-id"
+    STAGE = "stage"
+    PREVIOUS_TOKEN_ID = "previous-token-id"  # noqa: S105 — a tag name
+    REVOKE_PREVIOUS_AT = "revoke-previous-at"
+    PREVIOUS_REVOKED = "previous-revoked"
+    MINTING = "minting"
+    LAST_RESULT = "last-result"
+    CONSUMERS = "consumers"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionState:
+    """One secret version as the rotator sees it: identifiers, stage and timing (never a value)."""
+
+    name: str
+    version: str
+    enabled: bool
+    created_on: float | None
+    expires_on: float | None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def tag(self, tag: Tag) -> str | None:
+        """Return tag *tag*, or None."""
+        return self.tags.get(tag.value) or None
+
+    @property
+    def managed(self) -> bool:
+        """Return whether this app wrote the version."""
+        return self.tags.get(Tag.MANAGED_BY) == MANAGED_BY
+
+    @property
+    def stage(self) -> Stage | None:
+        """Return the version's stage, or None for a version this app did not write."""
+        raw = self.tag(Tag.STAGE)
+        return next((s for s in Stage if s.value == raw), None)
+
+    @property
+    def token_id(self) -> str | None:
+        """Return the Databricks token id of the PAT this version holds."""
+        return self.tag(Tag.TOKEN_ID)
+
+    @property
+    def revoke_previous_at(self) -> float | None:
+        """Return when the previous PAT may be revoked (epoch seconds), if one is outstanding."""
+        if not self.tag(Tag.PREVIOUS_TOKEN_ID) or self.tag(Tag.PREVIOUS_REVOKED) == "true":
+            return None
+        raw = self.tag(Tag.REVOKE_PREVIOUS_AT)
+        try:
+            return float(raw) if raw else 0.0
+        except ValueError:
+            return 0.0
+
+    def with_tags(self, **changes: str | None) -> dict[str, str]:
+        """Return a copy of the tags with *changes* applied (``None`` removes a tag)."""
+        tags = dict(self.tags)
+        for key, value in changes.items():
+            name = key.replace("_", "-")
+            if value is None:
+                tags.pop(name, None)
+            else:
+                tags[name] = value
+        return tags
+
+
+_COMMENT_PREFIX: Final = f"{MANAGED_BY} "
+
+
+def comment_for(target: str, rotation_id: str) -> str:
+    """Return the PAT comment that marks a token as minted by this app for *target*."""
+    return f"{_COMMENT_PREFIX}target={target} rotation={rotation_id}"
+
+
+def parse_comment(comment: str) -> tuple[str, str] | None:
+    """Return ``(target, rotation_id)`` from a comment made by :func:`comment_for`, else None."""
+    if not comment.startswith(_COMMENT_PREFIX):
+        return None
+    fields = dict(
+        part.split("=", 1) for part in comment[len(_COMMENT_PREFIX) :].split() if "=" in part
+    )
+    if "target" not in fields or "rotation" not in fields:
+        return None
+    return fields["target"], fields["rotation"]

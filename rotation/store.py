@@ -1,0 +1,178 @@
+"""Key Vault adapter: the secret store that holds each target's PAT and its rotation state.
+
+It wraps an ``azure.keyvault.secrets.aio.SecretClient`` that the composition root builds, and
+translates Azure errors at this boundary. Values come back as :class:`~rotation.secret.Secret`.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from rotation import errors
+from rotation.secret import Secret
+from rotation.state import VersionState
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from azure.keyvault.secrets import SecretProperties
+    from azure.keyvault.secrets.aio import SecretClient
+
+__all__ = ["KeyVaultStore"]
+
+CONTENT_TYPE = "application/vnd.databricks.pat"
+
+
+def _state(props: SecretProperties) -> VersionState:
+    return VersionState(
+        name=str(props.name),
+        version=str(props.version or ""),
+        enabled=bool(props.enabled),
+        created_on=props.created_on.timestamp() if props.created_on else None,
+        expires_on=props.expires_on.timestamp() if props.expires_on else None,
+        tags=dict(props.tags or {}),
+    )
+
+
+class KeyVaultStore:
+    """Read and write secret versions and their tags in one vault."""
+
+    def __init__(self, client: SecretClient) -> None:
+        self._client = client
+
+    @property
+    def vault_url(self) -> str:
+        """Return the vault's URL."""
+        return str(self._client.vault_url)
+
+    def __repr__(self) -> str:
+        return f"KeyVaultStore({self.vault_url!r})"
+
+    async def read(self, name: str) -> Secret:
+        """Return the latest value of secret *name* (a credential the config names)."""
+        with self._translating(name, "get"):
+            secret = await self._client.get_secret(name)
+        if not secret.value:
+            msg = f"Key Vault secret {name!r} in {self.vault_url} is empty; store the value in it."
+            raise errors.SecretMissingError(msg)
+        return Secret(secret.value)
+
+    async def list_latest(self) -> dict[str, VersionState]:
+        """Return every secret's latest-version state, from one paged listing (no values)."""
+        out: dict[str, VersionState] = {}
+        with self._translating("*", "list"):
+            async for props in self._client.list_properties_of_secrets():
+                out[str(props.name)] = _state(props)
+        return out
+
+    async def versions(self, name: str) -> list[VersionState]:
+        """Return every version of *name*, oldest first (no values); [] when it does not exist."""
+        try:
+            with self._translating(name, "list versions"):
+                pager = self._client.list_properties_of_secret_versions(name)
+                out = [_state(props) async for props in pager]
+        except errors.SecretMissingError:
+            return []
+        return sorted(out, key=lambda v: (v.created_on or 0.0, v.version))
+
+    async def latest(self, name: str) -> tuple[VersionState, Secret | None] | None:
+        """Return the latest version of *name* with its value (None if disabled or empty)."""
+        try:
+            with self._translating(name, "get"):
+                secret = await self._client.get_secret(name)
+        except errors.SecretMissingError:
+            return None
+        except errors.SecretStoreError as exc:
+            if "disabled" not in str(exc).lower():
+                raise
+            versions = await self.versions(name)
+            return (versions[-1], None) if versions else None
+        value = Secret(secret.value) if secret.value else None
+        return _state(secret.properties), value
+
+    async def value(self, name: str, version: str) -> Secret:
+        """Return the value of one version."""
+        with self._translating(name, "get"):
+            secret = await self._client.get_secret(name, version)
+        if not secret.value:
+            msg = f"Key Vault secret {name!r} version {version} is empty."
+            raise errors.SecretMissingError(msg)
+        return Secret(secret.value)
+
+    async def add_version(
+        self, name: str, value: Secret, *, tags: dict[str, str], expires_on: float | None
+    ) -> VersionState:
+        """Store *value* as a new (latest) version of *name* with *tags* and expiry."""
+        from datetime import UTC, datetime  # noqa: PLC0415
+
+        exp = datetime.fromtimestamp(expires_on, UTC) if expires_on else None
+        with self._translating(name, "set"):
+            secret = await self._client.set_secret(
+                name, value.reveal(), tags=tags, expires_on=exp, content_type=CONTENT_TYPE
+            )
+        return _state(secret.properties)
+
+    async def update(
+        self, state: VersionState, *, tags: dict[str, str], enabled: bool | None = None
+    ) -> VersionState:
+        """Replace the tags of one version (and optionally enable/disable it)."""
+        with self._translating(state.name, "update"):
+            props = await self._client.update_secret_properties(
+                state.name, state.version, tags=tags, enabled=enabled
+            )
+        return _state(props)
+
+    @contextmanager
+    def _translating(self, name: str, operation: str) -> Iterator[None]:
+        where = f"Key Vault {self.vault_url} ({operation} secret {name!r})"
+        try:
+            yield
+        except ResourceNotFoundError:
+            msg = f"{where}: the secret does not exist. Create it, or fix the name in the config."
+            raise errors.SecretMissingError(msg) from None
+        except ClientAuthenticationError as exc:
+            msg = (
+                f"{where}: could not authenticate to Key Vault ({type(exc).__name__}). Check the "
+                "identity the app runs as (managed identity, or AZURE_* variables locally)."
+            )
+            raise errors.CredentialError(msg) from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            msg = f"{where}: Key Vault unreachable ({type(exc).__name__}); retrying later may help."
+            raise errors.SecretStoreError(msg, transient=True) from None
+        except HttpResponseError as exc:
+            raise _http_error(where, exc) from None
+        except AzureError as exc:
+            msg = f"{where}: {type(exc).__name__}; retrying later may help."
+            raise errors.SecretStoreError(msg, transient=True) from None
+
+
+def _http_error(where: str, exc: HttpResponseError) -> errors.SecretStoreError:
+    status = exc.status_code or 0
+    code = exc.error.code if exc.error else None
+    if status == 403:  # noqa: PLR2004
+        inner = str(exc.message or "")
+        if "disabled" in inner.lower():
+            return errors.SecretStoreError(f"{where}: the secret version is disabled ({code}).")
+        return errors.SecretStoreError(
+            f"{where}: forbidden ({code}). Grant the app's identity the 'Key Vault Secrets "
+            "Officer' role on the vault (or get/list/set permissions in an access policy)."
+        )
+    if status == 409:  # noqa: PLR2004
+        return errors.SecretStoreError(
+            f"{where}: conflict ({code}); the secret is deleted but recoverable. Recover or purge "
+            "it (az keyvault secret recover / purge), then run again."
+        )
+    transient = status == 429 or status >= 500  # noqa: PLR2004
+    return errors.SecretStoreError(
+        f"{where}: Key Vault answered {status} ({code}).", transient=transient
+    )

@@ -1,0 +1,54 @@
+"""Sweep orphans: PATs this app minted for a target that no Key Vault version references.
+
+An orphan is left when a run crashed between ``token/create`` and storing the value (the value is
+lost for good). Only tokens whose comment carries this app's marker *for this target* are ever
+touched; a token a person made is never revoked. Tokens younger than ``min_age_seconds`` are left
+for a later run, as a guard for runs that hold no lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from rotation.state import Stage, parse_comment
+
+if TYPE_CHECKING:
+    from rotation.principals import TokenIssuer
+    from rotation.state import VersionState
+
+__all__ = ["sweep_orphans"]
+
+log = logging.getLogger("rotation")
+
+_DEAD = {Stage.REVOKED, Stage.ABANDONED}
+
+
+async def sweep_orphans(
+    issuer: TokenIssuer,
+    target: str,
+    versions: list[VersionState],
+    *,
+    now: float,
+    min_age_seconds: float,
+) -> list[str]:
+    """Revoke *target*'s unreferenced rotator-made PATs; return the token ids revoked."""
+    referenced = {v.token_id for v in versions if v.token_id and v.stage not in _DEAD}
+    swept: list[str] = []
+    for token in await issuer.list():
+        marker = parse_comment(token.comment)
+        if marker is None or marker[0] != target or token.token_id in referenced:
+            continue
+        age = now - token.creation_ms / 1000
+        if age < min_age_seconds:
+            log.info("target=%s sweep deferred token_id=%s age=%.0fs", target, token.token_id, age)
+            continue
+        if await issuer.revoke(token.token_id):
+            log.warning(
+                "target=%s swept orphan token_id=%s rotation_id=%s",
+                target,
+                token.token_id,
+                marker[1],
+            )
+            swept.append(token.token_id)
+    return swept

@@ -1,0 +1,7 @@
+"""Updaters: the consumers a new PAT is pushed to (Prequel first), behind one Protocol."""
+
+from __future__ import annotations
+
+from rotation.updaters.base import SecretReader, Updater, UpdaterContext, UpdaterPlugin
+
+__all__ = ["SecretReader", "Updater", "UpdaterContext", "UpdaterPlugin"]

@@ -1,0 +1,76 @@
+"""The updater seam: how a new PAT reaches a consumer.
+
+An updater tests a PAT with its consumer *without saving it* (where the consumer can), pushes it,
+and confirms the consumer now works with it. The rotation revokes the previous PAT only when every
+updater of the target confirmed the new one. Third parties add updaters through the
+``pat_rotator.updaters`` entry-point group: each entry point names an :class:`UpdaterPlugin`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import httpx
+    from pydantic import BaseModel
+
+    from rotation.retry import RetryPolicy
+    from rotation.secret import Secret
+
+__all__ = ["SecretReader", "Updater", "UpdaterContext", "UpdaterPlugin"]
+
+
+class SecretReader(Protocol):
+    """Read a named secret (an API key, a client secret) from the secret store."""
+
+    async def read(self, name: str) -> Secret:
+        """Return the latest value of secret *name*; raise ``SecretMissingError`` if absent."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class UpdaterContext:
+    """What an updater may use: a shared HTTP client, the secret store and the retry policy."""
+
+    http: httpx.AsyncClient
+    secrets: SecretReader
+    retry: RetryPolicy
+
+
+class Updater(Protocol):
+    """One consumer of a target's PAT."""
+
+    @property
+    def name(self) -> str:
+        """Return a short label that identifies the consumer in logs and reports (no secrets)."""
+        ...
+
+    async def test(self, pat: Secret) -> bool:
+        """Prove *pat* works for the consumer without saving it.
+
+        Return False when the consumer cannot test unsaved credentials (nothing was tested);
+        raise ``ConsumerRejectedTokenError`` when the consumer reports the PAT fails.
+        """
+        ...
+
+    async def push(self, pat: Secret) -> None:
+        """Save *pat* as the consumer's credential; safe to call again with the same PAT."""
+        ...
+
+    async def confirm(self, pat: Secret) -> None:
+        """Prove the consumer works with its saved credential; raise ``ConsumerError`` if not."""
+        ...
+
+
+class UpdaterPlugin(Protocol):
+    """What an entry point of ``pat_rotator.updaters`` names."""
+
+    @property
+    def settings_model(self) -> type[BaseModel]:
+        """Return the pydantic model validating an updater table (``kind`` excluded)."""
+        ...
+
+    def build(self, settings: BaseModel, context: UpdaterContext) -> Updater:
+        """Return an updater for validated *settings*."""
+        ...

@@ -1,0 +1,197 @@
+"""Prequel updaters: a Databricks source or destination whose PAT Prequel holds.
+
+Defaults follow ``reference/prequel-api.md``: the PAT sits at
+``databricks.access_token_auth.access_token`` beside ``auth_method: "access_token_auth"``; it is
+updated by ``PATCH /sources/{id}`` (``/destinations/{id}``) with only the changed fields, and
+``POST .../test-connection`` tests changed fields without saving them. Routes and the field path
+can be overridden per updater, since the source routes are inferred. A test whose ``data`` reports
+failure is a failure even when the envelope says ``success``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from rotation import errors
+from rotation._http import is_transient_status, json_body, retry_after
+from rotation.retry import retrying
+
+if TYPE_CHECKING:
+    from rotation.secret import Secret
+    from rotation.updaters.base import Updater, UpdaterContext
+
+__all__ = ["PrequelDestinationFactory", "PrequelSettings", "PrequelSourceFactory", "PrequelUpdater"]
+
+API_VERSION = "2023-12-01"
+
+
+class PrequelSettings(BaseModel):
+    """A ``[[targets.updaters]]`` table of kind ``prequel-source`` / ``prequel-destination``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = Field(default="https://api.prequel.co", pattern=r"^https://[^\s/]+(/\S*)?$")
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    api_key_secret_name: str = Field(pattern=r"^[0-9a-zA-Z-]{1,127}$")
+    api_version: str = API_VERSION
+    update_path: str | None = None
+    test_path: str | None = None
+    test_before_push: bool = True
+    token_field: str = "databricks.access_token_auth.access_token"  # noqa: S105 — a path
+    auth_method_field: str | None = "databricks.auth_method"
+    auth_method: str = "access_token_auth"
+
+
+class _SourceSettings(PrequelSettings):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$", alias="source_id")
+
+
+class _DestinationSettings(PrequelSettings):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$", alias="destination_id")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plugin:
+    noun: Literal["source", "destination"]
+    settings_model: type[BaseModel]
+    collection: str
+
+    def build(self, settings: BaseModel, context: UpdaterContext) -> Updater:
+        assert isinstance(settings, PrequelSettings)  # noqa: S101 — validated by settings_model
+        return PrequelUpdater(self.noun, self.collection, settings, context)
+
+
+PrequelSourceFactory = _Plugin("source", _SourceSettings, "sources")
+PrequelDestinationFactory = _Plugin("destination", _DestinationSettings, "destinations")
+
+
+def _nest(path: str, value: object, into: dict[str, Any]) -> dict[str, Any]:
+    node = into
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return into
+
+
+class PrequelUpdater:
+    """Test, push and confirm a PAT on one Prequel source or destination."""
+
+    _ok: ClassVar[frozenset[str]] = frozenset({"success", "ok", "succeeded"})
+
+    def __init__(
+        self,
+        noun: Literal["source", "destination"],
+        collection: str,
+        settings: PrequelSettings,
+        context: UpdaterContext,
+    ) -> None:
+        self._noun = noun
+        self._settings = settings
+        self._ctx = context
+        base = settings.base_url.rstrip("/")
+        self._update_url = base + (settings.update_path or f"/{collection}/{{id}}").format(
+            id=settings.id
+        )
+        test = settings.test_path
+        if test is None:
+            test = f"/{collection}/{{id}}/test-connection"
+        self._test_url = base + test.format(id=settings.id) if test else None
+
+    @property
+    def name(self) -> str:
+        """Return e.g. ``prequel-source:abc``."""
+        return f"prequel-{self._noun}:{self._settings.id}"
+
+    def __repr__(self) -> str:
+        return f"PrequelUpdater({self.name!r}, {self._settings.base_url!r})"
+
+    def _changes(self, pat: Secret) -> dict[str, Any]:
+        body = _nest(self._settings.token_field, pat.reveal(), {})
+        if self._settings.auth_method_field:
+            _nest(self._settings.auth_method_field, self._settings.auth_method, body)
+        return {self._noun: body}
+
+    async def test(self, pat: Secret) -> bool:
+        """Ask Prequel to test *pat* without saving it; False when testing is switched off."""
+        if self._test_url is None or not self._settings.test_before_push:
+            return False
+        await self._test(self._changes(pat), "the new PAT (not saved)")
+        return True
+
+    async def push(self, pat: Secret) -> None:
+        """Save *pat* on the source/destination with a PATCH of only the token fields."""
+        body = self._changes(pat)
+        await retrying(self._ctx.retry, lambda: self._send("PATCH", self._update_url, body))
+
+    async def confirm(self, pat: Secret) -> None:
+        """Prove the saved configuration works: test it with no changes (or read it back)."""
+        del pat  # Prequel never returns the token; the stored one is tested instead
+        if self._test_url is None:
+            await retrying(self._ctx.retry, lambda: self._send("GET", self._update_url, None))
+            return
+        await self._test({self._noun: {}}, "the saved PAT")
+
+    async def _test(self, body: dict[str, Any], what: str) -> None:
+        assert self._test_url is not None  # noqa: S101
+        url = self._test_url
+        envelope = await retrying(self._ctx.retry, lambda: self._send("POST", url, body))
+        data = envelope.get("data")
+        status = data.get("status") if isinstance(data, dict) else data
+        if str(status).lower() not in self._ok:
+            detail = data.get("message") if isinstance(data, dict) else None
+            msg = (
+                f"Prequel {self._noun} {self._settings.id} tested {what} and it failed: "
+                f"{detail or envelope.get('message') or 'no reason given'}. Check that the "
+                "service principal can reach the SQL warehouse (CAN_USE on it, entitlements) "
+                "and that the workspace's IP access list admits Prequel."
+            )
+            raise errors.ConsumerRejectedTokenError(msg)
+
+    async def _send(self, method: str, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        api_key = await self._ctx.secrets.read(self._settings.api_key_secret_name)
+        headers = {
+            "X-API-KEY": api_key.reveal(),
+            "X-Prequel-Api-Version": self._settings.api_version,
+        }
+        try:
+            response = await self._ctx.http.request(method, url, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            msg = (
+                f"Could not reach Prequel at {self._settings.base_url} "
+                f"({type(exc).__name__}); retrying later may help."
+            )
+            raise errors.ConsumerError(msg, transient=True) from exc
+        envelope = json_body(response)
+        if response.is_success:
+            return envelope
+        raise self._translate(response, envelope, method)
+
+    def _translate(
+        self, response: httpx.Response, envelope: dict[str, Any], method: str
+    ) -> errors.ConsumerError:
+        status = response.status_code
+        said = envelope.get("message") or response.reason_phrase
+        where = f"Prequel {self._noun} {self._settings.id} at {self._settings.base_url} ({method})"
+        if is_transient_status(status):
+            return errors.ConsumerError(
+                f"{where} answered {status}: {said}. Transient; retried, and the next run resumes.",
+                transient=True,
+                retry_after=retry_after(response),
+            )
+        if status in {401, 403}:
+            return errors.ConsumerAuthError(
+                f"{where} rejected the API key from Key Vault secret "
+                f"{self._settings.api_key_secret_name!r} ({status}: {said}). Check the key is "
+                "current and matches the environment (sk_prod_ vs sk_staging_ keys) and base_url."
+            )
+        if status == 404:  # noqa: PLR2004
+            return errors.ConsumerError(
+                f"{where} does not exist ({said}). Check the {self._noun} id and base_url; if "
+                "your Prequel account uses other routes, set update_path / test_path."
+            )
+        return errors.ConsumerError(f"{where} refused the request ({status}: {said}).")
