@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rotation import logs
 from rotation.errors import ConfigError, RotationError, UnknownTargetError
@@ -22,6 +22,7 @@ from rotation.report import format_time
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from rotation.config import Config
     from rotation.report import TargetReport
     from rotation.service import StatusRow
 
@@ -79,7 +80,7 @@ def _setup_logging(level: str) -> None:
     logs.install()
 
 
-async def _run(args: argparse.Namespace, config: Any, out: TextIO) -> int:
+async def _run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     from rotation.clients import open_runtime  # noqa: PLC0415
     from rotation.service import rotate, status  # noqa: PLC0415
 

@@ -300,7 +300,11 @@ def _duplicates(config: Config) -> list[str]:
 
 def _format(exc: ValidationError, prefix: str) -> list[str]:
     out = []
-    for err in exc.errors(include_url=False, include_input=False):
+    found = exc.errors(include_url=False, include_input=False)
+    for err in found:
+        deeper = any(e["loc"][: len(err["loc"])] == err["loc"] and e is not err for e in found)
+        if err["type"] == "too_short" and deeper:
+            continue  # the items' own errors say it better
         path = prefix
         for part in err["loc"]:
             if isinstance(part, int):

@@ -129,6 +129,8 @@ class _Run:
         async with self._issuer() as issuer:
             tokens = await issuer.list()
         self.done("credentials", live_tokens=len(tokens))
+        if p.rotate:
+            await self._preflight(self._updaters())
         self.report.outcome = Outcome.WOULD_ROTATE if p.rotate else Outcome.HOUSEKEEPING
 
     async def execute(self, *, force: bool) -> None:
@@ -174,6 +176,8 @@ class _Run:
     async def _rotate(
         self, issuer: TokenIssuer, versions: list[VersionState], p: Plan, value: Secret | None
     ) -> None:
+        updaters = self._updaters()
+        await self._preflight(updaters)
         pending: tuple[VersionState, Secret] | None = None
         if p.resume and self.latest is not None:
             pending = await self._resumable(issuer, self.latest, value)
@@ -185,7 +189,6 @@ class _Run:
         self.report.expires_on = state.expires_on
         self.report.previous_token_id = state.tag(Tag.PREVIOUS_TOKEN_ID)
         await self._verify(issuer, state, pat)
-        updaters = self._updaters()
         await self._test(updaters, pat)
         await self._push(updaters, pat)
         promoted = await self._promote(state, versions)
@@ -211,7 +214,9 @@ class _Run:
     async def _abandon(self, issuer: TokenIssuer, state: VersionState, why: str) -> None:
         """Disable a pending version whose PAT cannot be used, then revoke that PAT."""
         tags = state.with_tags(stage=Stage.ABANDONED.value, minting=None)
-        await self.rt.store.update(state, tags=tags, enabled=False)
+        abandoned = await self.rt.store.update(state, tags=tags, enabled=False)
+        if self.latest is not None and self.latest.version == state.version:
+            self.latest = abandoned
         if state.token_id and await issuer.revoke(state.token_id):
             self.report.revoked.append(state.token_id)
         self.report.notes.append(f"abandoned pending version {state.version}: {why}")
@@ -235,6 +240,11 @@ class _Run:
         self.done("mint", rotation_id=rotation_id, token_id=new.info.token_id)
         self.enter("store")
         current = _current(versions)
+        if current is None or not current.token_id:
+            self.report.notes.append(
+                "no earlier rotator-made PAT is recorded, so none will be revoked; a PAT made by "
+                "hand for the consumers stays alive until you revoke it"
+            )
         tags = {
             Tag.MANAGED_BY: MANAGED_BY,
             Tag.TARGET: self.t.name,
@@ -280,6 +290,16 @@ class _Run:
             built.append(found.build(spec.settings, ctx))
         self.report.consumers = [ConsumerResult(u.name) for u in built]
         return built
+
+    async def _preflight(self, updaters: list[Updater]) -> None:
+        self.enter("preflight")
+        for updater, result in zip(updaters, self.report.consumers, strict=True):
+            try:
+                await updater.preflight()
+            except errors.RotationError as exc:
+                result.error = str(exc)
+                raise
+        self.done("preflight", consumers=len(updaters))
 
     async def _test(self, updaters: list[Updater], pat: Secret) -> None:
         self.enter("test")

@@ -26,10 +26,11 @@ _PATTERNS: Final = re.compile(
 
 def redact(text: str) -> str:
     """Return *text* with every known secret value and secret-shaped string masked."""
+    text = _PATTERNS.sub(_MASK, text)
     for value in known_values():
         if value in text:
             text = text.replace(value, _MASK)
-    return _PATTERNS.sub(_MASK, text)
+    return text
 
 
 class RedactingFilter(logging.Filter):

@@ -15,6 +15,7 @@ __all__ = ["Secret", "known_values"]
 _MASK: Final = "[secret]"
 _KNOWN: OrderedDict[str, None] = OrderedDict()
 _KNOWN_MAX: Final = 4096
+_KNOWN_MIN: Final = 8
 _KNOWN_LOCK = Lock()
 
 
@@ -25,6 +26,8 @@ def known_values() -> list[str]:
 
 
 def _remember(value: str) -> None:
+    if len(value) < _KNOWN_MIN:
+        return  # too short to be a real credential, and masking it would garble logs
     with _KNOWN_LOCK:
         _KNOWN[value] = None
         _KNOWN.move_to_end(value)

@@ -46,6 +46,13 @@ class Updater(Protocol):
         """Return a short label that identifies the consumer in logs and reports (no secrets)."""
         ...
 
+    async def preflight(self) -> None:
+        """Prove the consumer is reachable and accepts our credentials, before anything is minted.
+
+        Raise ``ConsumerAuthError`` / ``ConsumerError`` with what to fix; change nothing.
+        """
+        ...
+
     async def test(self, pat: Secret) -> bool:
         """Prove *pat* works for the consumer without saving it.
 

@@ -116,6 +116,10 @@ class PrequelUpdater:
             _nest(self._settings.auth_method_field, self._settings.auth_method, body)
         return {self._noun: body}
 
+    async def preflight(self) -> None:
+        """Read the source/destination: proves the API key, the id and the base URL."""
+        await retrying(self._ctx.retry, lambda: self._send("GET", self._update_url, None))
+
     async def test(self, pat: Secret) -> bool:
         """Ask Prequel to test *pat* without saving it; False when testing is switched off."""
         if self._test_url is None or not self._settings.test_before_push:

@@ -1,0 +1,65 @@
+"""Shared fixtures: one set of emulators per session, a rotator identity, a world helper.
+
+Every log record of the whole session is collected; at the end the session fails if any value an
+emulator issued (PAT, client secret, OAuth secret, API key, access token) appears in one of them
+or in any CLI output the tests captured (see ``hygiene``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import pytest
+
+from emulators.harness import Emulators
+from tests import hygiene
+from tests.world import World
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    hygiene.start_collecting()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaks = hygiene.leaks()
+    if leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"SECRET HYGIENE: {len(leaks)} leak(s):", red=True)
+            for where in leaks[:20]:
+                reporter.write_line(f"  {where}", red=True)
+    else:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            count = hygiene.scanned()
+            reporter.write_line(f"secret hygiene: {count} log records/outputs scanned, no secret found")
+
+
+@pytest.fixture(scope="session")
+def emu() -> Iterator[Emulators]:
+    with Emulators() as emulators:
+        hygiene.watch(emulators.secrets)
+        yield emulators
+
+
+@pytest.fixture(autouse=True)
+def _clean_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "emu" in request.fixturenames:
+        request.getfixturevalue("emu").faults.clear()
+
+
+@pytest.fixture(scope="session")
+async def world(emu: Emulators) -> AsyncIterator[World]:
+    async with World.open(emu) as w:
+        yield w
+
+
+@pytest.fixture(autouse=True)
+def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)

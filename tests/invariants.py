@@ -1,0 +1,55 @@
+"""Check invariants I1-I3 of DESIGN.md against the emulators' state; report violations in words."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rotation.state import parse_comment
+
+if TYPE_CHECKING:
+    from emulators.harness import Emulators
+    from emulators.scenario import SeededTarget
+
+
+def rotator_tokens(emu: Emulators, seeded: SeededTarget) -> list[object]:
+    """Return the live PATs this app minted for *seeded*."""
+    return [
+        t
+        for t in emu.databricks.tokens_of(seeded.application_id)
+        if (m := parse_comment(t.comment)) is not None and m[0] == seeded.name
+    ]
+
+
+def consumer_store(emu: Emulators, kind: str) -> dict[str, object]:
+    """Return Prequel's sources or destinations."""
+    return emu.prequel.sources if kind == "prequel-source" else emu.prequel.destinations
+
+
+def violations(
+    emu: Emulators, seeded: SeededTarget, *, settled: bool = True, max_live: int = 1
+) -> list[str]:
+    """Return every violation of I1-I3 for *seeded*, in words (empty when all hold).
+
+    *settled*: the last run succeeded, so I3 must hold (at most *max_live* rotator PATs, no
+    pending version); otherwise only I1 and I2 are checked.
+    """
+    found: list[str] = []
+    for c in seeded.consumers:
+        held = consumer_store(emu, c.kind)[c.id].access_token
+        if not emu.databricks.is_live(held):
+            found.append(f"I1: {c.kind} {c.id} holds a PAT Databricks does not accept")
+    versions = emu.keyvault.versions(seeded.secret_name)
+    enabled = [v for v in versions if v.enabled]
+    if enabled and not emu.databricks.is_live(enabled[-1].value):
+        found.append(f"I2: the latest enabled version {enabled[-1].version} holds a dead PAT")
+    referenced = {v.tags.get("token-id") for v in versions}
+    live = rotator_tokens(emu, seeded)
+    if settled:
+        orphans = [t.token_id for t in live if t.token_id not in referenced]  # type: ignore[attr-defined]
+        if orphans:
+            found.append(f"I3: live rotator PATs no version references: {orphans}")
+        if len(live) > max_live:
+            found.append(f"I3: {len(live)} live rotator PATs, expected at most {max_live}")
+        if versions and versions[-1].tags.get("stage") == "pending":
+            found.append("I3: the latest version is still pending after a successful run")
+    return found

@@ -1,0 +1,173 @@
+"""Configuration: valid files load; every problem is reported with its path and what to do."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rotation.config import load_config, parse_config
+from rotation.errors import ConfigError
+
+TOML = textwrap.dedent(
+    """
+    key_vault_url = "https://my-vault.vault.azure.net"
+    [defaults]
+    lifetime_days = 60
+    rotate_before_days = 20
+    [[targets]]
+    name = "prequel-prod"
+    workspace_url = "https://adb-1234567890123456.7.azuredatabricks.net/"
+    secret_name = "prequel-prod-pat"
+    grace_period_hours = 2
+    [targets.principal]
+    kind = "entra-client-secret"
+    tenant_id = "tenant"
+    client_id = "client"
+    client_secret_name = "prequel-sp-secret"
+    [[targets.updaters]]
+    kind = "prequel-source"
+    source_id = "src-1"
+    api_key_secret_name = "prequel-api-key"
+    """
+)
+
+
+def _target(**over: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "name": "t1",
+        "workspace_url": "https://adb-1.azuredatabricks.net",
+        "secret_name": "t1-pat",
+        "principal": {
+            "kind": "databricks-oauth",
+            "client_id": "app",
+            "client_secret_name": "t1-oauth",
+        },
+    }
+    return base | over
+
+
+def _problems(data: object) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return str(info.value)
+
+
+def test_toml_file_loads_with_defaults_applied(tmp_path: Path) -> None:
+    path = tmp_path / "rotation.toml"
+    path.write_text(TOML)
+    config = load_config(path)
+    (target,) = config.targets
+    assert (target.lifetime_days, target.rotate_before_days) == (60, 20)
+    assert target.grace_period_hours == 2
+    assert target.workspace_url == "https://adb-1234567890123456.7.azuredatabricks.net"
+    assert target.updaters[0].kind == "prequel-source"
+    assert target.updaters[0].settings.id == "src-1"  # type: ignore[attr-defined]
+
+
+def test_inline_json_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = {"key_vault_url": "https://v.vault.azure.net", "targets": [_target()]}
+    monkeypatch.setenv("ROTATION_CONFIG", json.dumps(data))
+    assert load_config().targets[0].name == "t1"
+
+
+def test_path_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(TOML)
+    monkeypatch.setenv("ROTATION_CONFIG", str(path))
+    assert load_config().targets[0].name == "prequel-prod"
+
+
+def test_missing_configuration_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROTATION_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="--config PATH or set ROTATION_CONFIG"):
+        load_config()
+
+
+def test_broken_toml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("key_vault_url = ")
+    with pytest.raises(ConfigError, match=r"bad\.toml is not valid TOML"):
+        load_config(path)
+
+
+def test_every_problem_is_listed_with_its_path() -> None:
+    bad = _target(
+        secret_name="not valid!",
+        workspace_url="http://insecure.example",
+        principal={"kind": "entra-client-secret", "client_id": "x", "client_secret_name": "s"},
+    )
+    text = _problems({"key_vault_url": "https://v.vault.azure.net", "targets": [bad]})
+    assert "targets[0].secret_name" in text
+    assert "targets[0].workspace_url" in text
+    assert "https://" in text
+    assert "targets[0].principal.tenant_id: Field required" in text
+    assert "3 problem(s)" in text
+
+
+def test_lifetime_must_outlast_rotation_window_and_grace() -> None:
+    text = _problems(
+        {
+            "key_vault_url": "https://v.vault.azure.net",
+            "targets": [_target(lifetime_days=30, rotate_before_days=29, grace_period_hours=30)],
+        }
+    )
+    assert "lifetime_days (30) must be longer than rotate_before_days (29)" in text
+
+
+def test_duplicate_names_and_secret_names_are_rejected() -> None:
+    text = _problems(
+        {"key_vault_url": "https://v.vault.azure.net", "targets": [_target(), _target()]}
+    )
+    assert "duplicate target name 't1'" in text
+    assert "duplicate secret_name 't1-pat'" in text
+
+
+def test_unknown_kinds_name_the_known_ones() -> None:
+    text = _problems(
+        {
+            "key_vault_url": "https://v.vault.azure.net",
+            "targets": [
+                _target(
+                    principal={"kind": "password"},
+                    updaters=[{"kind": "slack"}, {"kind": "prequel-source"}],
+                )
+            ],
+        }
+    )
+    assert "targets[0].principal: kind must be one of 'entra-client-secret'" in text
+    assert "targets[0].updaters[0].kind: unknown updater kind 'slack'" in text
+    assert "prequel-destination" in text
+    assert "targets[0].updaters[1].source_id: Field required" in text
+
+
+def test_a_secret_value_in_the_config_is_refused_without_echoing_it() -> None:
+    planted = "dapi" + "0123456789abcdef" * 2
+    text = _problems(
+        {
+            "key_vault_url": "https://v.vault.azure.net",
+            "targets": [
+                _target(
+                    principal={
+                        "kind": "databricks-oauth",
+                        "client_id": "app",
+                        "client_secret_name": "n",
+                        "client_secret": planted,
+                    }
+                )
+            ],
+        }
+    )
+    assert "principal.client_secret: Extra inputs are not permitted" in text
+    assert "store them in Key Vault" in text
+    assert planted not in text
+
+
+def test_a_top_level_that_is_not_a_table_is_refused() -> None:
+    assert "top level" in _problems(["not", "a", "table"])
+
+
+def test_no_targets_is_refused() -> None:
+    assert "targets" in _problems({"key_vault_url": "https://v.vault.azure.net", "targets": []})

@@ -1,0 +1,87 @@
+"""A failure at any step leaves every consumer working; the next run finishes the same rotation."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulators.scenario import SeededTarget
+from rotation.report import Outcome
+from tests.invariants import rotator_tokens, violations
+from tests.world import World
+
+CREATE = "/api/2.0/token/create"
+
+
+def _fault(world: World, seeded: SeededTarget, step: str, old_version: str) -> None:
+    source = seeded.consumers[0].id
+    secret = seeded.secret_name
+    where = {
+        "mint": ("databricks", "POST", CREATE),
+        "store": ("keyvault", "PUT", f"/secrets/{secret}"),
+        "verify": ("databricks", "GET", "/api/2.0/preview/scim/v2/Me"),
+        "test": ("prequel", "POST", f"/sources/{source}/test-connection"),
+        "push": ("prequel", "PATCH", f"/sources/{source}"),
+        "promote": ("keyvault", "PATCH", f"/secrets/{secret}/(?!{old_version}).+"),
+        "revoke": ("databricks", "POST", "/api/2.0/token/delete"),
+    }[step]
+    world.emu.faults.add(*where, status=503, times=-1)
+
+
+def _successful_creates(world: World) -> int:
+    return sum(
+        1
+        for e in world.emu.requests.entries()
+        if e.service == "databricks" and e.path == CREATE and e.status == 200
+    )
+
+
+@pytest.mark.parametrize("step", ["mint", "store", "verify", "test", "push", "promote", "revoke"])
+async def test_failure_at_a_step_is_finished_by_the_next_run(world: World, step: str) -> None:
+    emu = world.emu
+    seeded = world.target(timing={"lifetime_days": 10, "rotate_before_days": 3})
+    first = await world.rotate_one(seeded)
+    old = emu.keyvault.latest(seeded.secret_name)
+    assert old is not None
+    creates = _successful_creates(world)
+    emu.clock.advance(8 * 86_400)  # now due: 2 days left
+
+    _fault(world, seeded, step, old.version)
+    failed = await world.rotate_one(seeded)
+    assert failed.outcome is Outcome.FAILED
+    assert failed.error is not None
+    assert failed.error.step == step
+    assert failed.error.transient
+    assert violations(emu, seeded, settled=False) == []
+    if step != "revoke":
+        assert emu.databricks.is_live(emu.databricks.get(first.token_id).value)  # type: ignore[union-attr]
+
+    emu.faults.clear()
+    finished = await world.rotate_one(seeded)
+    assert finished.error is None, finished.error
+    expected = Outcome.HOUSEKEEPING if step == "revoke" else Outcome.ROTATED
+    assert finished.outcome is expected
+    assert first.token_id in finished.revoked
+    # One PAT per rotation; a PAT whose value could not be stored is revoked at once instead.
+    assert _successful_creates(world) - creates == (2 if step == "store" else 1)
+    assert violations(emu, seeded) == []
+    (live,) = rotator_tokens(emu, seeded)
+    assert emu.keyvault.latest(seeded.secret_name).tags["token-id"] == live.token_id  # type: ignore[union-attr]
+
+
+async def test_a_dead_pending_pat_is_abandoned_and_replaced(world: World) -> None:
+    emu = world.emu
+    seeded = world.target()
+    await world.rotate_one(seeded)
+    emu.faults.add("prequel", "PATCH", f"/sources/{seeded.consumers[0].id}", status=503, times=-1)
+    failed = await world.rotate_one(seeded, force=True)
+    assert failed.error is not None
+    emu.faults.clear()
+    emu.databricks.revoke(failed.token_id)  # someone revoked the pending PAT by hand
+
+    finished = await world.rotate_one(seeded)
+    assert finished.outcome is Outcome.ROTATED
+    assert finished.token_id != failed.token_id
+    assert any("abandoned" in n for n in finished.notes)
+    abandoned = [v for v in emu.keyvault.versions(seeded.secret_name) if v.tags.get("stage") == "abandoned"]
+    assert [v.enabled for v in abandoned] == [False]
+    assert violations(emu, seeded) == []

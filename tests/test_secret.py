@@ -1,0 +1,63 @@
+"""Secrets stay masked: the Secret type, the logging filter, and the hygiene scanner itself."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+import pytest
+
+from rotation.auth import BearerAuth, StaticBearerAuth
+from rotation.logs import RedactingFilter, redact
+from rotation.secret import Secret
+from tests import hygiene
+
+VALUE = "dapi" + "5" * 32
+
+
+def test_secret_never_shows_its_value() -> None:
+    s = Secret("hunter2-but-longer")
+    for text in (repr(s), str(s), f"{s}", f"{s!r}", f"{s:>30}", repr([s]), repr({"k": s})):
+        assert "hunter2" not in text
+    assert s.reveal() == "hunter2-but-longer"
+
+
+def test_secret_cannot_be_pickled_or_changed() -> None:
+    s = Secret("abc")
+    with pytest.raises(TypeError):
+        pickle.dumps(s)
+    with pytest.raises(AttributeError):
+        s._value = "x"  # type: ignore[misc]
+
+
+def test_auth_objects_do_not_show_tokens() -> None:
+    assert "dapi" not in repr(StaticBearerAuth(Secret(VALUE)))
+    assert repr(BearerAuth(lambda: None)) == "BearerAuth([secure])"  # type: ignore[arg-type,return-value]
+
+
+def test_filter_masks_known_values_and_secret_shapes() -> None:
+    Secret("my-client-secret-value")
+    assert "my-client-secret-value" not in redact("secret is my-client-secret-value.")
+    assert VALUE not in redact(f"token {VALUE} leaked")
+    assert "abc.def" not in redact("Authorization: Bearer abc.defghijkl")
+    assert "sk_prod_" not in redact("key sk_prod_abcdefghijkl")
+
+
+def test_filter_rewrites_records_with_args_and_exceptions() -> None:
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "got %s", (VALUE,), None)
+    try:
+        raise ValueError(VALUE)
+    except ValueError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    RedactingFilter().filter(record)
+    assert VALUE not in record.getMessage()
+    assert record.exc_text is not None
+    assert VALUE not in record.exc_text
+
+
+def test_the_hygiene_scanner_finds_a_planted_secret() -> None:
+    planted = "Zq9" * 12
+    hits = hygiene.find([("somewhere", f"prefix{planted}suffix"), ("clean", "nothing")], frozenset({planted}))
+    assert hits == ["somewhere: contains an issued secret"]
