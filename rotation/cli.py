@@ -123,24 +123,7 @@ def _emit_reports(reports: list[TargetReport], out: TextIO, *, as_json: bool) ->
 
 def _emit_status(rows: list[StatusRow], out: TextIO, *, as_json: bool) -> None:
     if as_json:
-        data = [
-            {
-                "target": s.target,
-                "secret_name": s.secret_name,
-                "token_id": s.token_id,
-                "stage": s.stage,
-                "created_at": format_time(s.created_on),
-                "expires_at": format_time(s.expires_on),
-                "days_left": None if s.days_left is None else round(s.days_left, 2),
-                "due": s.due,
-                "reason": s.reason,
-                "last_result": s.last_result,
-                "consumers": s.consumers,
-                "revoke_previous_at": format_time(s.revoke_previous_at),
-            }
-            for s in rows
-        ]
-        json.dump({"targets": data}, out, indent=2)
+        json.dump({"targets": [s.to_json() for s in rows]}, out, indent=2)
         out.write("\n")
         return
     table = [

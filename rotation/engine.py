@@ -80,11 +80,11 @@ class _Run:
         self.ws = Workspace(rt.http, target.workspace_url, rt.retry)
         self.latest: VersionState | None = None
 
-    def enter(self, step: str) -> None:
-        """Start *step*: check the lock is still held first."""
-        if self.lease is not None:
-            self.lease.check()
+    async def enter(self, step: str, *, check: bool = True) -> None:
+        """Start *step*: check the lock is still held first (unless *check* is False)."""
         self.step = step
+        if check and self.lease is not None:
+            await self.lease.check()
 
     def done(self, step: str, **fields: object) -> None:
         """Record *step* as completed and log it."""
@@ -125,7 +125,7 @@ class _Run:
         if p.idle:
             self.report.outcome = Outcome.NOT_DUE
             return
-        self.enter("credentials")
+        await self.enter("credentials")
         async with self._issuer() as issuer:
             tokens = await issuer.list()
         self.done("credentials", live_tokens=len(tokens))
@@ -139,7 +139,7 @@ class _Run:
         if p.idle:
             self.report.outcome = Outcome.NOT_DUE
             return
-        self.enter("credentials")
+        await self.enter("credentials")
         async with self._issuer() as issuer:
             versions = await self.rt.store.versions(self.t.secret_name)
             latest = self.latest
@@ -165,7 +165,7 @@ class _Run:
         )
 
     async def _sweep(self, issuer: TokenIssuer, versions: list[VersionState]) -> None:
-        self.enter("sweep")
+        await self.enter("sweep")
         min_age = self.rt.config.orphan_min_age_minutes * 60
         swept = await sweep_orphans(
             issuer, self.t.name, versions, now=self.rt.clock(), min_age_seconds=min_age
@@ -199,7 +199,7 @@ class _Run:
         self, issuer: TokenIssuer, state: VersionState, value: Secret | None
     ) -> tuple[VersionState, Secret] | None:
         """Return the pending version to finish, or None after abandoning an unusable one."""
-        self.enter("verify")
+        await self.enter("verify")
         if value is not None:
             try:
                 me = await self.ws.me(StaticBearerAuth(value), principal=issuer.application_id)
@@ -228,17 +228,17 @@ class _Run:
         rotation_id = secrets.token_hex(8)
         latest = self.latest
         if latest is not None:
-            self.enter("intent")
+            await self.enter("intent")
             self.latest = await self.rt.store.update(
                 latest, tags=latest.with_tags(minting=rotation_id)
             )
-        self.enter("mint")
+        await self.enter("mint")
         lifetime = self.t.lifetime_days * 86_400
         new = await issuer.create(
             lifetime_seconds=lifetime, comment=comment_for(self.t.name, rotation_id)
         )
         self.done("mint", rotation_id=rotation_id, token_id=new.info.token_id)
-        self.enter("store")
+        await self.enter("store", check=False)  # a minted PAT is stored even if the lease is gone
         current = _current(versions)
         if current is None or not current.token_id:
             self.report.notes.append(
@@ -269,7 +269,7 @@ class _Run:
         return state, new.value
 
     async def _verify(self, issuer: TokenIssuer, state: VersionState, pat: Secret) -> None:
-        self.enter("verify")
+        await self.enter("verify")
         me = await self.ws.me(StaticBearerAuth(pat), principal=issuer.application_id)
         if me.user_name != issuer.application_id:
             await self._abandon(issuer, state, f"it authenticates as {me.user_name!r}")
@@ -292,7 +292,7 @@ class _Run:
         return built
 
     async def _preflight(self, updaters: list[Updater]) -> None:
-        self.enter("preflight")
+        await self.enter("preflight")
         for updater, result in zip(updaters, self.report.consumers, strict=True):
             try:
                 await updater.preflight()
@@ -302,7 +302,7 @@ class _Run:
         self.done("preflight", consumers=len(updaters))
 
     async def _test(self, updaters: list[Updater], pat: Secret) -> None:
-        self.enter("test")
+        await self.enter("test")
         for updater, result in zip(updaters, self.report.consumers, strict=True):
             try:
                 result.tested = await updater.test(pat)
@@ -314,10 +314,10 @@ class _Run:
     async def _push(self, updaters: list[Updater], pat: Secret) -> None:
         for updater, result in zip(updaters, self.report.consumers, strict=True):
             try:
-                self.enter("push")
+                await self.enter("push")
                 await updater.push(pat)
                 result.pushed = True
-                self.enter("confirm")
+                await self.enter("confirm")
                 await updater.confirm(pat)
                 result.confirmed = True
             except errors.RotationError as exc:
@@ -326,7 +326,7 @@ class _Run:
             self.done("push", consumer=updater.name)
 
     async def _promote(self, state: VersionState, versions: list[VersionState]) -> VersionState:
-        self.enter("promote")
+        await self.enter("promote")
         now = self.rt.clock()
         previous = state.tag(Tag.PREVIOUS_TOKEN_ID)
         revoke_at = now + self.t.grace_period_hours * 3600 if previous else None
@@ -351,7 +351,7 @@ class _Run:
         self, issuer: TokenIssuer, versions: list[VersionState], current: VersionState
     ) -> VersionState:
         """Revoke the PAT *current* replaced, mark its version revoked; return updated *current*."""
-        self.enter("revoke")
+        await self.enter("revoke")
         previous = current.tag(Tag.PREVIOUS_TOKEN_ID)
         if previous is None:
             return current

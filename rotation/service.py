@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from rotation.engine import run_target
 from rotation.errors import UnknownTargetError
 from rotation.plan import DAY, plan
-from rotation.report import Outcome, TargetReport
+from rotation.report import Outcome, TargetReport, format_time
 from rotation.state import Tag
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rotation.runtime import Runtime
     from rotation.state import VersionState
 
-__all__ = ["StatusRow", "rotate", "select", "status"]
+__all__ = ["StatusRow", "needing_work", "rotate", "select", "status"]
 
 
 def select(config: Config, names: Sequence[str] | None) -> list[Target]:
@@ -39,11 +39,20 @@ def select(config: Config, names: Sequence[str] | None) -> list[Target]:
 
 
 async def rotate(
-    rt: Runtime, names: Sequence[str] | None = None, *, force: bool = False, dry_run: bool = False
+    rt: Runtime,
+    names: Sequence[str] | None = None,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    listing: dict[str, VersionState] | None = None,
 ) -> list[TargetReport]:
-    """Rotate what is due (or everything named, with *force*); one report per target."""
+    """Rotate what is due (or everything named, with *force*); one report per target.
+
+    *listing* is the vault's latest-version states when the caller already listed them.
+    """
     targets = select(rt.config, names)
-    listing = await rt.store.list_latest()
+    if listing is None:
+        listing = await rt.store.list_latest()
     gate = asyncio.Semaphore(rt.config.concurrency)
 
     async def one(target: Target) -> TargetReport:
@@ -55,6 +64,18 @@ async def rotate(
             return await run_target(rt, target, force=force, dry_run=dry_run)
 
     return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+async def needing_work(rt: Runtime) -> tuple[dict[str, VersionState], list[Target]]:
+    """Return the vault listing and the targets that need a run (rotation or housekeeping)."""
+    listing = await rt.store.list_latest()
+    now = rt.clock()
+    busy = [
+        t
+        for t in rt.config.targets
+        if not plan(t, listing.get(t.secret_name), now, force=False).idle
+    ]
+    return listing, busy
 
 
 def _idle(target: Target, latest: VersionState | None, reason: str) -> TargetReport:
@@ -81,6 +102,23 @@ class StatusRow:
     last_result: str | None
     consumers: str | None
     revoke_previous_at: float | None
+
+    def to_json(self) -> dict[str, object]:
+        """Return the stable JSON form (documented in the README)."""
+        return {
+            "target": self.target,
+            "secret_name": self.secret_name,
+            "token_id": self.token_id,
+            "stage": self.stage,
+            "created_at": format_time(self.created_on),
+            "expires_at": format_time(self.expires_on),
+            "days_left": None if self.days_left is None else round(self.days_left, 2),
+            "due": self.due,
+            "reason": self.reason,
+            "last_result": self.last_result,
+            "consumers": self.consumers,
+            "revoke_previous_at": format_time(self.revoke_previous_at),
+        }
 
 
 async def status(rt: Runtime) -> list[StatusRow]:

@@ -37,7 +37,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             count = hygiene.scanned()
-            reporter.write_line(f"secret hygiene: {count} log records/outputs scanned, no secret found")
+            reporter.write_line(
+                f"secret hygiene: {count} log records/outputs scanned, no secret found"
+            )
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +65,12 @@ async def world(emu: Emulators) -> AsyncIterator[World]:
 @pytest.fixture(autouse=True)
 def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[object]:
+    from tests.azurite import start
+
+    running = start()
+    yield running
+    running.stop()

@@ -31,6 +31,7 @@ def _cli(
         "AZURE_CLIENT_ID": client,
         "AZURE_CLIENT_SECRET": secret,
         "AZURE_AUTHORITY_HOST": emu.entra_url,
+        "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential",
     }
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "rotation", *args],
@@ -103,7 +104,9 @@ def test_a_failed_target_exits_1_with_the_reason(world: World, tmp_path: Path) -
         (("frobnicate",), "invalid choice"),
     ],
 )
-def test_usage_errors_exit_2(world: World, tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
+def test_usage_errors_exit_2(
+    world: World, tmp_path: Path, args: tuple[str, ...], needle: str
+) -> None:
     emu = world.emu
     done = _cli(emu, tmp_path, _config(emu, world.target()), *args)
     assert done.returncode == 2

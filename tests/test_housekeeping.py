@@ -49,7 +49,9 @@ async def test_orphans_are_swept_and_a_persons_pat_is_not(world: World) -> None:
     emu = world.emu
     seeded = world.target()
     await world.rotate_one(seeded)
-    orphan = emu.databricks.mint(seeded.application_id, 86_400, comment_for(seeded.name, "crashed1"))
+    orphan = emu.databricks.mint(
+        seeded.application_id, 86_400, comment_for(seeded.name, "crashed1")
+    )
     other_target = emu.databricks.mint(seeded.application_id, 86_400, comment_for("other", "x"))
     personal = emu.databricks.mint(seeded.application_id, 86_400, "pat-rotator is great")
 

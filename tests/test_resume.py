@@ -82,6 +82,8 @@ async def test_a_dead_pending_pat_is_abandoned_and_replaced(world: World) -> Non
     assert finished.outcome is Outcome.ROTATED
     assert finished.token_id != failed.token_id
     assert any("abandoned" in n for n in finished.notes)
-    abandoned = [v for v in emu.keyvault.versions(seeded.secret_name) if v.tags.get("stage") == "abandoned"]
+    abandoned = [
+        v for v in emu.keyvault.versions(seeded.secret_name) if v.tags.get("stage") == "abandoned"
+    ]
     assert [v.enabled for v in abandoned] == [False]
     assert violations(emu, seeded) == []

@@ -9,7 +9,12 @@ from tests.invariants import consumer_store, rotator_tokens, violations
 from tests.world import World
 
 KINDS = ["entra-client-secret", "databricks-oauth", "databricks-obo"]
-CONSUMERS = [("prequel-source",), ("prequel-destination",), ("prequel-source", "prequel-destination"), ()]
+CONSUMERS = [
+    ("prequel-source",),
+    ("prequel-destination",),
+    ("prequel-source", "prequel-destination"),
+    (),
+]
 
 
 @pytest.mark.parametrize("consumers", CONSUMERS, ids=lambda c: "+".join(c) or "key-vault-only")
@@ -23,7 +28,9 @@ async def test_bootstrap_then_rotation(world: World, kind: str, consumers: tuple
     assert first.previous_token_id is None
     (minted,) = rotator_tokens(emu, seeded)
     assert first.token_id == minted.token_id
-    assert emu.databricks.is_live(seeded_human_value(world, seeded))  # a person's PAT is never touched
+    assert emu.databricks.is_live(
+        seeded_human_value(world, seeded)
+    )  # a person's PAT is never touched
     assert all(c.confirmed for c in first.consumers)
     for c in seeded.consumers:
         assert consumer_store(emu, c.kind)[c.id].access_token == minted.value

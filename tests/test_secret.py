@@ -59,5 +59,7 @@ def test_filter_rewrites_records_with_args_and_exceptions() -> None:
 
 def test_the_hygiene_scanner_finds_a_planted_secret() -> None:
     planted = "Zq9" * 12
-    hits = hygiene.find([("somewhere", f"prefix{planted}suffix"), ("clean", "nothing")], frozenset({planted}))
+    hits = hygiene.find(
+        [("somewhere", f"prefix{planted}suffix"), ("clean", "nothing")], frozenset({planted})
+    )
     assert hits == ["somewhere: contains an issued secret"]

@@ -64,8 +64,13 @@ async def test_bad_client_secret(world: World) -> None:
 
 async def test_wrong_scope(world: World) -> None:
     seeded = world.target()
-    body = {"error": "invalid_scope", "error_description": "AADSTS70011: The provided value for the input parameter 'scope' is not valid."}
-    world.emu.faults.add("entra", "POST", r"/.+/oauth2/v2\.0/token", status=400, body=body, times=-1)
+    body = {
+        "error": "invalid_scope",
+        "error_description": "AADSTS70011: The provided value for the input parameter 'scope' is not valid.",
+    }
+    world.emu.faults.add(
+        "entra", "POST", r"/.+/oauth2/v2\.0/token", status=400, body=body, times=-1
+    )
     await _fails(world, seeded, "credential", "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default")
 
 
@@ -123,8 +128,14 @@ async def test_prequel_rejects_the_new_token_then_the_next_run_resumes(world: Wo
     seeded = world.target()
     await world.rotate_one(seeded)
     held = consumer_store(emu, "prequel-source")[seeded.consumers[0].id].access_token
-    body = {"status": "success", "data": {"status": "failure", "message": "Could not connect"}, "message": "ok"}
-    emu.faults.add("prequel", "POST", r"/sources/.+/test-connection", status=200, body=body, times=-1)
+    body = {
+        "status": "success",
+        "data": {"status": "failure", "message": "Could not connect"},
+        "message": "ok",
+    }
+    emu.faults.add(
+        "prequel", "POST", r"/sources/.+/test-connection", status=200, body=body, times=-1
+    )
     report = await world.rotate_one(seeded, force=True)
     assert report.error is not None
     assert report.error.kind == "consumer-rejected-token"
@@ -137,7 +148,6 @@ async def test_prequel_rejects_the_new_token_then_the_next_run_resumes(world: Wo
     assert finished.outcome is Outcome.ROTATED
     assert finished.token_id == report.token_id
     assert emu.requests.count("databricks", "POST", "/api/2.0/token/create") == creates
-
 
 
 @pytest.mark.parametrize("error_code", [403, "PERMISSION_DENIED"])

@@ -1,0 +1,41 @@
+"""Local HTTPS stand-ins for Entra ID, Databricks, Key Vault and Prequel.
+
+Each emulator is a Starlette app served by uvicorn on 127.0.0.1 over TLS (a throwaway
+trustme CA), in a thread of its own, following the contract sheets in ``reference/``.
+They never contact anything outside loopback. Start them all with `Emulators`.
+"""
+
+from __future__ import annotations
+
+from emulators.clock import Clock
+from emulators.databricks_model import DatabricksConf, Principal, Token
+from emulators.databricks_state import DatabricksState
+from emulators.entra_state import AppCredential, EntraState, IssuedToken
+from emulators.faults import Fault, FaultPlan
+from emulators.harness import Emulators
+from emulators.keyvault_state import KeyVaultState, SecretVersion
+from emulators.prequel_state import Connection, ConnectionTest, PrequelState
+from emulators.registry import SecretRegistry
+from emulators.requestlog import LoggedRequest, RequestLog
+
+__all__ = [
+    "AppCredential",
+    "Clock",
+    "Connection",
+    "ConnectionTest",
+    "DatabricksConf",
+    "DatabricksState",
+    "Emulators",
+    "EntraState",
+    "Fault",
+    "FaultPlan",
+    "IssuedToken",
+    "KeyVaultState",
+    "LoggedRequest",
+    "PrequelState",
+    "Principal",
+    "RequestLog",
+    "SecretRegistry",
+    "SecretVersion",
+    "Token",
+]

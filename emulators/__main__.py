@@ -1,0 +1,173 @@
+"""``python -m emulators sandbox | serve``: see a full rotation with no Azure subscription.
+
+``sandbox`` starts the emulators, seeds a workspace, a service principal, a vault and a Prequel
+source, then runs the real rotation code twice (bootstrap, then a forced rotation that revokes the
+first PAT), printing each step and the final state. ``serve`` starts and seeds them, writes a
+config file and an environment file that point ``python -m rotation`` at them, and runs until
+interrupted. Nothing printed contains a secret value; the environment file (mode 0600) does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from emulators.harness import Emulators
+from emulators.scenario import rotator_identity, seed_target
+
+if TYPE_CHECKING:
+    from emulators.scenario import SeededTarget
+
+__all__ = ["main"]
+
+
+def _say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _config_table(emu: Emulators, seeded: list[SeededTarget]) -> dict[str, object]:
+    return {
+        "key_vault_url": emu.keyvault_url,
+        "orphan_min_age_minutes": 0,
+        "targets": [s.table for s in seeded],
+    }
+
+
+def _show_state(emu: Emulators, seeded: SeededTarget) -> None:
+    live = emu.databricks.tokens_of(seeded.application_id)
+    _say(f"  Databricks: service principal {seeded.application_id} holds {len(live)} live PAT(s)")
+    for tok in live:
+        _say(f"    token {tok.token_id[:12]}…  comment={tok.comment!r}")
+    by_value = {t.value: t.token_id for t in live}
+    for consumer in seeded.consumers:
+        store = (
+            emu.prequel.sources if consumer.kind == "prequel-source" else emu.prequel.destinations
+        )
+        held = by_value.get(store[consumer.id].access_token, "a dead PAT!")
+        _say(f"  Prequel {consumer.kind} {consumer.id}: holds token {held[:12]}…")
+    _say(f"  Key Vault secret {seeded.secret_name}:")
+    for v in emu.keyvault.versions(seeded.secret_name):
+        tags = v.tags
+        _say(
+            f"    version {v.version[:8]}…  enabled={v.enabled!s:5}  "
+            f"stage={tags.get('stage', '-'):8}  token={tags.get('token-id', '-')[:12]}…"
+        )
+
+
+async def _rotate_twice(emu: Emulators, seeded: SeededTarget, rotator: tuple[str, str, str]) -> int:
+    from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
+
+    from rotation.cli import _emit_reports  # noqa: PLC0415
+    from rotation.clients import open_runtime  # noqa: PLC0415
+    from rotation.config import parse_config  # noqa: PLC0415
+    from rotation.service import rotate  # noqa: PLC0415
+
+    config = parse_config(_config_table(emu, [seeded]), origin="sandbox")
+    ca = str(emu.ca_path)
+    tenant, client, secret = rotator
+    failures = 0
+    async with (
+        ClientSecretCredential(
+            tenant, client, secret, authority=emu.entra_url, connection_verify=ca
+        ) as cred,
+        open_runtime(config, credential=cred, ca_file=ca, clock=emu.clock.now) as rt,
+    ):
+        for title, force in (
+            ("1. bootstrap: the first rotator-made PAT", False),
+            ("2. forced rotation", True),
+        ):
+            _say(f"\n== {title} ==")
+            reports = await rotate(rt, force=force)
+            _emit_reports(reports, sys.stdout, as_json=False)
+            failures += sum(not r.ok for r in reports)
+            _show_state(emu, seeded)
+    return failures
+
+
+def sandbox() -> int:
+    """Run the sandbox; return the exit code."""
+    from rotation import logs  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.WARNING, format="    log: %(message)s", stream=sys.stdout)
+    logging.getLogger("rotation").setLevel(logging.INFO)
+    logs.install()
+    with Emulators() as emu:
+        _say(f"Emulators on loopback: Entra {emu.entra_url}, Databricks {emu.databricks_url},")
+        _say(f"  Key Vault {emu.keyvault_url}, Prequel {emu.prequel_url}")
+        rotator = rotator_identity(emu)
+        seeded = seed_target(emu, "prequel-prod")
+        _say("\n== 0. seeded: a service principal, its secret in Key Vault, a Prequel source ==")
+        _show_state(emu, seeded)
+        failures = asyncio.run(_rotate_twice(emu, seeded, rotator))
+        calls = emu.requests.entries()
+        per = {
+            s: sum(1 for c in calls if c.service == s)
+            for s in ("entra", "databricks", "keyvault", "prequel")
+        }
+        _say(f"\nHTTP calls made by the two runs and the seeding checks: {per}")
+    _say("sandbox: OK" if not failures else f"sandbox: {failures} target run(s) failed")
+    return 1 if failures else 0
+
+
+def serve(directory: Path) -> int:
+    """Start and seed the emulators, write config + env files, and wait for Ctrl-C."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with Emulators() as emu:
+        tenant, client, secret = rotator_identity(emu)
+        seeded = seed_target(emu, "prequel-prod")
+        config = directory / "config.json"
+        config.write_text(json.dumps(_config_table(emu, [seeded]), indent=2), encoding="utf-8")
+        env = directory / "env.sh"
+        env.touch(mode=0o600)
+        env.write_text(
+            "".join(
+                f"export {k}={v}\n"
+                for k, v in {
+                    "ROTATION_CONFIG": config.resolve(),
+                    "ROTATION_CA_FILE": emu.ca_path,
+                    "AZURE_TENANT_ID": tenant,
+                    "AZURE_CLIENT_ID": client,
+                    "AZURE_CLIENT_SECRET": secret,
+                    "AZURE_AUTHORITY_HOST": emu.entra_url,
+                    "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential",
+                }.items()
+            ),
+            encoding="utf-8",
+        )
+        env.chmod(0o600)
+        _say(f"Emulators running. Config: {config.resolve()}")
+        _say(
+            f"In another shell:  source {env.resolve()} && "
+            "python -m rotation rotate && python -m rotation status"
+        )
+        _say("Ctrl-C to stop.")
+        stop = threading.Event()
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            _say("stopping")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen command."""
+    parser = argparse.ArgumentParser(prog="python -m emulators")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("sandbox", help="run two real rotations against the emulators and print them")
+    srv = sub.add_parser("serve", help="start the emulators for python -m rotation")
+    srv.add_argument("--dir", default=".sandbox", type=Path, help="where to write config and env")
+    args = parser.parse_args(argv)
+    if args.command == "sandbox":
+        return sandbox()
+    return serve(args.dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

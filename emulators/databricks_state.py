@@ -1,0 +1,321 @@
+"""State of one Databricks workspace emulator: principals, PATs and OAuth M2M secrets."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from emulators.databricks_model import (
+    TOKEN_QUOTA,
+    TWO_YEARS_SECONDS,
+    ApiError,
+    DatabricksConf,
+    Principal,
+    Token,
+)
+
+if TYPE_CHECKING:
+    from emulators.clock import Clock
+    from emulators.entra_state import EntraState
+    from emulators.registry import SecretRegistry
+
+__all__ = ["DatabricksState"]
+
+OAUTH_TOKEN_SECONDS = 3600
+
+
+class DatabricksState:
+    """Principals and tokens of one workspace; every method is thread-safe.
+
+    Token expiry follows the virtual `Clock`; OAuth access tokens from ``/oidc/v1/token``
+    expire by real time.
+    """
+
+    def __init__(
+        self,
+        *,
+        entra: EntraState,
+        clock: Clock,
+        registry: SecretRegistry,
+        workspace_id: int | None = None,
+    ) -> None:
+        self.entra = entra
+        self.clock = clock
+        self.conf = DatabricksConf()
+        self.other_acl: list[dict[str, Any]] = []
+        """Token-permission entries for users and groups, echoed by the permissions API."""
+        self.workspace_id = workspace_id or 10**15 + secrets.randbelow(9 * 10**15)
+        self._registry = registry
+        self._lock = threading.RLock()
+        self._next_id = 10**15 + secrets.randbelow(8 * 10**15)
+        self._by_id: dict[int, Principal] = {}
+        self._by_app: dict[str, Principal] = {}
+        self._by_user: dict[str, Principal] = {}
+        self._tokens: dict[str, Token] = {}
+        self._by_value: dict[str, Token] = {}
+        self._by_owner: dict[int, dict[str, Token]] = {}
+        self._revoked: set[str] = set()
+        self._oauth_secrets: dict[str, list[str]] = {}
+        self._oauth_tokens: dict[str, tuple[int, float]] = {}
+
+    # -- principals ---------------------------------------------------------------------
+
+    def add_service_principal(
+        self,
+        application_id: str,
+        display_name: str = "sp",
+        *,
+        can_use: bool = True,
+        in_workspace: bool = True,
+        admin: bool = False,
+    ) -> Principal:
+        """Add a service principal (Entra SPs use their client id as ``application_id``)."""
+        with self._lock:
+            if application_id in self._by_app:
+                raise ValueError(f"service principal {application_id} already exists")
+            principal = Principal(
+                self._new_id(), application_id, display_name, application_id,
+                admin=admin, can_use=can_use, in_workspace=in_workspace,
+            )  # fmt: skip
+            self._by_id[principal.id] = principal
+            self._by_app[application_id] = principal
+            return principal
+
+    def add_admin_user(self, user_name: str = "admin@example.com") -> str:
+        """Add a workspace admin user and return a PAT of theirs (for on-behalf-of calls)."""
+        with self._lock:
+            user = self._by_user.get(user_name)
+            if user is None:
+                user = Principal(
+                    self._new_id(), None, user_name, user_name, kind="user", admin=True
+                )
+                self._by_id[user.id] = user
+                self._by_user[user_name] = user
+            return self._mint(user, user, None, "admin token").value
+
+    def principal(self, application_id: str) -> Principal | None:
+        """Return the service principal with ``application_id``, if any."""
+        with self._lock:
+            return self._by_app.get(application_id)
+
+    def principal_by_id(self, principal_id: int) -> Principal | None:
+        """Return the user or service principal with a numeric id, if any."""
+        with self._lock:
+            return self._by_id.get(principal_id)
+
+    def service_principals(self) -> list[Principal]:
+        """Return all service principals."""
+        with self._lock:
+            return list(self._by_app.values())
+
+    def set_can_use(self, application_id: str, can_use: bool) -> None:
+        """Grant or remove CAN_USE on tokens; removing it deletes the principal's tokens."""
+        with self._lock:
+            principal = self._sp(application_id)
+            principal.can_use = can_use
+            if not principal.may_use_tokens:
+                self._revoke_all(principal)
+
+    def remove_from_workspace(self, application_id: str) -> None:
+        """Remove a service principal from the workspace; its tokens are deleted."""
+        with self._lock:
+            principal = self._sp(application_id)
+            principal.in_workspace = False
+            self._revoke_all(principal)
+
+    # -- tokens -------------------------------------------------------------------------
+
+    def mint(self, application_id: str, lifetime_seconds: int | None, comment: str = "") -> Token:
+        """Seed a token directly, bypassing every API check.
+
+        ``lifetime_seconds`` None means 2 years; 0 or less means it never expires.
+        """
+        with self._lock:
+            owner = self._sp(application_id)
+            return self._mint(owner, owner, lifetime_seconds, comment)
+
+    def create_token(
+        self,
+        owner: Principal,
+        created_by: Principal,
+        lifetime_seconds: int | None,
+        comment: str,
+        scopes: tuple[str, ...] = (),
+    ) -> Token:
+        """Create a token as the API does: checks enablement, CAN_USE, lifetime and quota."""
+        with self._lock:
+            if not self.conf.tokens_enabled:
+                raise ApiError(404, 404, "Tokens are disabled.")
+            if not owner.may_use_tokens:
+                raise ApiError(
+                    403, "PERMISSION_DENIED", "User does not have permission to use tokens."
+                )
+            if lifetime_seconds is not None and lifetime_seconds <= 0:
+                raise ApiError(
+                    400, "INVALID_PARAMETER_VALUE", f"Invalid timeout: {lifetime_seconds}"
+                )
+            max_days = self.conf.max_token_lifetime_days
+            if max_days is not None:
+                if lifetime_seconds is None:
+                    lifetime_seconds = max_days * 86400
+                elif lifetime_seconds > max_days * 86400:
+                    raise ApiError(
+                        400,
+                        "INVALID_PARAMETER_VALUE",
+                        f"Token lifetime exceeds the maximum lifetime of {max_days} days allowed"
+                        " by the workspace.",
+                    )
+            if self._live_count(owner) >= TOKEN_QUOTA:
+                raise ApiError(
+                    400, "QUOTA_EXCEEDED", f"Cannot create more than {TOKEN_QUOTA} tokens."
+                )
+            return self._mint(owner, created_by, lifetime_seconds, comment, scopes)
+
+    def tokens_of(self, application_id: str, include_expired: bool = False) -> list[Token]:
+        """Return a service principal's tokens, oldest first."""
+        with self._lock:
+            principal = self._by_app.get(application_id)
+            if principal is None:
+                return []
+            return self.tokens_owned_by(principal, include_expired=include_expired)
+
+    def tokens_owned_by(self, owner: Principal, *, include_expired: bool = False) -> list[Token]:
+        """Return the tokens a principal owns, oldest first."""
+        now = self.clock.now_ms()
+        with self._lock:
+            tokens = list(self._by_owner.get(owner.id, {}).values())
+        return [t for t in tokens if include_expired or not t.expired(now)]
+
+    def all_tokens(self) -> list[Token]:
+        """Return every token not revoked (expired ones included), oldest first."""
+        with self._lock:
+            return list(self._tokens.values())
+
+    def get(self, token_id: str) -> Token | None:
+        """Return a token by id; None once revoked or if it never existed."""
+        with self._lock:
+            return self._tokens.get(token_id)
+
+    def revoke(self, token_id: str) -> bool:
+        """Delete a token; return whether it existed."""
+        with self._lock:
+            token = self._tokens.pop(token_id, None)
+            if token is None:
+                return False
+            del self._by_value[token.value]
+            del self._by_owner[token.owner.id][token_id]
+            self._revoked.add(token_id)
+            return True
+
+    def was_revoked(self, token_id: str) -> bool:
+        """Tell whether a token existed and was deleted."""
+        with self._lock:
+            return token_id in self._revoked
+
+    def is_live(self, value: str) -> bool:
+        """Tell whether a PAT value would authenticate now."""
+        return self._live_token(value) is not None
+
+    def authenticate_pat(self, value: str) -> Principal | None:
+        """Return the owner of a live PAT (recording its use), or None."""
+        token = self._live_token(value)
+        if token is None:
+            return None
+        token.last_accessed_ms = self.clock.now_ms()
+        return token.owner
+
+    # -- OAuth M2M (Databricks-managed secrets) -----------------------------------------
+
+    def add_oauth_secret(self, application_id: str) -> str:
+        """Create an OAuth secret for a service principal (for ``/oidc/v1/token``)."""
+        value = "dose" + secrets.token_hex(32)
+        self._registry.add(value, "oauth_secret")
+        with self._lock:
+            self._sp(application_id)
+            self._oauth_secrets.setdefault(application_id, []).append(value)
+        return value
+
+    def issue_oauth_token(self, client_id: str, secret: str) -> str | None:
+        """Exchange OAuth client credentials for an access token; None if they are wrong."""
+        with self._lock:
+            principal = self._by_app.get(client_id)
+            known = self._oauth_secrets.get(client_id, [])
+            if principal is None or not any(secrets.compare_digest(secret, s) for s in known):
+                return None
+            value = "eyJ" + secrets.token_urlsafe(60)
+            self._oauth_tokens[value] = (principal.id, time.time() + OAUTH_TOKEN_SECONDS)
+        self._registry.add(value, "access_token")
+        return value
+
+    def resolve_oauth_token(self, value: str) -> Principal | None:
+        """Return the principal of a live ``/oidc/v1/token`` access token, or None."""
+        with self._lock:
+            entry = self._oauth_tokens.get(value)
+            if entry is None or entry[1] <= time.time():
+                return None
+            return self._by_id.get(entry[0])
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _live_token(self, value: str) -> Token | None:
+        now = self.clock.now_ms()
+        with self._lock:
+            token = self._by_value.get(value)
+            if token is None or token.expired(now) or not self.conf.tokens_enabled:
+                return None
+            if not token.owner.may_use_tokens:
+                return None
+            return token
+
+    def _mint(
+        self,
+        owner: Principal,
+        created_by: Principal,
+        lifetime_seconds: int | None,
+        comment: str,
+        scopes: tuple[str, ...] = (),
+    ) -> Token:
+        now = self.clock.now_ms()
+        lifetime = TWO_YEARS_SECONDS if lifetime_seconds is None else lifetime_seconds
+        token = Token(
+            token_id=secrets.token_hex(32),
+            value="dapi" + secrets.token_hex(16),
+            owner=owner,
+            created_by=created_by,
+            creation_ms=now,
+            expiry_ms=now + lifetime * 1000 if lifetime > 0 else -1,
+            comment=comment,
+            scopes=scopes,
+        )
+        self._registry.add(token.value, "pat")
+        self._tokens[token.token_id] = token
+        self._by_value[token.value] = token
+        self._by_owner.setdefault(owner.id, {})[token.token_id] = token
+        return token
+
+    def _live_count(self, owner: Principal) -> int:
+        now = self.clock.now_ms()
+        return sum(1 for t in self._by_owner.get(owner.id, {}).values() if not t.expired(now))
+
+    def _revoke_all(self, principal: Principal) -> None:
+        for token_id in list(self._by_owner.get(principal.id, {})):
+            self.revoke(token_id)
+
+    def _sp(self, application_id: str) -> Principal:
+        principal = self._by_app.get(application_id)
+        if principal is None:
+            raise KeyError(f"no service principal {application_id} in this workspace")
+        return principal
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def __repr__(self) -> str:
+        with self._lock:
+            return (
+                f"DatabricksState(workspace_id={self.workspace_id}, principals={len(self._by_id)},"
+                f" tokens={len(self._tokens)})"
+            )

@@ -1,0 +1,158 @@
+"""Start the Entra ID, Databricks, Key Vault and Prequel emulators on loopback HTTPS."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import TYPE_CHECKING, Self
+
+from emulators.clock import Clock
+from emulators.databricks import build_databricks_app, databricks_error_body
+from emulators.databricks_state import DatabricksState
+from emulators.entra import build_entra_app, entra_error_body
+from emulators.entra_state import EntraState
+from emulators.faults import FaultPlan
+from emulators.keyvault import build_keyvault_app, keyvault_error_body
+from emulators.keyvault_state import KeyVaultState
+from emulators.middleware import ErrorBody, ServiceMiddleware
+from emulators.prequel import build_prequel_app, prequel_error_body
+from emulators.prequel_state import PrequelState
+from emulators.registry import SecretRegistry
+from emulators.requestlog import RequestLog
+from emulators.server import ServerThread
+from emulators.tls import LoopbackTLS
+
+if TYPE_CHECKING:
+    import tempfile
+    from pathlib import Path
+    from types import TracebackType
+
+    from starlette.types import ASGIApp
+
+__all__ = ["Emulators"]
+
+
+class Emulators:
+    """Start Entra ID, Databricks, Key Vault and Prequel emulators on loopback HTTPS.
+
+    A context manager: ``with Emulators() as emu: ...``.
+
+    State objects exist from construction (so tests may seed them before `start`); URLs
+    and ``ca_path`` are valid between `start` and `stop`. One fault plan, request log and
+    secret registry are shared by all servers.
+    """
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
+        self.secrets = SecretRegistry()
+        self.faults = FaultPlan()
+        self.requests = RequestLog()
+        self.tenant_id = str(uuid.uuid4())
+        self.entra = EntraState(tenant_id=self.tenant_id, registry=self.secrets)
+        self.databricks = self._new_workspace()
+        self.keyvault = KeyVaultState(clock=self.clock, tenant_id=self.tenant_id)
+        self.prequel = PrequelState(registry=self.secrets)
+        self.entra_url = self.databricks_url = self.keyvault_url = self.prequel_url = ""
+        self._servers: list[ServerThread] = []
+        self._tls: LoopbackTLS | None = None
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self._lock = threading.Lock()
+        self._started = False
+
+    @property
+    def ca_path(self) -> Path:
+        """PEM file of the CA that signed every emulator's certificate."""
+        if self._tls is None:
+            raise RuntimeError("the emulators are not running: call start() first")
+        return self._tls.ca_path
+
+    def start(self) -> None:
+        """Start all four servers (idempotent)."""
+        with self._lock:
+            if self._started:
+                return
+            self._tls, self._tempdir = LoopbackTLS.create()
+            self.prequel.ca_path = self._tls.ca_path
+            self.faults.closing.clear()
+            servers = [
+                self._server("entra", build_entra_app(self.entra), entra_error_body),
+                self._server(
+                    "databricks", build_databricks_app(self.databricks), databricks_error_body
+                ),
+                self._server(
+                    "keyvault", build_keyvault_app(self.keyvault, self.entra), keyvault_error_body
+                ),
+                self._server("prequel", build_prequel_app(self.prequel), prequel_error_body),
+            ]
+            try:
+                self._launch(servers)
+            except BaseException:
+                self._shutdown()
+                raise
+            self.entra_url, self.databricks_url, self.keyvault_url, self.prequel_url = (
+                s.url for s in servers
+            )
+            self._started = True
+
+    def add_workspace(self) -> tuple[DatabricksState, str]:
+        """Start one more Databricks workspace (same Entra tenant); return its state and URL."""
+        with self._lock:
+            if not self._started:
+                raise RuntimeError("start() the emulators before adding a workspace")
+            state = self._new_workspace()
+            server = self._server("databricks", build_databricks_app(state), databricks_error_body)
+            self._launch([server])
+            return state, server.url
+
+    def stop(self) -> None:
+        """Stop every server, join its thread and delete the TLS files."""
+        with self._lock:
+            self._shutdown()
+            self._started = False
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _new_workspace(self) -> DatabricksState:
+        return DatabricksState(entra=self.entra, clock=self.clock, registry=self.secrets)
+
+    def _server(self, service: str, app: ASGIApp, error_body: ErrorBody) -> ServerThread:
+        if self._tls is None:
+            raise RuntimeError("TLS material is missing")
+        wrapped = ServiceMiddleware(
+            app, service=service, faults=self.faults, log=self.requests, error_body=error_body
+        )
+        server = ServerThread(wrapped, self._tls, service)
+        self._servers.append(server)
+        return server
+
+    @staticmethod
+    def _launch(servers: list[ServerThread]) -> None:
+        for server in servers:
+            server.begin()
+        for server in servers:
+            server.wait_ready()
+
+    def _shutdown(self) -> None:
+        self.faults.close()
+        for server in self._servers:
+            server.signal_stop()
+        for server in self._servers:
+            server.join()
+        self._servers.clear()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+        self._tempdir = self._tls = None
+
+    def __repr__(self) -> str:
+        state = "running" if self._started else "stopped"
+        return f"Emulators({state}, tenant_id={self.tenant_id!r})"

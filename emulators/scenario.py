@@ -1,0 +1,119 @@
+"""Seed the emulators with a ready-to-rotate target: the sandbox's, the tests' and ``serve``'s.
+
+A scenario is what a real user prepares by hand (seed procedure): a service principal added to
+the workspace with CAN_USE, its credential in Key Vault, a Prequel source or destination holding
+a PAT a person made, and the Prequel API key in Key Vault. All values are generated now.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from emulators.harness import Emulators
+
+__all__ = ["Consumer", "SeededTarget", "rotator_identity", "seed_target"]
+
+PrincipalKind = Literal["entra-client-secret", "databricks-oauth", "databricks-obo"]
+ConsumerKind = Literal["prequel-source", "prequel-destination"]
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    """A seeded Prequel source or destination."""
+
+    kind: ConsumerKind
+    id: str
+
+
+@dataclass(slots=True)
+class SeededTarget:
+    """A target ready to rotate: its config table and the ids needed to inspect it."""
+
+    name: str
+    kind: PrincipalKind
+    application_id: str
+    secret_name: str
+    table: dict[str, Any]
+    consumers: list[Consumer] = field(default_factory=list)
+    human_token_id: str | None = None
+
+
+def rotator_identity(emu: Emulators) -> tuple[str, str, str]:
+    """Register the rotator's own Entra app (its Key Vault identity): (tenant, client, secret)."""
+    app = emu.entra.add_app("pat-rotator")
+    return app.tenant_id, app.client_id, app.client_secret
+
+
+def seed_target(
+    emu: Emulators,
+    name: str | None = None,
+    *,
+    kind: PrincipalKind = "entra-client-secret",
+    consumers: tuple[ConsumerKind, ...] = ("prequel-source",),
+    timing: dict[str, float] | None = None,
+) -> SeededTarget:
+    """Create everything one target needs in the emulators; return its config table."""
+    name = name or f"t-{secrets.token_hex(4)}"
+    principal, app_id = _principal(emu, name, kind)
+    human = emu.databricks.mint(app_id, 90 * 86_400, "made by a person for Prequel")
+    key_name = f"{name}-prequel-key"
+    emu.keyvault.set_secret(key_name, emu.prequel.add_api_key())
+    host = emu.databricks_url.removeprefix("https://")
+    seeded = SeededTarget(name, kind, app_id, f"{name}-pat", {}, human_token_id=human.token_id)
+    updaters = []
+    for consumer in consumers:
+        noun = consumer.removeprefix("prequel-")
+        add = emu.prequel.add_source if noun == "source" else emu.prequel.add_destination
+        cid = add(host=host, access_token=human.value)
+        seeded.consumers.append(Consumer(consumer, cid))
+        updaters.append(
+            {
+                "kind": consumer,
+                "base_url": emu.prequel_url,
+                f"{noun}_id": cid,
+                "api_key_secret_name": key_name,
+            }
+        )
+    seeded.table = {
+        "name": name,
+        "workspace_url": emu.databricks_url,
+        "secret_name": seeded.secret_name,
+        "principal": principal,
+        "updaters": updaters,
+        **(timing or {}),
+    }
+    return seeded
+
+
+def _principal(emu: Emulators, name: str, kind: PrincipalKind) -> tuple[dict[str, Any], str]:
+    secret_name = f"{name}-sp-credential"
+    if kind == "entra-client-secret":
+        app = emu.entra.add_app(f"{name}-sp")
+        emu.databricks.add_service_principal(app.client_id, f"{name}-sp")
+        emu.keyvault.set_secret(secret_name, app.client_secret)
+        table = {
+            "kind": kind,
+            "tenant_id": app.tenant_id,
+            "client_id": app.client_id,
+            "client_secret_name": secret_name,
+            "authority_host": emu.entra_url,
+        }
+        return table, app.client_id
+    app_id = _uuid()
+    emu.databricks.add_service_principal(app_id, f"{name}-sp")
+    if kind == "databricks-oauth":
+        emu.keyvault.set_secret(secret_name, emu.databricks.add_oauth_secret(app_id))
+        table = {"kind": kind, "client_id": app_id, "client_secret_name": secret_name}
+        return table, app_id
+    emu.keyvault.set_secret(secret_name, emu.databricks.add_admin_user(f"admin-{name}@example.com"))
+    table = {"kind": kind, "application_id": app_id, "admin_token_secret_name": secret_name}
+    return table, app_id
+
+
+def _uuid() -> str:
+    import uuid  # noqa: PLC0415
+
+    return str(uuid.uuid4())
