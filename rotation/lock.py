@@ -1,7 +1,8 @@
 """The per-target lock seam (invariant I5: one writer per target).
 
-A lock is held for a whole run of one target; ``check()`` is called at every step boundary and
-raises ``LockLostError`` when the lock was lost, so the run stops before its next write.
+A lock is held for a whole run of one target; ``await lease.check()`` is called at every step
+boundary and raises ``LockLostError`` when the lock was lost (for a blob lease: renewing it
+failed), so the run stops before its next write.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ __all__ = ["Lease", "Lock", "NullLock"]
 class Lease(Protocol):
     """A held lock."""
 
-    def check(self) -> None:
-        """Raise ``LockLostError`` if the lock is no longer held."""
+    async def check(self) -> None:
+        """Raise ``LockLostError`` if the lock is no longer held (may extend it)."""
         ...
 
 
@@ -35,7 +36,7 @@ class Lock(Protocol):
 
 
 class _NoLease:
-    def check(self) -> None:
+    async def check(self) -> None:
         return None
 
 

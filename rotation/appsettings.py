@@ -1,0 +1,61 @@
+"""The Function App's settings (environment variables), read and checked in one place.
+
+| setting | meaning | default |
+|---|---|---|
+| ``ROTATION_CONFIG`` | config: a TOML/JSON path or inline JSON | required |
+| ``ROTATION_SCHEDULE`` | timer NCRONTAB (read by the host) | ``0 0 */6 * * *`` in the samples |
+| ``AzureWebJobsStorage`` | storage for the lock and the fan-out queue | required in Azure |
+| ``ROTATION_FANOUT_THRESHOLD`` | more due targets than this → one queue message each | ``20`` |
+| ``ROTATION_QUEUE`` | the fan-out queue's name | ``pat-rotations`` |
+| ``ROTATION_LOCK_CONTAINER`` | blob container holding the lock blobs | ``pat-rotator-locks`` |
+| ``ROTATION_CA_FILE`` | extra CA bundle (local emulators only) | unset |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rotation.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["AppSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppSettings:
+    """Settings of the Function App beyond the rotation config."""
+
+    storage: str | None = None
+    storage_account_url: str | None = None
+    fanout_threshold: int = 20
+    queue_name: str = "pat-rotations"
+    lock_container: str = "pat-rotator-locks"
+    ca_file: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AppSettings:
+        """Read the settings from *env* (default ``os.environ``); ``ConfigError`` when invalid."""
+        env = os.environ if env is None else env
+        raw = env.get("ROTATION_FANOUT_THRESHOLD", "20").strip()
+        if not raw.isdigit() or int(raw) < 1:
+            msg = f"ROTATION_FANOUT_THRESHOLD must be a whole number ≥ 1, got {raw!r}."
+            raise ConfigError(msg)
+        account = env.get("AzureWebJobsStorage__accountName")
+        return cls(
+            storage=env.get("AzureWebJobsStorage") or None,
+            storage_account_url=env.get("AzureWebJobsStorage__blobServiceUri")
+            or (f"https://{account}.blob.core.windows.net" if account else None),
+            fanout_threshold=int(raw),
+            queue_name=env.get("ROTATION_QUEUE", "pat-rotations"),
+            lock_container=env.get("ROTATION_LOCK_CONTAINER", "pat-rotator-locks"),
+            ca_file=env.get("ROTATION_CA_FILE") or None,
+        )
+
+    @property
+    def has_storage(self) -> bool:
+        """Return whether a storage account is configured (lock and fan-out available)."""
+        return bool(self.storage or self.storage_account_url)

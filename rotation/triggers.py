@@ -1,0 +1,225 @@
+"""What each Function App trigger does, independent of ``azure.functions`` types.
+
+``function_app.py`` only adapts the host's objects to these coroutines. Each builds its clients
+from the app settings (:func:`open_app`), runs the rotation service and returns plain data.
+Clients are built per invocation; nothing heavy is imported until a trigger runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rotation import errors
+from rotation.appsettings import AppSettings
+from rotation.config import load_config
+from rotation.events import ACTIONABLE, MalformedEventError, parse_event
+from rotation.http_api import BadRequestError, parse_rotate_request
+from rotation.report import Outcome
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Mapping
+
+    from rotation.events import KeyVaultEvent
+    from rotation.report import TargetReport
+    from rotation.runtime import Runtime
+    from rotation.storage import Storage
+
+__all__ = ["App", "key_vault_event", "open_app", "queued_rotation", "timer_tick"]
+
+log = logging.getLogger("rotation")
+MAX_DEQUEUE = 5  # host.json extensions.queues.maxDequeueCount
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """One invocation's runtime, settings and storage."""
+
+    rt: Runtime
+    settings: AppSettings
+    storage: Storage | None
+
+
+@asynccontextmanager
+async def open_app(env: Mapping[str, str] | None = None) -> AsyncIterator[App]:
+    """Build the clients from the app settings (managed identity in Azure) and close them after."""
+    from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
+
+    from rotation.clients import open_runtime  # noqa: PLC0415
+    from rotation.lease import BlobLeaseLock  # noqa: PLC0415
+    from rotation.storage import open_storage  # noqa: PLC0415
+
+    settings = AppSettings.from_env(env)
+    config = load_config()
+    kw: dict[str, Any] = {"connection_verify": settings.ca_file} if settings.ca_file else {}
+    async with (
+        DefaultAzureCredential(**kw) as credential,
+        open_storage(settings, credential) as storage,
+    ):
+        lock = BlobLeaseLock(storage.blobs, container=settings.lock_container) if storage else None
+        async with open_runtime(
+            config, credential=credential, ca_file=settings.ca_file, lock=lock
+        ) as rt:
+            yield App(rt, settings, storage)
+
+
+def summarize(reports: list[TargetReport]) -> str:
+    """Return a one-line summary such as ``3 targets: rotated 1, not-due 2``."""
+    counts = Counter(r.outcome.value for r in reports)
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    return f"{len(reports)} targets: {parts or 'none'}"
+
+
+async def timer_tick(*, past_due: bool = False) -> str:
+    """Rotate what is due; fan out through the queue when more is due than one run should do."""
+    from rotation.service import needing_work, rotate  # noqa: PLC0415
+
+    async with open_app() as app:
+        listing, due = await needing_work(app.rt)
+        if app.storage is not None and len(due) > app.settings.fanout_threshold:
+            for target in due:
+                await app.storage.queue.send_message(json.dumps({"target": target.name}))
+            summary = f"fanned out {len(due)} due targets to queue {app.settings.queue_name}"
+            log.info("timer: %s (past_due=%s)", summary, past_due)
+            return summary
+        names = [t.name for t in due]
+        reports = await rotate(app.rt, names, listing=listing) if names else []
+    idle = len(app.rt.config.targets) - len(reports)
+    summary = summarize(reports) + (f"; {idle} not due" if idle else "")
+    failed = [r.target for r in reports if r.outcome is Outcome.FAILED]
+    log.info("timer: %s (past_due=%s)", summary, past_due)
+    if failed:
+        msg = (
+            f"timer: {len(failed)} target(s) failed: {', '.join(failed)}; see the log lines above."
+        )
+        raise RuntimeError(msg)
+    return summary
+
+
+async def queued_rotation(body: str, *, dequeue_count: int = 1) -> TargetReport:
+    """Rotate the target one fan-out message names; raise so the host retries, then poisons."""
+    from rotation.service import rotate  # noqa: PLC0415
+
+    try:
+        message = json.loads(body)
+        name = message["target"]
+        if not isinstance(name, str):
+            raise TypeError  # noqa: TRY301
+    except (ValueError, KeyError, TypeError):
+        msg = (
+            f"queue message is not {{'target': NAME}} (attempt {dequeue_count}); "
+            "it will go to the poison queue"
+        )
+        log.error(msg)
+        raise ValueError(msg) from None
+    async with open_app() as app:
+        (report,) = await rotate(app.rt, [name])
+    if report.ok:
+        return report
+    reason = report.error.message if report.error else report.outcome.value
+    final = (
+        " — giving up: the host moves it to the poison queue"
+        if dequeue_count >= MAX_DEQUEUE
+        else ""
+    )
+    log.error("queue: target=%s attempt %d failed: %s%s", name, dequeue_count, reason, final)
+    msg = f"rotation of {name} failed at attempt {dequeue_count}: {reason}"
+    raise RuntimeError(msg)
+
+
+async def key_vault_event(
+    *, event_id: object, event_type: object, subject: object, data: object
+) -> str:
+    """Rotate the target whose secret is near expiry or expired; say what was done.
+
+    Malformed and irrelevant events are acknowledged (returned) with a log line; transient
+    failures and a busy target raise, so that Event Grid delivers the event again.
+    """
+    try:
+        event = parse_event(event_id=event_id, event_type=event_type, subject=subject, data=data)
+    except MalformedEventError as exc:
+        return _ack(f"ignored a malformed event: {exc}")
+    if event.event_type not in ACTIONABLE:
+        return _ack(f"ignored {event.event_type} for secret {event.secret_name}")
+    async with open_app() as app:
+        return await _on_expiry(app.rt, event)
+
+
+async def _on_expiry(rt: Runtime, event: KeyVaultEvent) -> str:
+    from rotation.clients import is_loopback  # noqa: PLC0415
+    from rotation.engine import run_target  # noqa: PLC0415
+
+    vault = rt.config.key_vault_url.removeprefix("https://").split("/")[0].lower()
+    same_vault = (
+        event.vault_host == vault
+        if event.vault_host
+        else (event.vault_name or "").lower() == vault.split(".")[0] and not is_loopback(vault)
+    )
+    if not same_vault:
+        return _ack(f"ignored an event from another vault ({event.vault_host or event.vault_name})")
+    target = next(
+        (t for t in rt.config.targets if t.secret_name.lower() == event.secret_name.lower()), None
+    )
+    if target is None:
+        return _ack(f"ignored an event for secret {event.secret_name}, which no target manages")
+    found = await rt.store.latest(target.secret_name)
+    if found is None or (event.version and found[0].version != event.version):
+        return _ack(f"ignored {event.event_type} for {target.name}: version already replaced")
+    report = await run_target(rt, target, force=True)
+    if report.outcome is Outcome.BUSY or (report.error and report.error.transient):
+        msg = f"event for {target.name}: {report.outcome.value}; Event Grid will deliver it again"
+        raise RuntimeError(msg)
+    return _ack(f"event {event.event_type} for {target.name}: {report.outcome.value}")
+
+
+def _ack(message: str) -> str:
+    log.info("event: %s", message)
+    return message
+
+
+async def http_rotate(
+    target: str, params: Mapping[str, str], body: bytes
+) -> tuple[int, dict[str, Any]]:
+    """Handle ``POST /api/rotations/{target}``: (status code, JSON body)."""
+    from rotation.engine import run_target  # noqa: PLC0415
+
+    try:
+        options = parse_rotate_request(params, body)
+    except BadRequestError as exc:
+        return 400, {"error": str(exc)}
+    async with open_app() as app:
+        found = app.rt.config.target(target)
+        if found is None:
+            known = [t.name for t in app.rt.config.targets]
+            return 404, {"error": f"unknown target {target[:64]!r}", "known_targets": known}
+        report = await run_target(app.rt, found, force=options.force, dry_run=options.dry_run)
+    status = {Outcome.BUSY: 409, Outcome.FAILED: 502}.get(report.outcome, 200)
+    return status, report.to_json()
+
+
+async def http_status() -> tuple[int, dict[str, Any]]:
+    """Handle ``GET /api/rotations``: every target's status (never a value)."""
+    from rotation.service import status  # noqa: PLC0415
+
+    async with open_app() as app:
+        rows = await status(app.rt)
+    return 200, {"targets": [row.to_json() for row in rows]}
+
+
+async def guarded(call: Awaitable[tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]]:
+    """Await an HTTP handler; map configuration and service errors to clear 4xx/5xx bodies."""
+    try:
+        return await call
+    except errors.ConfigError as exc:
+        log.error("http: the app's configuration is invalid: %s", exc)
+        return 503, {"error": "the rotator's configuration is invalid; see the function's logs"}
+    except errors.RotationError as exc:
+        log.error("http: %s", exc)
+        return 503, {"error": str(exc), "transient": exc.transient}
+    except Exception:
+        log.exception("http: unexpected error")
+        return 500, {"error": "internal error; see the function's logs"}

@@ -1,0 +1,357 @@
+"""The Function App: HTTP, timer, Event Grid and queue triggers, called as the host calls them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import azure.functions as func
+import pytest
+from azure.functions.queue import QueueMessage
+from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
+from azure.storage.queue import TextBase64DecodePolicy
+from azure.storage.queue.aio import QueueClient
+
+from emulators.scenario import SeededTarget
+from tests import hygiene
+from tests.functions import Http, configure, deliver, get_status, grid_event, post, tick
+from tests.invariants import rotator_tokens, violations
+from tests.world import World
+
+CREATE = "/api/2.0/token/create"
+NEAR = "Microsoft.KeyVault.SecretNearExpiry"
+
+
+def _creates(world: World) -> int:
+    return sum(1 for e in world.emu.requests.entries() if e.path == CREATE and e.status == 200)
+
+
+def _seen(http: Http) -> Http:
+    hygiene.record_text(f"http {http.status}", json.dumps(http.body))
+    return http
+
+
+def _event_data(
+    world: World, seeded: SeededTarget, version: str, **over: object
+) -> dict[str, object]:
+    return {
+        "Id": f"{world.emu.keyvault_url}/secrets/{seeded.secret_name}/{version}",
+        "VaultName": "emulated",
+        "ObjectType": "Secret",
+        "ObjectName": seeded.secret_name,
+        "Version": version,
+        "NBF": None,
+        "EXP": 1_900_000_000,
+        **over,
+    }
+
+
+@pytest.fixture
+def app(world: World, azurite, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Configure the app for the targets a test seeds: ``app(seeded, ..., **settings)``."""
+
+    def setup(*seeded: SeededTarget, storage: bool = True, **settings: str) -> None:
+        conn = azurite.connection_string if storage else None
+        configure(monkeypatch, world.emu, conn, *seeded, **settings)
+
+    return setup
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+
+async def test_http_rotate_then_status(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    seeded = world.target()
+    app(seeded)
+    done = _seen(await post(seeded.name))
+    assert done.status == 200
+    assert done.body["outcome"] == "rotated"
+    (live,) = rotator_tokens(world.emu, seeded)
+    assert done.body["token_id"] == live.token_id
+
+    status = _seen(await get_status())
+    assert status.status == 200
+    (row,) = status.body["targets"]
+    assert row["token_id"] == live.token_id
+    assert row["stage"] == "current"
+
+
+async def test_http_dry_run_and_force(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    seeded = world.target()
+    app(seeded)
+    dry = _seen(await post(seeded.name, params={"dry_run": "true"}))
+    assert (dry.status, dry.body["outcome"]) == (200, "would-rotate")
+    assert rotator_tokens(world.emu, seeded) == []
+    assert (await post(seeded.name)).body["outcome"] == "rotated"
+    assert (await post(seeded.name)).body["outcome"] == "not-due"
+    forced = _seen(await post(seeded.name, b'{"force": true}'))
+    assert forced.body["outcome"] == "rotated"
+    assert len(forced.body["revoked"]) == 1
+
+
+async def test_http_unknown_target_lists_the_known_ones(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    seeded = world.target()
+    app(seeded)
+    answer = _seen(await post("nope"))
+    assert answer.status == 404
+    assert answer.body["known_targets"] == [seeded.name]
+
+
+@pytest.mark.parametrize(
+    ("body", "params", "needle"),
+    [
+        (b"{", {}, "not JSON"),
+        (b"[]", {}, "JSON object"),
+        (b'{"force": "maybe"}', {}, "force must be true or false"),
+        (b'{"forse": true}', {}, "unknown field 'forse'"),
+        (b"\xff\xfe\x00", {}, "not JSON"),
+        (b"", {"dry_run": "perhaps"}, "dry_run must be true or false"),
+        (b"", {"target": "x"}, "unknown query parameter"),
+        (b"x" * 20_000, {}, "too large"),
+    ],
+)
+async def test_http_bad_requests_get_400_and_change_nothing(
+    world: World, app, body: bytes, params: dict[str, str], needle: str
+) -> None:  # type: ignore[no-untyped-def]
+    seeded = world.target()
+    app(seeded)
+    answer = _seen(await post(seeded.name, body, params))
+    assert answer.status == 400
+    assert needle in answer.body["error"]
+    assert rotator_tokens(world.emu, seeded) == []
+
+
+async def test_http_with_broken_app_settings_is_503_not_500(
+    world: World, app, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    app(world.target())
+    monkeypatch.setenv("ROTATION_CONFIG", '{"targets": 1}')
+    answer = _seen(await get_status())
+    assert answer.status == 503
+    assert "configuration is invalid" in answer.body["error"]
+
+
+# --- timer --------------------------------------------------------------------------------
+
+
+async def test_timer_rotates_only_what_is_due(
+    world: World, app, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    fresh, done = world.target(), world.target()
+    app(fresh, done)
+    await post(done.name)
+    creates = _creates(world)
+    await tick()
+    assert _creates(world) - creates == 1
+    assert len(rotator_tokens(world.emu, fresh)) == 1
+    assert any("timer: 1 targets: rotated 1; 1 not due" in r.getMessage() for r in caplog.records)
+
+
+async def test_timer_with_nothing_due_calls_only_key_vault(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    seeded = world.target()
+    app(seeded)
+    await post(seeded.name)
+    world.emu.requests.clear()
+    await tick()
+    assert world.emu.requests.count("databricks") == 0
+    assert world.emu.requests.count("prequel") == 0
+
+
+# --- Event Grid ---------------------------------------------------------------------------
+
+
+async def _bootstrapped(world: World, app) -> tuple[SeededTarget, str]:  # type: ignore[no-untyped-def]
+    seeded = world.target()
+    app(seeded)
+    assert (await post(seeded.name)).status == 200
+    latest = world.emu.keyvault.latest(seeded.secret_name)
+    assert latest is not None
+    return seeded, latest.version
+
+
+async def test_near_expiry_rotates_once_even_when_delivered_twice(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    seeded, version = await _bootstrapped(world, app)
+    creates = _creates(world)
+    event = grid_event(NEAR, _event_data(world, seeded, version), subject=seeded.secret_name)
+    await deliver(event)
+    assert _creates(world) - creates == 1
+    await deliver(event)  # a duplicate delivery: the version was already replaced
+    assert _creates(world) - creates == 1
+    assert violations(world.emu, seeded) == []
+
+
+async def test_expired_as_cloud_event_with_camel_case_fields_rotates(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    seeded, version = await _bootstrapped(world, app)
+    creates = _creates(world)
+    data = {
+        k[0].lower() + k[1:]: v
+        for k, v in _event_data(world, seeded, version, EXP="1900000000").items()
+    }
+    event = func.CloudEvent(
+        id="c1",
+        source="/vaults/x",
+        type="Microsoft.KeyVault.SecretExpired",
+        specversion="1.0",
+        data=data,
+        subject=seeded.secret_name,
+    )
+    await deliver(event)
+    assert _creates(world) - creates == 1
+
+
+@pytest.mark.parametrize(
+    "case", ["new-version", "foreign-vault", "unmanaged-secret", "other-type", "not-a-secret"]
+)
+async def test_irrelevant_events_are_acknowledged_and_ignored(world: World, app, case: str) -> None:  # type: ignore[no-untyped-def]
+    seeded, version = await _bootstrapped(world, app)
+    creates = _creates(world)
+    data = _event_data(world, seeded, version)
+    kind = NEAR
+    if case == "new-version":
+        kind = "Microsoft.KeyVault.SecretNewVersionCreated"
+    elif case == "foreign-vault":
+        data["Id"] = f"https://other.vault.azure.net/secrets/{seeded.secret_name}/{version}"
+    elif case == "unmanaged-secret":
+        data["Id"] = f"{world.emu.keyvault_url}/secrets/someone-elses/{version}"
+        data["ObjectName"] = "someone-elses"
+    elif case == "other-type":
+        kind = "Microsoft.Storage.BlobCreated"
+    else:
+        data["ObjectType"] = "Key"
+    await deliver(grid_event(kind, data))
+    assert _creates(world) == creates
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "not json at all",
+        [1, 2],
+        {"Id": 5},
+        {"EXP": "soon", "ObjectName": "x"},
+        {},
+        None,
+        {"ObjectName": True},
+    ],
+    ids=["text", "list", "id-number", "exp-text", "empty", "none", "name-bool"],
+)
+async def test_garbage_events_are_acknowledged_with_a_log_line(
+    world: World, app, data: object, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    await _bootstrapped(world, app)
+    creates = _creates(world)
+    event = func.EventGridEvent(
+        id="g",
+        data=data,
+        topic="t",
+        subject="",
+        event_type=NEAR,
+        event_time=None,
+        data_version="1",  # type: ignore[arg-type]
+    )
+    await deliver(event)
+    assert _creates(world) == creates
+    assert any("ignored a malformed event" in r.getMessage() for r in caplog.records)
+
+
+# --- the lock -----------------------------------------------------------------------------
+
+
+async def test_ten_overlapping_triggers_mint_exactly_one_pat(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    emu = world.emu
+    seeded = world.target()
+    person = emu.databricks.get(seeded.human_token_id)
+    assert person is not None
+    emu.keyvault.set_secret(seeded.secret_name, person.value)  # made by hand: no expiry → due
+    app(seeded)
+    latest = emu.keyvault.latest(seeded.secret_name)
+    assert latest is not None
+    creates = _creates(world)
+    hold = threading.Event()
+    fault = emu.faults.add("databricks", "POST", CREATE, mode="hold", hold=hold)
+    first = asyncio.create_task(post(seeded.name, b'{"force": true}'))
+    assert await asyncio.to_thread(fault.arrived.wait, 30)
+    event = grid_event(NEAR, _event_data(world, seeded, latest.version))
+    others = [post(seeded.name, b'{"force": true}') for _ in range(3)]
+    others += [tick() for _ in range(3)] + [deliver(event) for _ in range(3)]
+    results = await asyncio.gather(*others, return_exceptions=True)
+    hold.set()
+    winner = await first
+    assert winner.status == 200
+    assert _creates(world) - creates == 1
+    assert [r.status for r in results[:3]] == [409, 409, 409]  # type: ignore[union-attr]
+    assert results[3:6] == [None, None, None]  # timer runs that found the target busy
+    assert all(isinstance(r, RuntimeError) and "busy" in str(r) for r in results[6:])
+    assert violations(emu, seeded) == []
+
+
+async def test_a_lost_lease_stops_the_rotation_at_the_next_step(world: World, app, azurite) -> None:  # type: ignore[no-untyped-def]
+    emu = world.emu
+    seeded = world.target()
+    app(seeded)
+    hold = threading.Event()
+    fault = emu.faults.add(
+        "prequel", "PATCH", f"/sources/{seeded.consumers[0].id}", mode="hold", hold=hold
+    )
+    run = asyncio.create_task(post(seeded.name))
+    assert await asyncio.to_thread(fault.arrived.wait, 30)
+    async with BlobServiceClient.from_connection_string(azurite.connection_string) as blobs:
+        blob = blobs.get_blob_client("pat-rotator-locks", f"{seeded.name}.lock")
+        await BlobLeaseClient(blob).break_lease(lease_break_period=0)
+    hold.set()
+    stopped = _seen(await run)
+    assert stopped.status == 502
+    assert stopped.body["error"]["kind"] == "lock-lost"
+    assert stopped.body["error"]["step"] == "confirm"
+    assert violations(emu, seeded, settled=False) == []
+    resumed = await post(seeded.name)
+    assert resumed.body["outcome"] == "rotated"
+    assert resumed.body["token_id"] == stopped.body["token_id"]
+    assert violations(emu, seeded) == []
+
+
+# --- fan-out ------------------------------------------------------------------------------
+
+
+async def test_fan_out_enqueues_one_message_per_due_target(world: World, app, azurite) -> None:  # type: ignore[no-untyped-def]
+    targets = [world.target() for _ in range(3)]
+    queue_name = f"fanout-{targets[0].name}"
+    app(*targets, ROTATION_FANOUT_THRESHOLD="2", ROTATION_QUEUE=queue_name)
+    creates = _creates(world)
+    await tick()
+    assert _creates(world) == creates  # nothing rotated inline
+    async with QueueClient.from_connection_string(
+        azurite.connection_string, queue_name, message_decode_policy=TextBase64DecodePolicy()
+    ) as queue:
+        messages = [m async for m in queue.receive_messages(max_messages=32)]
+        assert sorted(json.loads(m.content)["target"] for m in messages) == sorted(
+            t.name for t in targets
+        )
+        for m in messages:
+            msg = QueueMessage(id=m.id, body=m.content.encode(), dequeue_count=m.dequeue_count)
+            await _function("rotate_queued")(msg)
+            await queue.delete_message(m)
+    assert _creates(world) - creates == 3
+    for t in targets:
+        assert violations(world.emu, t) == []
+
+
+async def test_a_failing_queue_message_raises_and_says_it_goes_to_poison(
+    world: World, app, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    seeded = world.target()
+    world.emu.databricks.remove_from_workspace(seeded.application_id)
+    app(seeded)
+    msg = QueueMessage(id="m", body=json.dumps({"target": seeded.name}).encode(), dequeue_count=5)
+    with pytest.raises(RuntimeError, match="failed at attempt 5"):
+        await _function("rotate_queued")(msg)
+    assert any("poison queue" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError, match="poison queue"):
+        await _function("rotate_queued")(QueueMessage(id="m2", body=b"garbage", dequeue_count=1))
+
+
+def _function(name: str):  # type: ignore[no-untyped-def]
+    from tests.functions import function
+
+    return function(name)
