@@ -43,6 +43,7 @@ class Fault:
     delay: float
     remaining: int
     hold: threading.Event | None
+    skip: int = 0
     hits: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
 
@@ -92,12 +93,13 @@ class FaultPlan:
         mode: str = "respond",
         times: int = 1,
         hold: threading.Event | None = None,
+        skip: int = 0,
     ) -> Fault:
         """Plan a fault for requests of ``service`` whose method and path (a regex) match.
 
         ``times`` is how many matching requests it applies to (-1 = all). A ``hold`` fault
         without an event gets a fresh one (release it with `Fault.release`). Earlier faults
-        win when several match.
+        win when several match. ``skip`` lets that many matching requests through first.
         """
         if mode not in MODES:
             raise ValueError(f"unknown fault mode {mode!r}; use one of {sorted(MODES)}")
@@ -105,6 +107,8 @@ class FaultPlan:
             raise ValueError("a 'respond' fault needs a status")
         if times == 0 or times < -1:
             raise ValueError("times must be positive, or -1 for every matching request")
+        if skip < 0:
+            raise ValueError("skip must not be negative")
         if delay < 0:
             raise ValueError("delay must not be negative")
         if mode == "hold" and hold is None:
@@ -120,6 +124,7 @@ class FaultPlan:
             delay=delay,
             remaining=times,
             hold=hold,
+            skip=skip,
         )
         with self._lock:
             self._faults.append(fault)
@@ -130,6 +135,9 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if fault.remaining != 0 and fault.matches(service, method, path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     if fault.remaining > 0:
                         fault.remaining -= 1
                     fault.hits += 1

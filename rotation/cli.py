@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-CA_ENV = "ROTATION_CA_FILE"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,10 +79,11 @@ def _setup_logging(level: str) -> None:
 
 
 async def _run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
-    from rotation.clients import open_runtime  # noqa: PLC0415
     from rotation.service import rotate, status  # noqa: PLC0415
+    from rotation.triggers import open_app  # noqa: PLC0415
 
-    async with open_runtime(config, ca_file=os.environ.get(CA_ENV) or None) as rt:
+    async with open_app(config) as app:
+        rt = app.rt
         if args.command == "status":
             rows = await status(rt)
             _emit_status(rows, out, as_json=args.json)

@@ -24,6 +24,7 @@ from rotation.report import Outcome
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Mapping
 
+    from rotation.config import Config
     from rotation.events import KeyVaultEvent
     from rotation.report import TargetReport
     from rotation.runtime import Runtime
@@ -45,8 +46,14 @@ class App:
 
 
 @asynccontextmanager
-async def open_app(env: Mapping[str, str] | None = None) -> AsyncIterator[App]:
-    """Build the clients from the app settings (managed identity in Azure) and close them after."""
+async def open_app(
+    config: Config | None = None, env: Mapping[str, str] | None = None
+) -> AsyncIterator[App]:
+    """Build the clients from the app settings (managed identity in Azure) and close them after.
+
+    *config* defaults to ``load_config()`` (``ROTATION_CONFIG``). With a storage account
+    configured, targets are locked by blob leases; without one, by nothing (``NullLock``).
+    """
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
 
     from rotation.clients import open_runtime  # noqa: PLC0415
@@ -54,7 +61,7 @@ async def open_app(env: Mapping[str, str] | None = None) -> AsyncIterator[App]:
     from rotation.storage import open_storage  # noqa: PLC0415
 
     settings = AppSettings.from_env(env)
-    config = load_config()
+    config = config or load_config()
     kw: dict[str, Any] = {"connection_verify": settings.ca_file} if settings.ca_file else {}
     async with (
         DefaultAzureCredential(**kw) as credential,

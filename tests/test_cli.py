@@ -18,7 +18,7 @@ from tests.world import World
 
 
 def _cli(
-    emu: Emulators, tmp_path: Path, config: object, *args: str
+    emu: Emulators, tmp_path: Path, config: object, *args: str, storage: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     tenant, client, secret = rotator_identity(emu)
     path = tmp_path / "config.json"
@@ -31,6 +31,7 @@ def _cli(
         "AZURE_CLIENT_ID": client,
         "AZURE_CLIENT_SECRET": secret,
         "AZURE_AUTHORITY_HOST": emu.entra_url,
+        **({"AzureWebJobsStorage": storage} if storage else {}),
         "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential",
     }
     done = subprocess.run(  # noqa: S603
@@ -118,3 +119,14 @@ def test_bad_configuration_exits_2_and_lists_problems(world: World, tmp_path: Pa
     assert done.returncode == 2
     assert "key_vault_url" in done.stderr
     assert "targets" in done.stderr
+
+
+def test_the_cli_takes_the_blob_lock_when_storage_is_configured(
+    world: World, tmp_path: Path, azurite
+) -> None:  # type: ignore[no-untyped-def]
+    emu = world.emu
+    seeded = world.target()
+    done = _cli(emu, tmp_path, _config(emu, seeded), "rotate", storage=azurite.connection_string)
+    assert done.returncode == 0, done.stderr
+    assert "blob-lease lock" in done.stderr
+    assert "no lock" not in done.stderr

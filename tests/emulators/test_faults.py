@@ -155,3 +155,14 @@ async def test_request_log_counts_by_service_method_and_path_regex(
 def test_unknown_fault_mode_is_refused(emus: Emulators) -> None:
     with pytest.raises(ValueError, match="unknown fault mode"):
         emus.faults.add("databricks", "GET", "/x", mode="explode")
+
+
+def test_skip_lets_the_first_matching_requests_through() -> None:
+    from emulators.faults import FaultPlan
+
+    plan = FaultPlan()
+    fault = plan.add("prequel", "POST", "/x", status=503, skip=2, times=1)
+    assert plan.take("prequel", "POST", "/x") is None
+    assert plan.take("prequel", "POST", "/x") is None
+    assert plan.take("prequel", "POST", "/x") is fault
+    assert plan.take("prequel", "POST", "/x") is None
