@@ -8,8 +8,8 @@ from __future__ import annotations
 import ipaddress
 import ssl
 import time
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from rotation.lock import Lock, NullLock
@@ -21,10 +21,11 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from azure.core.credentials_async import AsyncTokenCredential
+    from azure.core.pipeline.transport import AioHttpTransport
 
     from rotation.config import Config
 
-__all__ = ["is_loopback", "open_runtime"]
+__all__ = ["azure_transport", "is_loopback", "open_runtime"]
 
 USER_AGENT = "pat-rotator/0.1"
 
@@ -41,11 +42,31 @@ def is_loopback(url: str) -> bool:
 
 
 @asynccontextmanager
+async def azure_transport(ca_file: str | None = None) -> AsyncIterator[AioHttpTransport]:
+    """Yield one aiohttp transport for every Azure client of a run, trusting *ca_file* too.
+
+    Sharing it keeps one connection pool and one TLS context per run instead of one session per
+    credential (and, with ``connection_verify``, one TLS context per request).
+    """
+    import aiohttp  # noqa: PLC0415
+    from azure.core.pipeline.transport import AioHttpTransport  # noqa: PLC0415
+
+    context = (
+        ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    )
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=context, limit=100), trust_env=True
+    ) as session:
+        yield AioHttpTransport(session=session, session_owner=False)
+
+
+@asynccontextmanager
 async def open_runtime(
     config: Config,
     *,
     credential: AsyncTokenCredential | None = None,
     ca_file: str | None = None,
+    transport: AioHttpTransport | None = None,
     lock: Lock | None = None,
     retry: RetryPolicy | None = None,
     clock: Callable[[], float] = time.time,
@@ -55,7 +76,37 @@ async def open_runtime(
 
     *credential* defaults to ``DefaultAzureCredential`` (managed identity in Azure, ``AZURE_*``
     variables or a developer login locally). *ca_file* adds a CA bundle (the emulators' CA).
+    *transport* is the shared Azure transport (default: a new one from :func:`azure_transport`).
     """
+    async with AsyncExitStack() as stack:
+        if transport is None:
+            transport = await stack.enter_async_context(azure_transport(ca_file))
+        yield await stack.enter_async_context(
+            _runtime(
+                config=config,
+                credential=credential,
+                ca_file=ca_file,
+                transport=transport,
+                lock=lock,
+                retry=retry,
+                clock=clock,
+                http_timeout=http_timeout,
+            )
+        )
+
+
+@asynccontextmanager
+async def _runtime(
+    *,
+    config: Config,
+    credential: AsyncTokenCredential | None,
+    ca_file: str | None,
+    transport: AioHttpTransport,
+    lock: Lock | None,
+    retry: RetryPolicy | None,
+    clock: Callable[[], float],
+    http_timeout: float,
+) -> AsyncIterator[Runtime]:
     import httpx  # noqa: PLC0415
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
     from azure.keyvault.secrets.aio import SecretClient  # noqa: PLC0415
@@ -63,9 +114,8 @@ async def open_runtime(
     from rotation.store import KeyVaultStore  # noqa: PLC0415
 
     retry = retry or RetryPolicy()
-    azure_kw: dict[str, Any] = {"connection_verify": ca_file} if ca_file else {}
     own_credential = credential is None
-    cred = credential or DefaultAzureCredential(**azure_kw)
+    cred = credential or DefaultAzureCredential(transport=transport)
     client = SecretClient(
         config.key_vault_url,
         cred,
@@ -74,7 +124,7 @@ async def open_runtime(
         retry_backoff_factor=retry.wait_initial,
         retry_backoff_max=retry.wait_max,
         user_agent=USER_AGENT,
-        **azure_kw,
+        transport=transport,
     )
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
     http = httpx.AsyncClient(
@@ -90,7 +140,7 @@ async def open_runtime(
                 store=KeyVaultStore(client),
                 http=http,
                 retry=retry,
-                azure=AzureOptions(connection_verify=ca_file),
+                azure=AzureOptions(transport=transport),
                 lock=lock or NullLock(),
                 clock=clock,
             )

@@ -31,6 +31,8 @@ from rotation.secret import Secret
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from azure.core.pipeline.transport import AioHttpTransport
+
     from rotation.databricks import NewToken, TokenInfo, Workspace
     from rotation.updaters.base import SecretReader
 
@@ -42,9 +44,12 @@ _EARLY = 40.0  # refresh bearer tokens this many seconds before expiry (Databric
 
 @dataclass(frozen=True, slots=True)
 class AzureOptions:
-    """Transport options for Azure SDK clients (a CA bundle for the local emulators)."""
+    """The transport Azure SDK clients share (one aiohttp session and its TLS context).
 
-    connection_verify: str | None = None
+    None means each client makes its own (the SDK default).
+    """
+
+    transport: AioHttpTransport | None = None
 
 
 class TokenIssuer(Protocol):
@@ -149,7 +154,7 @@ class _EntraToken:
     def __init__(self, p: EntraClientSecretPrincipal, secret: Secret, azure: AzureOptions) -> None:
         from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
 
-        kwargs = {"connection_verify": azure.connection_verify} if azure.connection_verify else {}
+        kwargs = {"transport": azure.transport} if azure.transport else {}
         self._p = p
         self._credential = ClientSecretCredential(
             p.tenant_id, p.client_id, secret.reveal(), authority=str(p.authority_host), **kwargs

@@ -56,20 +56,20 @@ async def open_app(
     """
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
 
-    from rotation.clients import open_runtime  # noqa: PLC0415
+    from rotation.clients import azure_transport, open_runtime  # noqa: PLC0415
     from rotation.lease import BlobLeaseLock  # noqa: PLC0415
     from rotation.storage import open_storage  # noqa: PLC0415
 
     settings = AppSettings.from_env(env)
     config = config or load_config()
-    kw: dict[str, Any] = {"connection_verify": settings.ca_file} if settings.ca_file else {}
     async with (
-        DefaultAzureCredential(**kw) as credential,
+        azure_transport(settings.ca_file) as transport,
+        DefaultAzureCredential(transport=transport) as credential,
         open_storage(settings, credential) as storage,
     ):
         lock = BlobLeaseLock(storage.blobs, container=settings.lock_container) if storage else None
         async with open_runtime(
-            config, credential=credential, ca_file=settings.ca_file, lock=lock
+            config, credential=credential, ca_file=settings.ca_file, lock=lock, transport=transport
         ) as rt:
             yield App(rt, settings, storage)
 
