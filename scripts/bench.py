@@ -106,9 +106,7 @@ async def noop_scale(emu: Emulators, cred: ClientSecretCredential, n: int) -> No
     )
 
 
-async def scale(
-    emu: Emulators, cred: ClientSecretCredential, n: int, conc: int, lat: float
-) -> None:
+async def scale(emu: Emulators, n: int, conc: int, lat: float) -> None:
     """Bootstrap *n* targets with the CLI in its own process (its RSS and CPU are its own)."""
     seeded = [seed_target(emu, consumers=("prequel-source",)) for _ in range(n)]
     table = {
