@@ -130,6 +130,7 @@ async def scale(emu: Emulators, n: int, conc: int, lat: float) -> None:
     env.pop("AzureWebJobsStorage", None)
     emu.requests.clear()
     latency(emu, lat)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = await asyncio.to_thread(
         subprocess.run,
@@ -151,7 +152,8 @@ async def scale(emu: Emulators, n: int, conc: int, lat: float) -> None:
     per_rotation = (calls - listing) / n
     ideal = (listing + math.ceil(n / conc) * per_rotation) * lat
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rss, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    rss = usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
     print(
         f"scale: {n} bootstrap rotations by the CLI, concurrency {conc}, {lat * 1000:.0f} ms per"
         f" call: {dict(outcomes)}, {calls} calls ({listing} listing, {per_rotation:.1f} per rotation), wall {wall:.1f} s"
