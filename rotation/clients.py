@@ -71,6 +71,7 @@ async def open_runtime(
     retry: RetryPolicy | None = None,
     clock: Callable[[], float] = time.time,
     http_timeout: float = 30.0,
+    azure_timeout: float | None = None,
 ) -> AsyncIterator[Runtime]:
     """Yield a :class:`Runtime` with a Key Vault client and an HTTP client; close them after.
 
@@ -91,6 +92,7 @@ async def open_runtime(
                 retry=retry,
                 clock=clock,
                 http_timeout=http_timeout,
+                azure_timeout=azure_timeout,
             )
         )
 
@@ -106,6 +108,7 @@ async def _runtime(
     retry: RetryPolicy | None,
     clock: Callable[[], float],
     http_timeout: float,
+    azure_timeout: float | None,
 ) -> AsyncIterator[Runtime]:
     import httpx  # noqa: PLC0415
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
@@ -125,6 +128,11 @@ async def _runtime(
         retry_backoff_max=retry.wait_max,
         user_agent=USER_AGENT,
         transport=transport,
+        **(
+            {"read_timeout": azure_timeout, "connection_timeout": azure_timeout}
+            if azure_timeout
+            else {}
+        ),
     )
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
     http = httpx.AsyncClient(
@@ -140,7 +148,7 @@ async def _runtime(
                 store=KeyVaultStore(client),
                 http=http,
                 retry=retry,
-                azure=AzureOptions(transport=transport),
+                azure=AzureOptions(transport=transport, read_timeout=azure_timeout),
                 lock=lock or NullLock(),
                 clock=clock,
             )

@@ -90,7 +90,7 @@ class Workspace:
         if lifetime_seconds > 0:
             body["lifetime_seconds"] = lifetime_seconds
         ctx = _Context(self.url, "token/create", principal)
-        data = await self._call("POST", "/api/2.0/token/create", auth, ctx, json=body)
+        data = await self._create("/api/2.0/token/create", auth, ctx, body)
         return NewToken(Secret(str(data["token_value"])), TokenInfo.from_api(data["token_info"]))
 
     async def create_token_on_behalf_of(
@@ -102,7 +102,7 @@ class Workspace:
             body["lifetime_seconds"] = lifetime_seconds
         ctx = _Context(self.url, "on-behalf-of token create", application_id)
         path = "/api/2.0/token-management/on-behalf-of/tokens"
-        data = await self._call("POST", path, auth, ctx, json=body)
+        data = await self._create(path, auth, ctx, body)
         return NewToken(Secret(str(data["token_value"])), TokenInfo.from_api(data["token_info"]))
 
     async def list_tokens(self, auth: httpx.Auth, *, principal: str) -> list[TokenInfo]:
@@ -137,6 +137,13 @@ class Workspace:
         data = await self._retried("GET", "/api/2.0/preview/scim/v2/Me", auth, ctx)
         return Me(user_name=str(data.get("userName", "")), user_id=str(data.get("id", "")))
 
+    async def _create(
+        self, path: str, auth: httpx.Auth, ctx: _Context, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """POST a create; retried only when it surely did not happen (429, connect errors)."""
+        call = lambda: self._call("POST", path, auth, ctx, json=body)  # noqa: E731
+        return await retrying(self._retry, call, idempotent=False)
+
     async def _delete(self, call: Callable[[], Awaitable[dict[str, Any]]]) -> bool:
         try:
             await retrying(self._retry, call)
@@ -162,11 +169,12 @@ class Workspace:
         try:
             response = await self._http.request(method, self.url + path, auth=auth, json=json)
         except httpx.TransportError as exc:
+            sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
             msg = (
                 f"Could not reach Databricks workspace {ctx.url} for {ctx.operation} "
                 f"({type(exc).__name__}). Check the workspace URL and network; a retry may help."
             )
-            raise errors.DatabricksError(msg, transient=True) from exc
+            raise errors.DatabricksError(msg, transient=True, outcome_unknown=sent) from exc
         if response.is_success:
             return json_body(response)
         raise _translate(response, ctx)
@@ -190,6 +198,7 @@ def _translate(  # noqa: PLR0911 — one return per documented failure
             "This is transient; the call is retried and the next run resumes.",
             transient=True,
             retry_after=retry_after(response),
+            outcome_unknown=status >= 500,  # noqa: PLR2004
             **kw,
         )
     if "tokens are disabled" in lowered or ("disabled" in lowered and "token" in lowered):

@@ -25,7 +25,7 @@ from rotation.databricks import Workspace
 from rotation.plan import Plan, plan
 from rotation.principals import open_issuer
 from rotation.report import ConsumerResult, ErrorInfo, Outcome, TargetReport, format_time
-from rotation.state import MANAGED_BY, Stage, Tag, VersionState, comment_for
+from rotation.state import MANAGED_BY, Stage, Tag, VersionState, comment_for, parse_comment
 from rotation.sweep import sweep_orphans
 from rotation.updaters.base import UpdaterContext
 from rotation.updaters.registry import plugin
@@ -234,9 +234,13 @@ class _Run:
             )
         await self.enter("mint")
         lifetime = self.t.lifetime_days * 86_400
-        new = await issuer.create(
-            lifetime_seconds=lifetime, comment=comment_for(self.t.name, rotation_id)
-        )
+        comment = comment_for(self.t.name, rotation_id)
+        try:
+            new = await issuer.create(lifetime_seconds=lifetime, comment=comment)
+        except errors.DatabricksError as exc:
+            if exc.outcome_unknown:
+                await self._reconcile(issuer, rotation_id)
+            raise
         self.done("mint", rotation_id=rotation_id, token_id=new.info.token_id)
         await self.enter("store", check=False)  # a minted PAT is stored even if the lease is gone
         current = _current(versions)
@@ -267,6 +271,20 @@ class _Run:
             raise
         self.done("store", version=state.version)
         return state, new.value
+
+    async def _reconcile(self, issuer: TokenIssuer, rotation_id: str) -> None:
+        """After a create whose answer was lost: revoke the PAT it may have made (value lost)."""
+        tokens = await _quiet(issuer.list()) or []
+        for token in tokens:
+            if parse_comment(token.comment) == (self.t.name, rotation_id):
+                if await _quiet(issuer.revoke(token.token_id)):
+                    self.report.swept.append(token.token_id)
+                log.warning(
+                    "target=%s rotation_id=%s revoked token_id=%s: its create answer was lost",
+                    self.t.name,
+                    rotation_id,
+                    token.token_id,
+                )
 
     async def _verify(self, issuer: TokenIssuer, state: VersionState, pat: Secret) -> None:
         await self.enter("verify")

@@ -123,10 +123,13 @@ class DatabricksError(RotationError):
         error_code: str | None = None,
         transient: bool | None = None,
         retry_after: float | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message, transient=transient, retry_after=retry_after)
         self.status = status
         self.error_code = error_code
+        self.outcome_unknown = outcome_unknown
+        """The request may have been carried out (5xx, or the answer was lost after sending)."""
 
 
 class TokensDisabledError(DatabricksError):

@@ -50,6 +50,8 @@ class AzureOptions:
     """
 
     transport: AioHttpTransport | None = None
+    read_timeout: float | None = None
+    """Seconds to wait for an Azure answer (the SDK's default when None)."""
 
 
 class TokenIssuer(Protocol):
@@ -154,7 +156,9 @@ class _EntraToken:
     def __init__(self, p: EntraClientSecretPrincipal, secret: Secret, azure: AzureOptions) -> None:
         from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
 
-        kwargs = {"transport": azure.transport} if azure.transport else {}
+        kwargs: dict[str, object] = {"transport": azure.transport} if azure.transport else {}
+        if azure.read_timeout:
+            kwargs |= {"read_timeout": azure.read_timeout, "connection_timeout": azure.read_timeout}
         self._p = p
         self._credential = ClientSecretCredential(
             p.tenant_id, p.client_id, secret.reveal(), authority=str(p.authority_host), **kwargs
@@ -167,12 +171,16 @@ class _EntraToken:
         await self._credential.close()
 
     async def token(self) -> Secret:
-        from azure.core.exceptions import ClientAuthenticationError  # noqa: PLC0415
+        from azure.core.exceptions import AzureError, ClientAuthenticationError  # noqa: PLC0415
 
         try:
             token = await self._credential.get_token(DATABRICKS_SCOPE)
         except ClientAuthenticationError as exc:
             raise _entra_error(self._p, str(exc.message or exc)) from None
+        except AzureError as exc:
+            name = type(exc).__name__
+            msg = f"Entra ID did not answer for {self._p.client_id} ({name}); retry later."
+            raise errors.CredentialError(msg, transient=True) from None
         return Secret(token.token)
 
 
@@ -190,6 +198,9 @@ _AADSTS_HINTS = {
 def _entra_error(p: EntraClientSecretPrincipal, detail: str) -> errors.CredentialError:
     found = re.search(r"AADSTS(\d+)", detail)
     code = found.group(1) if found else None
+    if code is None:  # no AADSTS verdict: a 5xx, a throttle or a broken answer
+        msg = f"Entra ID could not issue a token for {p.client_id} right now; retry later."
+        return errors.CredentialError(msg, transient=True)
     hint = _AADSTS_HINTS.get(code or "", "check tenant_id, client_id and the client secret")
     text = hint.format(
         secret=p.client_secret_name, client=p.client_id, tenant=p.tenant_id, scope=DATABRICKS_SCOPE

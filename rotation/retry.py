@@ -34,10 +34,12 @@ class RetryPolicy:
     """Cap on a server's ``Retry-After``: a longer wait fails the call (the next run retries)."""
 
 
-def _hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
+def _hook(policy: RetryPolicy, *, idempotent: bool) -> Callable[[Exception], bool | float]:
     def should_retry(exc: Exception) -> bool | float:
         if not isinstance(exc, RotationError) or not exc.transient:
             return False
+        if not idempotent and getattr(exc, "outcome_unknown", False):
+            return False  # it may have happened: the caller reconciles instead of repeating
         if exc.retry_after is not None:
             return exc.retry_after if exc.retry_after <= policy.max_retry_after else False
         return True
@@ -45,10 +47,16 @@ def _hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
     return should_retry
 
 
-async def retrying(policy: RetryPolicy, call: Callable[[], Awaitable[T]]) -> T:
-    """Await *call*, retrying it on transient ``RotationError``s as *policy* allows."""
+async def retrying(
+    policy: RetryPolicy, call: Callable[[], Awaitable[T]], *, idempotent: bool = True
+) -> T:
+    """Await *call*, retrying it on transient ``RotationError``s as *policy* allows.
+
+    A call that is not *idempotent* is retried only when it surely did not happen (429, a
+    connection that never opened), never after an unknown outcome.
+    """
     async for attempt in stamina.retry_context(
-        on=_hook(policy),
+        on=_hook(policy, idempotent=idempotent),
         attempts=policy.attempts,
         timeout=policy.timeout,
         wait_initial=policy.wait_initial,

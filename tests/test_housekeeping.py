@@ -75,18 +75,39 @@ async def test_young_orphans_wait_for_a_later_run(world: World) -> None:
     assert later.swept == [orphan.token_id]
 
 
-async def test_a_lost_create_answer_is_swept_by_the_next_run_without_rotating(world: World) -> None:
+async def test_a_lost_create_answer_is_reconciled_by_rotation_id_at_once(world: World) -> None:
     emu = world.emu
     seeded = world.target()
-    await world.rotate_one(seeded)
+    first = await world.rotate_one(seeded)
     emu.faults.add("databricks", "POST", "/api/2.0/token/create", mode="drop_after", times=1)
     failed = await world.rotate_one(seeded, force=True)
     assert failed.error is not None
     assert failed.error.step == "mint"
-    assert len(rotator_tokens(emu, seeded)) == 2  # the lost one is live, and known only by comment
+    assert failed.error.transient
+    assert emu.requests.count("databricks", "POST", "/api/2.0/token/create") >= 1
+    (lost,) = failed.swept  # found by the rotation id in its comment, revoked: its value is lost
+    assert emu.databricks.get(lost) is None
+    assert emu.databricks.was_revoked(lost)
+    (live,) = rotator_tokens(emu, seeded)
+    assert live.token_id == first.token_id  # never retried blindly: no second PAT
+    assert violations(emu, seeded) == []
+
+
+async def test_an_interrupted_mint_is_swept_by_the_next_run_without_rotating(world: World) -> None:
+    emu = world.emu
+    seeded = world.target()
+    await world.rotate_one(seeded)
+    # The answer is lost and reconciling fails too (as if the process had died right there).
+    emu.faults.add("databricks", "POST", "/api/2.0/token/create", mode="drop_after", times=1)
+    emu.faults.add("databricks", "GET", "/api/2.0/token/list", status=503, skip=1, times=-1)
+    failed = await world.rotate_one(seeded, force=True)
+    assert failed.error is not None
+    assert failed.error.step == "mint"
+    assert len(rotator_tokens(emu, seeded)) == 2  # the lost one is live, known only by comment
     latest = emu.keyvault.latest(seeded.secret_name)
     assert latest is not None
     assert "minting" in latest.tags
+    emu.faults.clear()
 
     emu.requests.clear()
     report = await world.rotate_one(seeded)
