@@ -46,6 +46,8 @@ class Fault:
     skip: int = 0
     hits: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    """Set when a request the fault let through (delay, hold, drop_after) was fully processed."""
 
     def matches(self, service: str, method: str, path: str) -> bool:
         """Tell whether a request is one this fault is aimed at (ignores ``remaining``)."""

@@ -74,11 +74,17 @@ class ServiceMiddleware:
             record(0)
             drop_connection(send)
         elif fault.mode == "drop_after":
-            await self._drop_after(scope, receive, send, record)
+            try:
+                await self._drop_after(scope, receive, send, record)
+            finally:
+                fault.finished.set()
         else:
             if fault.mode == "hold":
                 await self._hold(fault)
-            await self._forward(scope, receive, send, record)
+            try:
+                await self._forward(scope, receive, send, record)
+            finally:
+                fault.finished.set()
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, record: _Recorder) -> None:
         status = 0

@@ -358,7 +358,8 @@ class _Run:
         )
         promoted = await self.rt.store.update(state, tags=tags)
         old = _by_token(versions, previous)
-        if old is not None and old.stage is Stage.CURRENT:
+        if old is not None and old.stage is Stage.CURRENT and self.t.grace_period_hours > 0:
+            # With no grace the revoke step marks it `revoked` right away: one write saved.
             await self.rt.store.update(
                 old, tags=old.with_tags(stage=Stage.PREVIOUS.value, minting=None)
             )

@@ -166,3 +166,17 @@ def test_skip_lets_the_first_matching_requests_through() -> None:
     assert plan.take("prequel", "POST", "/x") is None
     assert plan.take("prequel", "POST", "/x") is fault
     assert plan.take("prequel", "POST", "/x") is None
+
+
+def test_finished_is_set_once_a_held_request_was_processed(emus) -> None:  # type: ignore[no-untyped-def]
+    import ssl
+
+    import httpx
+
+    fault = emus.faults.add("prequel", "GET", "/sources", mode="hold")
+    assert not fault.finished.is_set()
+    fault.release()
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(emus.ca_path))) as client:
+        client.get(f"{emus.prequel_url}/sources", headers={"X-API-KEY": "nope"})
+    assert fault.finished.wait(10)
+    emus.faults.clear()
