@@ -40,7 +40,7 @@ async def sweep_orphans(
         if marker is None or marker[0] != target or token.token_id in referenced:
             continue
         age = now - token.creation_ms / 1000
-        if age < min_age_seconds:
+        if min_age_seconds > 0 and age < min_age_seconds:
             log.info("target=%s sweep deferred token_id=%s age=%.0fs", target, token.token_id, age)
             continue
         if await issuer.revoke(token.token_id):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from emulators.harness import Emulators
-from tests import hygiene
+from tests import hygiene, matrix
 from tests.world import World
 
 if TYPE_CHECKING:
@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 
 def pytest_configure(config: pytest.Config) -> None:
     hygiene.start_collecting()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    line = matrix.summary()
+    if line:
+        terminalreporter.ensure_newline()
+        terminalreporter.write_line(line, bold=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -37,6 +44,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             count = hygiene.scanned()
+            reporter.ensure_newline()
             reporter.write_line(
                 f"secret hygiene: {count} log records/outputs scanned, no secret found"
             )

@@ -1,0 +1,221 @@
+"""The crash matrix: every external call of a rotation x every fault, then a run without it.
+
+For each case: a due rotation runs with the fault injected at one call, the invariants I1-I2 are
+checked, the fault is removed, a second run follows, and I1-I3 must hold. The figure is printed
+at the end of the session: "N of N fault cases end with I1-I4 held" (I4 is the suite-wide scan).
+A second part kills the CLI process (SIGKILL) while the emulator holds one of its calls, then
+lets the server finish that call with nobody listening (a request whose body was fully read is
+carried out; one the server still had to read is abandoned, as a real server would), and re-runs
+the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from emulators.scenario import SeededTarget, rotator_identity
+from rotation.report import Outcome
+from tests import hygiene, matrix
+from tests.invariants import violations
+from tests.world import World
+
+TIMEOUT = 1.0  # the rotator's HTTP and Azure read timeouts in this file
+HEX = "[0-9a-f]{32}"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One external call of a due rotation with a previous PAT and one Prequel source."""
+
+    label: str
+    service: str
+    method: str
+    path: str  # a template: {pat} {cred} {key} {source} {tenant} {hex}
+    occurrence: int = 0
+
+    def regex(self, seeded: SeededTarget, tenant: str) -> str:
+        names = {
+            "pat": re.escape(seeded.secret_name),
+            "cred": re.escape(f"{seeded.name}-sp-credential"),
+            "key": re.escape(f"{seeded.name}-prequel-key"),
+            "source": re.escape(seeded.consumers[0].id),
+            "tenant": re.escape(tenant),
+            "hex": HEX,
+        }
+        return self.path.format(**names)
+
+
+ME = "/api/2.0/preview/scim/v2/Me"
+CALLS = [
+    Call("list the vault", "keyvault", "GET", "/secrets"),
+    Call("read the target's state", "keyvault", "GET", "/secrets/{pat}/"),
+    Call("read the SP credential", "keyvault", "GET", "/secrets/{cred}/"),
+    Call("list the target's versions", "keyvault", "GET", "/secrets/{pat}/versions"),
+    Call("Entra token for the SP", "entra", "POST", "/{tenant}/oauth2/v2.0/token"),
+    Call("list PATs (sweep)", "databricks", "GET", "/api/2.0/token/list"),
+    Call("read the Prequel API key", "keyvault", "GET", "/secrets/{key}/"),
+    Call("Prequel preflight", "prequel", "GET", "/sources/{source}"),
+    Call("record the intent to mint", "keyvault", "PATCH", "/secrets/{pat}/{hex}"),
+    Call("mint", "databricks", "POST", "/api/2.0/token/create"),
+    Call("store as pending", "keyvault", "PUT", "/secrets/{pat}"),
+    Call("verify (SCIM Me)", "databricks", "GET", ME),
+    Call("Prequel tests the new PAT on Databricks", "databricks", "GET", ME, 1),
+    Call("Prequel test (unsaved)", "prequel", "POST", "/sources/{source}/test-connection"),
+    Call("Prequel push", "prequel", "PATCH", "/sources/{source}"),
+    Call("Prequel confirms on Databricks", "databricks", "GET", ME, 2),
+    Call("Prequel confirm", "prequel", "POST", "/sources/{source}/test-connection", 1),
+    Call("promote", "keyvault", "PATCH", "/secrets/{pat}/{hex}", 1),
+    Call("revoke the previous PAT", "databricks", "POST", "/api/2.0/token/delete"),
+    Call("mark the previous version revoked", "keyvault", "PATCH", "/secrets/{pat}/{hex}", 2),
+    Call(
+        "record the revoke on the current version", "keyvault", "PATCH", "/secrets/{pat}/{hex}", 3
+    ),
+]
+
+FAULTS: dict[str, dict[str, object]] = {
+    "500": {"status": 500},
+    "503": {"status": 503},
+    "429 Retry-After": {"status": 429, "headers": {"Retry-After": "1"}},
+    "429": {"status": 429},
+    "timeout": {"mode": "drop", "delay": TIMEOUT * 2},  # the client gives up first
+    "dropped connection": {"mode": "drop"},
+    "dies after success": {"mode": "drop_after"},
+}
+
+
+async def _due_target(world: World) -> SeededTarget:
+    seeded = world.target(timing={"lifetime_days": 10, "rotate_before_days": 3})
+    first = await _run(world, seeded)
+    assert first.outcome is Outcome.ROTATED, first.error
+    world.emu.clock.advance(8 * 86_400)  # 2 days left: due
+    return seeded
+
+
+async def _run(world: World, seeded: SeededTarget):  # type: ignore[no-untyped-def]
+    async with world.runtime(
+        world.config(seeded), http_timeout=TIMEOUT, azure_timeout=TIMEOUT
+    ) as rt:
+        from rotation.service import rotate
+
+        (report,) = await rotate(rt)
+    hygiene.record_text("crash-matrix report", json.dumps(report.to_json()))
+    return report
+
+
+async def test_the_baseline_makes_exactly_these_calls(world: World) -> None:
+    seeded = await _due_target(world)
+    world.emu.requests.clear()
+    report = await _run(world, seeded)
+    assert report.outcome is Outcome.ROTATED
+    seen = [(e.service, e.method, e.path) for e in world.emu.requests.entries()]
+    expected = [(c.service, c.method, c.regex(seeded, world.emu.tenant_id)) for c in CALLS]
+    assert len(seen) == len(expected), seen
+    for (service, method, path), (e_service, e_method, pattern) in zip(seen, expected, strict=True):
+        assert (service, method) == (e_service, e_method)
+        assert re.fullmatch(pattern, path), (path, pattern)
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("call", CALLS, ids=[c.label for c in CALLS])
+async def test_fault_case(world: World, call: Call, fault: str) -> None:
+    emu = world.emu
+    seeded = await _due_target(world)
+    emu.faults.add(
+        call.service,
+        call.method,
+        call.regex(seeded, emu.tenant_id),
+        skip=call.occurrence,
+        times=1,
+        **FAULTS[fault],  # type: ignore[arg-type]
+    )
+    first = await _run(world, seeded)
+    broken = [f"after the faulty run: {v}" for v in violations(emu, seeded, settled=first.ok)]
+    emu.faults.clear()
+    second = await _run(world, seeded)
+    if not second.ok:
+        broken.append(f"the run without the fault failed: {second.error}")
+    broken += [f"after the second run: {v}" for v in violations(emu, seeded)]
+    matrix.record(f"{call.label} x {fault}", broken)
+    assert broken == []
+
+
+# --- a real process kill --------------------------------------------------------------------
+
+KILL_POINTS = {
+    "mint": ("databricks", "POST", "/api/2.0/token/create", False),
+    "store": ("keyvault", "PUT", "/secrets/{pat}", False),
+    "push": ("prequel", "PATCH", "/sources/{source}", False),
+    "promote": ("keyvault", "PATCH", "/secrets/{pat}/{hex}", False),
+    "revoke": ("databricks", "POST", "/api/2.0/token/delete", True),
+}
+
+
+def _cli(world: World, tmp_path: Path, seeded: SeededTarget, *args: str) -> subprocess.Popen[str]:
+    tenant, client, secret = rotator_identity(world.emu)
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "key_vault_url": world.emu.keyvault_url,
+                "orphan_min_age_minutes": 0,
+                "targets": [seeded.table],
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "ROTATION_CONFIG": str(config),
+        "ROTATION_CA_FILE": str(world.emu.ca_path),
+        "AZURE_TENANT_ID": tenant,
+        "AZURE_CLIENT_ID": client,
+        "AZURE_CLIENT_SECRET": secret,
+        "AZURE_AUTHORITY_HOST": world.emu.entra_url,
+        "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential",
+    }
+    env.pop("AzureWebJobsStorage", None)
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "rotation", "rotate", "--json", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen[str]) -> int:
+    out, err = proc.communicate(timeout=120)
+    hygiene.record_text("cli stdout", out)
+    hygiene.record_text("cli stderr", err)
+    return proc.returncode
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_sigkill_right_after_a_call_then_rerun(world: World, tmp_path: Path, point: str) -> None:
+    emu = world.emu
+    service, method, template, forced = KILL_POINTS[point]
+    seeded = world.target()
+    if forced:  # revoke happens only when replacing a rotator-made PAT
+        assert _finish(_cli(world, tmp_path, seeded)) == 0
+    path = Call(point, service, method, template).regex(seeded, emu.tenant_id)
+    fault = emu.faults.add(service, method, path, mode="hold")
+    proc = _cli(world, tmp_path, seeded, *(["--force"] if forced else []))
+    assert fault.arrived.wait(60), "the CLI never reached the call"
+    proc.send_signal(signal.SIGKILL)
+    assert _finish(proc) == -signal.SIGKILL
+    fault.release()  # the server now finishes the call with nobody waiting for its answer
+    assert fault.finished.wait(30)
+    emu.faults.clear()
+    broken = [f"after the kill: {v}" for v in violations(emu, seeded, settled=False)]
+    assert _finish(_cli(world, tmp_path, seeded)) == 0
+    broken += [f"after the re-run: {v}" for v in violations(emu, seeded)]
+    matrix.record(f"SIGKILL after {point}", broken)
+    assert broken == []
