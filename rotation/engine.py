@@ -304,7 +304,8 @@ class _Run:
         built = []
         for spec in self.t.updaters:
             found = plugin(spec.kind)
-            assert not isinstance(found, str)  # noqa: S101 — validated with the config
+            if isinstance(found, str):  # validated with the config; a plugin vanished since
+                raise errors.ConfigError(f"target {self.t.name}: {found}")
             built.append(found.build(spec.settings, ctx))
         self.report.consumers = [ConsumerResult(u.name) for u in built]
         return built

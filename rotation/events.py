@@ -79,8 +79,7 @@ def parse_event(
     *, event_id: object, event_type: object, subject: object, data: object
 ) -> KeyVaultEvent:
     """Return the Key Vault event these fields describe; raise ``MalformedEventError`` if none."""
-    kind = _text(event_type, "event type")
-    assert kind is not None  # noqa: S101 — required
+    kind = str(_text(event_type, "event type"))
     fields = _lower_keys(data)
     object_type = fields.get("objecttype")
     if object_type is not None and str(object_type).lower() != "secret":

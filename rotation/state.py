@@ -35,10 +35,10 @@ class Tag(StrEnum):
 
     MANAGED_BY = "managed-by"
     TARGET = "target"
-    TOKEN_ID = "token-id"  # noqa: S105 — a tag name
+    TOKEN_ID = "token-id"  # noqa: S105  # nosec B105 — a tag name
     ROTATION_ID = "rotation-id"
     STAGE = "stage"
-    PREVIOUS_TOKEN_ID = "previous-token-id"  # noqa: S105 — a tag name
+    PREVIOUS_TOKEN_ID = "previous-token-id"  # noqa: S105  # nosec B105 — a tag name
     REVOKE_PREVIOUS_AT = "revoke-previous-at"
     PREVIOUS_REVOKED = "previous-revoked"
     MINTING = "minting"

@@ -63,3 +63,16 @@ def test_the_hygiene_scanner_finds_a_planted_secret() -> None:
         [("somewhere", f"prefix{planted}suffix"), ("clean", "nothing")], frozenset({planted})
     )
     assert hits == ["somewhere: contains an issued secret"]
+
+
+async def test_reprs_of_the_runtime_and_its_parts_show_no_secret(world) -> None:  # type: ignore[no-untyped-def]
+    seeded = world.target()
+    report = await world.rotate_one(seeded)
+    token = world.emu.databricks.get(report.token_id)
+    assert token is not None
+    async with world.runtime(world.config(seeded)) as rt:
+        texts = [repr(rt), repr(rt.config), repr(rt.store), repr(report)]
+    for text in texts:
+        hygiene.record_text("repr", text)
+        assert token.value not in text
+    assert hygiene.find([("reprs", " ".join(texts))], world.emu.secrets.values()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from rotation.clients import open_runtime
 from rotation.config import Config, parse_config
 from rotation.retry import RetryPolicy
 from rotation.service import rotate
+from tests import hygiene
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -77,7 +79,11 @@ class World:
     ) -> list[TargetReport]:
         """Run one rotation pass over *seeded* targets."""
         async with self.runtime(self.config(*seeded, **root)) as rt:
-            return await rotate(rt, force=force, dry_run=dry_run)
+            reports = await rotate(rt, force=force, dry_run=dry_run)
+        for report in reports:  # reports carry error messages: scanned for secrets too
+            hygiene.record_text(f"report {report.target}", json.dumps(report.to_json()))
+            hygiene.record_text(f"report repr {report.target}", repr(report))
+        return reports
 
     async def rotate_one(self, seeded: SeededTarget, **kw: Any) -> TargetReport:
         """Run one rotation pass over one target and return its report."""

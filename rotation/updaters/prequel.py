@@ -61,7 +61,9 @@ class _Plugin:
     collection: str
 
     def build(self, settings: BaseModel, context: UpdaterContext) -> Updater:
-        assert isinstance(settings, PrequelSettings)  # noqa: S101 — validated by settings_model
+        if not isinstance(settings, PrequelSettings):
+            msg = f"prequel-{self.noun} needs PrequelSettings, got {type(settings).__name__}"
+            raise TypeError(msg)
         return PrequelUpdater(self.noun, self.collection, settings, context)
 
 
@@ -141,8 +143,7 @@ class PrequelUpdater:
         await self._test({self._noun: {}}, "the saved PAT")
 
     async def _test(self, body: dict[str, Any], what: str) -> None:
-        assert self._test_url is not None  # noqa: S101
-        url = self._test_url
+        url = str(self._test_url)  # only called when a test route is configured
         envelope = await retrying(self._ctx.retry, lambda: self._send("POST", url, body))
         data = envelope.get("data")
         status = data.get("status") if isinstance(data, dict) else data
