@@ -31,14 +31,14 @@ class Stage(StrEnum):
 
 
 class Tag(StrEnum):
-    """Tag names written on secret versions."""
+    """Tag names written on secret versions (names, not secrets: hence the S105/B105 waivers)."""
 
     MANAGED_BY = "managed-by"
     TARGET = "target"
-    TOKEN_ID = "token-id"  # noqa: S105  # nosec B105 — a tag name
+    TOKEN_ID = "token-id"  # noqa: S105 # nosec B105
     ROTATION_ID = "rotation-id"
     STAGE = "stage"
-    PREVIOUS_TOKEN_ID = "previous-token-id"  # noqa: S105  # nosec B105 — a tag name
+    PREVIOUS_TOKEN_ID = "previous-token-id"  # noqa: S105 # nosec B105
     REVOKE_PREVIOUS_AT = "revoke-previous-at"
     PREVIOUS_REVOKED = "previous-revoked"
     MINTING = "minting"
