@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from emulators.harness import Emulators
-from emulators.scenario import rotator_identity, seed_target
+from emulators.scenario import config_table, rotator_env, rotator_identity, seed_target
 
 if TYPE_CHECKING:
     from emulators.scenario import SeededTarget
@@ -30,14 +30,6 @@ __all__ = ["main"]
 def _say(text: str = "") -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
-
-
-def _config_table(emu: Emulators, seeded: list[SeededTarget]) -> dict[str, object]:
-    return {
-        "key_vault_url": emu.keyvault_url,
-        "orphan_min_age_minutes": 0,
-        "targets": [s.table for s in seeded],
-    }
 
 
 def _show_state(emu: Emulators, seeded: SeededTarget) -> None:
@@ -69,7 +61,7 @@ async def _rotate_twice(emu: Emulators, seeded: SeededTarget, rotator: tuple[str
     from rotation.config import parse_config  # noqa: PLC0415
     from rotation.service import rotate  # noqa: PLC0415
 
-    config = parse_config(_config_table(emu, [seeded]), origin="sandbox")
+    config = parse_config(config_table(emu, seeded), origin="sandbox")
     ca = str(emu.ca_path)
     tenant, client, secret = rotator
     failures = 0
@@ -120,28 +112,14 @@ def serve(directory: Path) -> int:
     """Start and seed the emulators, write config + env files, and wait for Ctrl-C."""
     directory.mkdir(parents=True, exist_ok=True)
     with Emulators() as emu:
-        tenant, client, secret = rotator_identity(emu)
         seeded = seed_target(emu, "prequel-prod")
         config = directory / "config.json"
-        config.write_text(json.dumps(_config_table(emu, [seeded]), indent=2), encoding="utf-8")
+        config.write_text(json.dumps(config_table(emu, seeded), indent=2), encoding="utf-8")
         env = directory / "env.sh"
         env.touch(mode=0o600)
-        env.write_text(
-            "".join(
-                f"export {k}={v}\n"
-                for k, v in {
-                    "ROTATION_CONFIG": config.resolve(),
-                    "ROTATION_CA_FILE": emu.ca_path,
-                    "AZURE_TENANT_ID": tenant,
-                    "AZURE_CLIENT_ID": client,
-                    "AZURE_CLIENT_SECRET": secret,
-                    "AZURE_AUTHORITY_HOST": emu.entra_url,
-                    "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential",
-                }.items()
-            ),
-            encoding="utf-8",
-        )
         env.chmod(0o600)
+        settings = rotator_env(emu, str(config.resolve()))
+        env.write_text("".join(f"export {k}={v}\n" for k, v in settings.items()), encoding="utf-8")
         _say(f"Emulators running. Config: {config.resolve()}")
         _say(
             f"In another shell:  source {env.resolve()} && "

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from emulators.harness import Emulators
 
-__all__ = ["Consumer", "SeededTarget", "rotator_identity", "seed_target"]
+__all__ = [
+    "Consumer",
+    "SeededTarget",
+    "config_table",
+    "rotator_env",
+    "rotator_identity",
+    "seed_target",
+]
 
 PrincipalKind = Literal["entra-client-secret", "databricks-oauth", "databricks-obo"]
 ConsumerKind = Literal["prequel-source", "prequel-destination"]
@@ -45,6 +52,34 @@ def rotator_identity(emu: Emulators) -> tuple[str, str, str]:
     """Register the rotator's own Entra app (its Key Vault identity): (tenant, client, secret)."""
     app = emu.entra.add_app("pat-rotator")
     return app.tenant_id, app.client_id, app.client_secret
+
+
+def rotator_env(emu: Emulators, config: str) -> dict[str, str]:
+    """Return the app settings that point ``python -m rotation`` / the Function App at *emu*.
+
+    *config* is the ``ROTATION_CONFIG`` value (a path or inline JSON). A new rotator identity is
+    registered; its client secret is in the result, so never print it.
+    """
+    tenant, client, secret = rotator_identity(emu)
+    return {
+        "ROTATION_CONFIG": config,
+        "ROTATION_CA_FILE": str(emu.ca_path),
+        "AZURE_TENANT_ID": tenant,
+        "AZURE_CLIENT_ID": client,
+        "AZURE_CLIENT_SECRET": secret,
+        "AZURE_AUTHORITY_HOST": emu.entra_url,
+        "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential",  # no managed-identity probes
+    }
+
+
+def config_table(emu: Emulators, *seeded: SeededTarget, **root: object) -> dict[str, object]:
+    """Return a configuration table for *seeded* targets in *emu*'s vault (no orphan min age)."""
+    return {
+        "key_vault_url": emu.keyvault_url,
+        "orphan_min_age_minutes": 0,
+        "targets": [s.table for s in seeded],
+        **root,
+    }
 
 
 def seed_target(

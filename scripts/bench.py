@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from azure.identity.aio import ClientSecretCredential
 
 from emulators.harness import Emulators
-from emulators.scenario import rotator_identity, seed_target
+from emulators.scenario import rotator_env, rotator_identity, seed_target
 from rotation.clients import open_runtime
 from rotation.config import parse_config
 from rotation.retry import RetryPolicy
@@ -116,17 +116,7 @@ async def scale(emu: Emulators, n: int, conc: int, lat: float) -> None:
     }
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     (workdir / "config.json").write_text(json.dumps(table))
-    tenant, client, secret = rotator_identity(emu)
-    env = {
-        **os.environ,
-        "ROTATION_CONFIG": str(workdir / "config.json"),
-        "ROTATION_CA_FILE": str(emu.ca_path),
-        "AZURE_TENANT_ID": tenant,
-        "AZURE_CLIENT_ID": client,
-        "AZURE_CLIENT_SECRET": secret,
-        "AZURE_AUTHORITY_HOST": emu.entra_url,
-        "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential",
-    }
+    env = {**os.environ, **rotator_env(emu, str(workdir / "config.json"))}
     env.pop("AzureWebJobsStorage", None)
     emu.requests.clear()
     latency(emu, lat)

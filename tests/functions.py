@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 
-from emulators.scenario import rotator_identity
+from emulators.scenario import config_table, rotator_env
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,22 +41,7 @@ def configure(
     **settings: str,
 ) -> None:
     """Set the app settings the Function App reads, pointing at the emulators and Azurite."""
-    tenant, client, secret = rotator_identity(emu)
-    config = {
-        "key_vault_url": emu.keyvault_url,
-        "orphan_min_age_minutes": 0,
-        "targets": [s.table for s in seeded],
-    }
-    env = {
-        "ROTATION_CONFIG": json.dumps(config),
-        "ROTATION_CA_FILE": str(emu.ca_path),
-        "AZURE_TENANT_ID": tenant,
-        "AZURE_CLIENT_ID": client,
-        "AZURE_CLIENT_SECRET": secret,
-        "AZURE_AUTHORITY_HOST": emu.entra_url,
-        "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential",
-        **settings,
-    }
+    env = rotator_env(emu, json.dumps(config_table(emu, *seeded))) | settings
     if storage:
         env["AzureWebJobsStorage"] = storage
     else:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from emulators.harness import Emulators
-from emulators.scenario import SeededTarget, rotator_identity
+from emulators.scenario import SeededTarget, config_table, rotator_env
 from tests import hygiene
 from tests.invariants import rotator_tokens
 from tests.world import World
@@ -20,20 +20,12 @@ from tests.world import World
 def _cli(
     emu: Emulators, tmp_path: Path, config: object, *args: str, storage: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    tenant, client, secret = rotator_identity(emu)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    env = {
-        **os.environ,
-        "ROTATION_CONFIG": str(path),
-        "ROTATION_CA_FILE": str(emu.ca_path),
-        "AZURE_TENANT_ID": tenant,
-        "AZURE_CLIENT_ID": client,
-        "AZURE_CLIENT_SECRET": secret,
-        "AZURE_AUTHORITY_HOST": emu.entra_url,
-        **({"AzureWebJobsStorage": storage} if storage else {}),
-        "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential",
-    }
+    env = {**os.environ, **rotator_env(emu, str(path))}
+    env.pop("AzureWebJobsStorage", None)
+    if storage:
+        env["AzureWebJobsStorage"] = storage
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "rotation", *args],
         env=env,
@@ -48,11 +40,7 @@ def _cli(
 
 
 def _config(emu: Emulators, *seeded: SeededTarget) -> dict[str, object]:
-    return {
-        "key_vault_url": emu.keyvault_url,
-        "orphan_min_age_minutes": 0,
-        "targets": [s.table for s in seeded],
-    }
+    return config_table(emu, *seeded)
 
 
 def test_rotate_json_then_status_json(world: World, tmp_path: Path) -> None:

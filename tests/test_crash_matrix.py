@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from emulators.scenario import SeededTarget, rotator_identity
+from emulators.scenario import SeededTarget, config_table, rotator_env
 from rotation.report import Outcome
 from tests import hygiene, matrix
 from tests.invariants import violations
@@ -160,27 +160,9 @@ KILL_POINTS = {
 
 
 def _cli(world: World, tmp_path: Path, seeded: SeededTarget, *args: str) -> subprocess.Popen[str]:
-    tenant, client, secret = rotator_identity(world.emu)
     config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "key_vault_url": world.emu.keyvault_url,
-                "orphan_min_age_minutes": 0,
-                "targets": [seeded.table],
-            }
-        )
-    )
-    env = {
-        **os.environ,
-        "ROTATION_CONFIG": str(config),
-        "ROTATION_CA_FILE": str(world.emu.ca_path),
-        "AZURE_TENANT_ID": tenant,
-        "AZURE_CLIENT_ID": client,
-        "AZURE_CLIENT_SECRET": secret,
-        "AZURE_AUTHORITY_HOST": world.emu.entra_url,
-        "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential",
-    }
+    config.write_text(json.dumps(config_table(world.emu, seeded)))
+    env = {**os.environ, **rotator_env(world.emu, str(config))}
     env.pop("AzureWebJobsStorage", None)
     return subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "rotation", "rotate", "--json", *args],
