@@ -116,8 +116,7 @@ def _emit_reports(reports: list[TargetReport], out: TextIO, *, as_json: bool) ->
         for c in r.consumers:
             state = "confirmed" if c.confirmed else "pushed" if c.pushed else "not updated"
             out.write(f"  {r.target}: consumer {c.name}: {state}\n")
-        for note in r.notes:
-            out.write(f"  {r.target}: note: {note}\n")
+        out.writelines(f"  {r.target}: note: {note}\n" for note in r.notes)
         if r.error:
             out.write(f"\n{r.target} failed at step {r.error.step}:\n  {r.error.message}\n")
 
