@@ -51,7 +51,7 @@ def start(timeout: float = 60.0) -> Azurite:
     blob, queue = _free_port(), _free_port()
     workdir = tempfile.mkdtemp(prefix="azurite-")
     env = {**os.environ, "AZURITE_ACCOUNTS": f"{account}:{key}"}
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [
             str(BINARY),
             "--blobHost",

@@ -26,7 +26,7 @@ def _cli(
     env.pop("AzureWebJobsStorage", None)
     if storage:
         env["AzureWebJobsStorage"] = storage
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, "-m", "rotation", *args],
         env=env,
         capture_output=True,

@@ -164,7 +164,7 @@ def _cli(world: World, tmp_path: Path, seeded: SeededTarget, *args: str) -> subp
     config.write_text(json.dumps(config_table(world.emu, seeded)))
     env = {**os.environ, **rotator_env(world.emu, str(config))}
     env.pop("AzureWebJobsStorage", None)
-    return subprocess.Popen(  # noqa: S603
+    return subprocess.Popen(
         [sys.executable, "-m", "rotation", "rotate", "--json", *args],
         env=env,
         stdout=subprocess.PIPE,

@@ -125,7 +125,7 @@ def test_aio_default_credential_from_env_vars_only_gets_a_token(
         asyncio.run(main())
         """
     )
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-c", script],
         env=dict(os.environ),
         capture_output=True,
