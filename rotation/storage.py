@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -41,19 +41,21 @@ async def open_storage(
     from azure.storage.queue.aio import QueueClient  # noqa: PLC0415
 
     encode = TextBase64EncodePolicy()  # the Functions queue trigger expects base64 messages
+    retry: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.5}  # never hang minutes
     if settings.storage:
-        blobs = BlobServiceClient.from_connection_string(settings.storage)
+        blobs = BlobServiceClient.from_connection_string(settings.storage, **retry)
         queue = QueueClient.from_connection_string(
-            settings.storage, settings.queue_name, message_encode_policy=encode
+            settings.storage, settings.queue_name, message_encode_policy=encode, **retry
         )
     else:
         url = str(settings.storage_account_url)
-        blobs = BlobServiceClient(url, credential=credential)
+        blobs = BlobServiceClient(url, credential=credential, **retry)
         queue = QueueClient(
             url.replace(".blob.", ".queue."),
             settings.queue_name,
             credential=credential,
             message_encode_policy=encode,
+            **retry,
         )
     async with blobs, queue:
         with contextlib.suppress(ResourceExistsError):

@@ -24,6 +24,14 @@ class Azurite:
     connection_string: str
     process: subprocess.Popen[str]
     workdir: str
+    output: list[str]
+
+    def check(self) -> None:
+        """Fail with Azurite's last words if it is no longer running."""
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"Azurite exited ({self.process.returncode}):\n" + "".join(self.output[-30:])
+            )
 
     def stop(self) -> None:
         """Stop Azurite and remove its files."""
@@ -93,4 +101,4 @@ def start(timeout: float = 60.0) -> Azurite:
         f"BlobEndpoint=http://127.0.0.1:{blob}/{account};"
         f"QueueEndpoint=http://127.0.0.1:{queue}/{account};"
     )
-    return Azurite(conn, process, workdir)
+    return Azurite(conn, process, workdir, seen)

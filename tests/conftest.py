@@ -76,9 +76,16 @@ def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.fixture(scope="session")
-def azurite() -> Iterator[object]:
+def _azurite_process() -> Iterator[object]:
     from tests.azurite import start
 
     running = start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def azurite(_azurite_process):  # type: ignore[no-untyped-def]
+    """The session's Azurite, checked to be alive before each test that uses it."""
+    _azurite_process.check()
+    return _azurite_process
