@@ -60,11 +60,19 @@ async def run_target(
         else:
             async with rt.lock.hold(target.name) as lease:
                 run.lease = lease
-                await run.execute(force=force)
+                try:
+                    await run.execute(force=force)
+                except errors.RotationError as exc:
+                    run.fail(exc)
+                    if not isinstance(exc, errors.LockLostError):  # still ours to write
+                        await run.record_failure()
     except errors.RotationError as exc:
         run.fail(exc)
-        if not dry_run and not isinstance(exc, errors.BusyError):
-            await run.record_failure()
+    except Exception as exc:  # a bug or an untranslated library error: report, don't crash
+        log.exception("target=%s step=%s unexpected %s", target.name, run.step, type(exc).__name__)
+        run.fail(
+            errors.RotationError(f"unexpected {type(exc).__name__}; see the logs", transient=True)
+        )
     return report
 
 
@@ -149,14 +157,13 @@ class _Run:
                 and (p.revoke_previous or (p.rotate and not p.resume))
             ):
                 self.latest = latest = await self._revoke_previous(issuer, versions, latest)
-            if p.sweep or p.rotate:
-                await self._sweep(issuer, versions)
+            deferred = await self._sweep(issuer, versions) if p.sweep or p.rotate else 0
             if p.rotate:
                 await self._rotate(issuer, versions, p, value)
                 self.report.outcome = Outcome.ROTATED
             else:
                 self.report.outcome = Outcome.HOUSEKEEPING
-                if latest is not None and latest.tag(Tag.MINTING):
+                if latest is not None and latest.tag(Tag.MINTING) and not deferred:
                     await self.rt.store.update(latest, tags=latest.with_tags(minting=None))
 
     def _issuer(self) -> AbstractAsyncContextManager[TokenIssuer]:
@@ -164,14 +171,18 @@ class _Run:
             self.t, workspace=self.ws, secrets=self.rt.store, http=self.rt.http, azure=self.rt.azure
         )
 
-    async def _sweep(self, issuer: TokenIssuer, versions: list[VersionState]) -> None:
+    async def _sweep(self, issuer: TokenIssuer, versions: list[VersionState]) -> int:
+        """Sweep orphans; return how many were too young to sweep (lockless runs only)."""
         await self.enter("sweep")
-        min_age = self.rt.config.orphan_min_age_minutes * 60
-        swept = await sweep_orphans(
+        # Under an exclusive lock no other run can be between its mint and its store.
+        exclusive = self.rt.lock.exclusive
+        min_age = 0.0 if exclusive else self.rt.config.orphan_min_age_minutes * 60
+        swept, deferred = await sweep_orphans(
             issuer, self.t.name, versions, now=self.rt.clock(), min_age_seconds=min_age
         )
         self.report.swept += swept
-        self.done("sweep", swept=len(swept))
+        self.done("sweep", swept=len(swept), deferred=deferred or None)
+        return deferred
 
     async def _rotate(
         self, issuer: TokenIssuer, versions: list[VersionState], p: Plan, value: Secret | None
@@ -205,7 +216,7 @@ class _Run:
                 me = await self.ws.me(StaticBearerAuth(value), principal=issuer.application_id)
             except errors.InvalidTokenError:
                 me = None
-            if me is not None and me.user_name == issuer.application_id:
+            if me is not None and _same_principal(me.user_name, issuer.application_id):
                 self.report.notes.append("resumed the pending PAT of an unfinished rotation")
                 return state, value
         await self._abandon(issuer, state, "the pending PAT no longer works")
@@ -213,7 +224,7 @@ class _Run:
 
     async def _abandon(self, issuer: TokenIssuer, state: VersionState, why: str) -> None:
         """Disable a pending version whose PAT cannot be used, then revoke that PAT."""
-        tags = state.with_tags(stage=Stage.ABANDONED.value, minting=None)
+        tags = state.with_tags(stage=Stage.ABANDONED.value, minting=None, previous_token_id=None)
         abandoned = await self.rt.store.update(state, tags=tags, enabled=False)
         if self.latest is not None and self.latest.version == state.version:
             self.latest = abandoned
@@ -255,6 +266,7 @@ class _Run:
             Tag.TOKEN_ID: new.info.token_id,
             Tag.ROTATION_ID: rotation_id,
             Tag.STAGE: Stage.PENDING.value,
+            Tag.WRITTEN_AT: f"{self.rt.clock():.6f}",
         }
         if current is not None and current.token_id:
             tags[Tag.PREVIOUS_TOKEN_ID] = current.token_id
@@ -289,7 +301,7 @@ class _Run:
     async def _verify(self, issuer: TokenIssuer, state: VersionState, pat: Secret) -> None:
         await self.enter("verify")
         me = await self.ws.me(StaticBearerAuth(pat), principal=issuer.application_id)
-        if me.user_name != issuer.application_id:
+        if not _same_principal(me.user_name, issuer.application_id):
             await self._abandon(issuer, state, f"it authenticates as {me.user_name!r}")
             msg = (
                 f"The new PAT for target {self.t.name} authenticates as {me.user_name!r}, not as "
@@ -383,6 +395,11 @@ class _Run:
             await self.rt.store.update(old, tags=tags, enabled=False)
         self.done("revoke", token_id=previous)
         return await self.rt.store.update(current, tags=current.with_tags(previous_revoked="true"))
+
+
+def _same_principal(user_name: str, application_id: str) -> bool:
+    """Return whether SCIM ``userName`` names the application id (GUIDs compare caselessly)."""
+    return user_name.strip().lower() == application_id.strip().lower()
 
 
 async def _quiet(awaitable: Awaitable[T]) -> T | None:

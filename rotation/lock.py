@@ -29,6 +29,8 @@ class Lock(Protocol):
     """Hands out per-target leases."""
 
     description: str
+    exclusive: bool
+    """True when holding a lease really excludes every other run (not so for ``NullLock``)."""
 
     def hold(self, target: str) -> AbstractAsyncContextManager[Lease]:
         """Hold *target*'s lock for the block (an async context manager); ``BusyError`` if taken."""
@@ -44,6 +46,7 @@ class NullLock:
     """No lock at all: for single-process use where nothing else writes (says so in reports)."""
 
     description = "no lock (storage not configured): do not run two rotations of a target at once"
+    exclusive = False
 
     @asynccontextmanager
     async def hold(self, target: str) -> AsyncIterator[Lease]:

@@ -44,6 +44,8 @@ class Tag(StrEnum):
     MINTING = "minting"
     LAST_RESULT = "last-result"
     CONSUMERS = "consumers"
+    WRITTEN_AT = "written-at"
+    """Sub-second creation time: orders versions that Key Vault's whole seconds cannot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,13 @@ class VersionState:
 
     @property
     def revoke_previous_at(self) -> float | None:
-        """Return when the previous PAT may be revoked (epoch seconds), if one is outstanding."""
+        """Return when the previous PAT may be revoked (epoch seconds), if one is outstanding.
+
+        Only a ``current`` version (consumers confirmed its PAT) ever allows revoking the one
+        it replaced; a pending or abandoned version never does.
+        """
+        if self.stage is not Stage.CURRENT:
+            return None
         if not self.tag(Tag.PREVIOUS_TOKEN_ID) or self.tag(Tag.PREVIOUS_REVOKED) == "true":
             return None
         raw = self.tag(Tag.REVOKE_PREVIOUS_AT)
@@ -87,6 +95,16 @@ class VersionState:
             return float(raw) if raw else 0.0
         except ValueError:
             return 0.0
+
+    @property
+    def order(self) -> tuple[float, str]:
+        """Return a key that sorts versions oldest first, even within one second."""
+        raw = self.tag(Tag.WRITTEN_AT)
+        try:
+            written = float(raw) if raw else None
+        except ValueError:
+            written = None
+        return (written if written is not None else (self.created_on or 0.0), self.version)
 
     def with_tags(self, **changes: str | None) -> dict[str, str]:
         """Return a copy of the tags with *changes* applied (``None`` removes a tag)."""

@@ -83,7 +83,7 @@ class KeyVaultStore:
                 out = [_state(props) async for props in pager]
         except errors.SecretMissingError:
             return []
-        return sorted(out, key=lambda v: (v.created_on or 0.0, v.version))
+        return sorted(out, key=lambda v: v.order)
 
     async def latest(self, name: str) -> tuple[VersionState, Secret | None] | None:
         """Return the latest version of *name* with its value (None if disabled or empty)."""

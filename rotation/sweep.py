@@ -3,7 +3,8 @@
 An orphan is left when a run crashed between ``token/create`` and storing the value (the value is
 lost for good). Only tokens whose comment carries this app's marker *for this target* are ever
 touched; a token a person made is never revoked. Tokens younger than ``min_age_seconds`` are left
-for a later run, as a guard for runs that hold no lock.
+for a later run: a guard for runs that hold no exclusive lock (another run could be between its
+mint and its store); under a blob lease the engine passes 0.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ async def sweep_orphans(
     *,
     now: float,
     min_age_seconds: float,
-) -> list[str]:
-    """Revoke *target*'s unreferenced rotator-made PATs; return the token ids revoked."""
+) -> tuple[list[str], int]:
+    """Revoke *target*'s unreferenced rotator-made PATs; return (ids revoked, number deferred)."""
     referenced = {v.token_id for v in versions if v.token_id and v.stage not in _DEAD}
     swept: list[str] = []
+    deferred = 0
     for token in await issuer.list():
         marker = parse_comment(token.comment)
         if marker is None or marker[0] != target or token.token_id in referenced:
@@ -42,6 +44,7 @@ async def sweep_orphans(
         age = now - token.creation_ms / 1000
         if min_age_seconds > 0 and age < min_age_seconds:
             log.info("target=%s sweep deferred token_id=%s age=%.0fs", target, token.token_id, age)
+            deferred += 1
             continue
         if await issuer.revoke(token.token_id):
             log.warning(
@@ -51,4 +54,4 @@ async def sweep_orphans(
                 marker[1],
             )
             swept.append(token.token_id)
-    return swept
+    return swept, deferred

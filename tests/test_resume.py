@@ -92,3 +92,29 @@ async def test_a_dead_pending_pat_is_abandoned_and_replaced(world: World) -> Non
     ]
     assert [v.enabled for v in abandoned] == [False]
     assert violations(emu, seeded) == []
+
+
+async def test_an_abandoned_latest_version_never_triggers_a_revoke(world: World) -> None:
+    emu = world.emu
+    seeded = world.target()
+    first = await world.rotate_one(seeded)
+    source = seeded.consumers[0].id
+    emu.faults.add("prequel", "PATCH", f"/sources/{source}", status=503, times=-1)
+    failed = await world.rotate_one(seeded, force=True)  # leaves a pending version
+    emu.faults.clear()
+    emu.databricks.revoke(failed.token_id)  # the pending PAT dies
+    emu.faults.add("databricks", "POST", CREATE, status=400, times=-1)
+    abandoned = await world.rotate_one(seeded)  # abandons it, then cannot mint
+    assert abandoned.error is not None
+    assert abandoned.error.step == "mint"
+    emu.faults.clear()
+    emu.faults.add("prequel", "PATCH", f"/sources/{source}", status=503, times=-1)
+    again = await world.rotate_one(seeded)  # the latest version is the abandoned one
+    assert again.error is not None
+    assert first.token_id not in again.revoked
+    assert violations(emu, seeded, settled=False) == []
+    emu.faults.clear()
+    finished = await world.rotate_one(seeded)
+    assert finished.outcome is Outcome.ROTATED
+    assert first.token_id in finished.revoked
+    assert violations(emu, seeded) == []
