@@ -290,11 +290,12 @@ def _duplicates(config: Config) -> list[str]:
     ):
         seen: set[str] = set()
         for i, value in enumerate(values):
-            if value in seen:
+            if value.lower() in seen:
                 problems.append(
-                    f"targets[{i}]: duplicate {label} {value!r}; each target needs its own"
+                    f"targets[{i}]: duplicate {label} {value!r} (names are compared ignoring "
+                    "case, as Key Vault does); each target needs its own"
                 )
-            seen.add(value)
+            seen.add(value.lower())
     return problems
 
 

@@ -254,7 +254,7 @@ class _Run:
             raise
         self.done("mint", rotation_id=rotation_id, token_id=new.info.token_id)
         await self.enter("store", check=False)  # a minted PAT is stored even if the lease is gone
-        current = _current(versions)
+        current = _current(versions, self.t.name)
         if current is None or not current.token_id:
             self.report.notes.append(
                 "no earlier rotator-made PAT is recorded, so none will be revoked; a PAT made by "
@@ -410,9 +410,14 @@ async def _quiet(awaitable: Awaitable[T]) -> T | None:
         return None
 
 
-def _current(versions: list[VersionState]) -> VersionState | None:
-    """Return the version consumers use now: the newest ``current`` or unmanaged enabled one."""
+def _current(versions: list[VersionState], target: str) -> VersionState | None:
+    """Return the version consumers use now: the newest ``current`` or unmanaged enabled one.
+
+    A version another target (or another deployment) wrote is never taken for this target's.
+    """
     for v in reversed(versions):
+        if v.managed and v.tag(Tag.TARGET) not in {None, target}:
+            continue
         if v.stage is Stage.CURRENT or (not v.managed and v.enabled):
             return v
     return None

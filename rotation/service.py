@@ -56,7 +56,7 @@ async def rotate(
     gate = asyncio.Semaphore(rt.config.concurrency)
 
     async def one(target: Target) -> TargetReport:
-        latest = listing.get(target.secret_name)
+        latest = listing.get(target.secret_name.lower())
         p = plan(target, latest, rt.clock(), force=force)
         if p.idle:
             return _idle(target, latest, p.reason)
@@ -73,7 +73,7 @@ async def needing_work(rt: Runtime) -> tuple[dict[str, VersionState], list[Targe
     busy = [
         t
         for t in rt.config.targets
-        if not plan(t, listing.get(t.secret_name), now, force=False).idle
+        if not plan(t, listing.get(t.secret_name.lower()), now, force=False).idle
     ]
     return listing, busy
 
@@ -127,7 +127,7 @@ async def status(rt: Runtime) -> list[StatusRow]:
     now = rt.clock()
     rows = []
     for t in rt.config.targets:
-        v = listing.get(t.secret_name)
+        v = listing.get(t.secret_name.lower())
         p = plan(t, v, now, force=False)
         rows.append(
             StatusRow(

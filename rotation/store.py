@@ -68,11 +68,14 @@ class KeyVaultStore:
         return Secret(secret.value)
 
     async def list_latest(self) -> dict[str, VersionState]:
-        """Return every secret's latest-version state, from one paged listing (no values)."""
+        """Return every secret's latest-version state, from one paged listing (no values).
+
+        Keys are lower-cased: Key Vault secret names are case-insensitive.
+        """
         out: dict[str, VersionState] = {}
         with self._translating("*", "list"):
             async for props in self._client.list_properties_of_secrets():
-                out[str(props.name)] = _state(props)
+                out[str(props.name).lower()] = _state(props)
         return out
 
     async def versions(self, name: str) -> list[VersionState]:

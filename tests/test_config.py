@@ -171,3 +171,13 @@ def test_a_top_level_that_is_not_a_table_is_refused() -> None:
 
 def test_no_targets_is_refused() -> None:
     assert "targets" in _problems({"key_vault_url": "https://v.vault.azure.net", "targets": []})
+
+
+def test_secret_names_differing_only_in_case_are_duplicates() -> None:
+    text = _problems(
+        {
+            "key_vault_url": "https://v.vault.azure.net",
+            "targets": [_target(), _target(name="t2", secret_name="T1-PAT")],
+        }
+    )
+    assert "duplicate secret_name 'T1-PAT'" in text

@@ -103,3 +103,11 @@ async def test_dry_run_changes_nothing(world: World) -> None:
     assert emu.keyvault.latest(seeded.secret_name) is None
     assert rotator_tokens(emu, seeded) == []
     assert emu.requests.count("databricks", "POST") == before
+
+
+async def test_secret_names_match_the_vault_ignoring_case(world: World) -> None:
+    seeded = world.target()
+    await world.rotate_one(seeded)
+    seeded.table["secret_name"] = seeded.secret_name.upper()
+    again = await world.rotate_one(seeded)
+    assert again.outcome is Outcome.NOT_DUE
