@@ -68,7 +68,11 @@ class RotationError(Exception):
         transient: bool | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
+        # Messages quote other services' words, which could echo a credential: mask it here,
+        # once, so that no report, HTTP body or CLI output built from a message can show one.
+        from rotation.logs import redact  # noqa: PLC0415 — logs imports nothing of ours but secret
+
+        super().__init__(redact(message))
         if transient is not None:
             self.transient = transient
         self.retry_after = retry_after

@@ -24,6 +24,12 @@ _PATTERNS: Final = re.compile(
 )
 
 
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
+
 def redact(text: str) -> str:
     """Return *text* with every known secret value and secret-shaped string masked."""
     text = _PATTERNS.sub(_MASK, text)
@@ -42,6 +48,9 @@ class RedactingFilter(logging.Filter):
         clean = redact(message)
         if clean != message:
             record.msg, record.args = clean, None
+        for key, value in list(vars(record).items()):  # extras, e.g. stamina's caused_by
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, redact(value))
         if record.exc_info and record.exc_info[1] is not None:
             formatted = logging.Formatter().formatException(record.exc_info)
             record.exc_text = redact(formatted)

@@ -76,3 +76,19 @@ async def test_reprs_of_the_runtime_and_its_parts_show_no_secret(world) -> None:
         hygiene.record_text("repr", text)
         assert token.value not in text
     assert hygiene.find([("reprs", " ".join(texts))], world.emu.secrets.values()) == []
+
+
+def test_error_messages_are_masked_at_construction() -> None:
+    from rotation.errors import ConsumerError
+
+    echoed = "dapi" + "a" * 32
+    exc = ConsumerError(f"Prequel said: token {echoed} is not valid")
+    assert echoed not in str(exc)
+    assert "[secret]" in str(exc)
+
+
+def test_filter_masks_string_extras() -> None:
+    record = logging.LogRecord("stamina", logging.WARNING, __file__, 1, "retry", None, None)
+    record.caused_by = f"ConsumerError('{VALUE}')"
+    RedactingFilter().filter(record)
+    assert VALUE not in record.caused_by
