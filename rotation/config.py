@@ -190,6 +190,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     if path is None and source.startswith("{"):
         try:
             data = json.loads(source)
+        except RecursionError:
+            msg = f"{ENV_VAR} holds JSON nested too deeply."
+            raise ConfigError(msg) from None
         except json.JSONDecodeError as exc:
             msg = (
                 f"{ENV_VAR} holds invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
@@ -201,6 +204,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         msg = f"Cannot read configuration file {file}: {exc.strerror}."
+        raise ConfigError(msg) from None
+    except UnicodeDecodeError:
+        msg = f"Configuration file {file} is not UTF-8 text."
         raise ConfigError(msg) from None
     try:
         data = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)

@@ -90,8 +90,7 @@ class Workspace:
         if lifetime_seconds > 0:
             body["lifetime_seconds"] = lifetime_seconds
         ctx = _Context(self.url, "token/create", principal)
-        data = await self._create("/api/2.0/token/create", auth, ctx, body)
-        return NewToken(Secret(str(data["token_value"])), TokenInfo.from_api(data["token_info"]))
+        return _new_token(await self._create("/api/2.0/token/create", auth, ctx, body), ctx)
 
     async def create_token_on_behalf_of(
         self, auth: httpx.Auth, *, application_id: str, lifetime_seconds: int, comment: str
@@ -102,8 +101,7 @@ class Workspace:
             body["lifetime_seconds"] = lifetime_seconds
         ctx = _Context(self.url, "on-behalf-of token create", application_id)
         path = "/api/2.0/token-management/on-behalf-of/tokens"
-        data = await self._create(path, auth, ctx, body)
-        return NewToken(Secret(str(data["token_value"])), TokenInfo.from_api(data["token_info"]))
+        return _new_token(await self._create(path, auth, ctx, body), ctx)
 
     async def list_tokens(self, auth: httpx.Auth, *, principal: str) -> list[TokenInfo]:
         """List the caller's own live tokens."""
@@ -178,6 +176,19 @@ class Workspace:
         if response.is_success:
             return json_body(response)
         raise _translate(response, ctx)
+
+
+def _new_token(data: dict[str, Any], ctx: _Context) -> NewToken:
+    """Read a create answer; one without a value may still have minted: reconcile it."""
+    try:
+        value, info = data["token_value"], data["token_info"]
+        return NewToken(Secret(str(value)), TokenInfo.from_api(info))
+    except (KeyError, TypeError, ValueError):
+        msg = (
+            f"Databricks answered {ctx.operation} in workspace {ctx.url} without a usable token; "
+            "the PAT it may have made is looked up by its comment and revoked."
+        )
+        raise errors.DatabricksError(msg, transient=True, outcome_unknown=True) from None
 
 
 def _translate(  # noqa: PLR0911 — one return per documented failure

@@ -10,7 +10,8 @@ Every message says what went wrong *and what to do*; none ever contains a secret
     ├── BusyError                    another run holds the target's lock
     ├── LockLostError                the lock was lost mid-rotation; stopped at a step boundary
     ├── SecretStoreError             Key Vault refused or failed a call
-    │   └── SecretMissingError       a credential secret named in the config does not exist
+    │   ├── SecretMissingError       a credential secret named in the config does not exist
+    │   └── SecretDisabledError      the (latest) version asked for is disabled
     ├── CredentialError              the principal could not authenticate (Entra / Databricks OAuth)
     ├── DatabricksError              the workspace refused or failed a call
     │   ├── TokensDisabledError          PATs are disabled in the workspace
@@ -43,6 +44,7 @@ __all__ = [
     "OnBehalfOfDisabledError",
     "PrincipalNotInWorkspaceError",
     "RotationError",
+    "SecretDisabledError",
     "SecretMissingError",
     "SecretStoreError",
     "TokenQuotaError",
@@ -110,6 +112,10 @@ class SecretStoreError(RotationError):
 
 class SecretMissingError(SecretStoreError):
     """A secret that the configuration names does not exist in Key Vault."""
+
+
+class SecretDisabledError(SecretStoreError):
+    """The secret version asked for is disabled (Key Vault's ``SecretDisabled``)."""
 
 
 class CredentialError(RotationError):

@@ -8,6 +8,7 @@ secret event raises :class:`MalformedEventError` with what is wrong.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,7 +42,7 @@ def _lower_keys(data: object) -> dict[str, Any]:
     if isinstance(data, str | bytes):
         try:
             data = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             msg = "event data is not JSON"
             raise MalformedEventError(msg) from None
     if not isinstance(data, dict):
@@ -53,14 +54,16 @@ def _lower_keys(data: object) -> dict[str, Any]:
 def _epoch(value: object) -> float | None:
     if value is None or value == "":
         return None
+    msg = "EXP must be a number of seconds, a numeric string or null"
     if isinstance(value, bool):
-        msg = "EXP must be a number, a numeric string or null"
         raise MalformedEventError(msg)
     try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        msg = f"EXP must be a number, a numeric string or null, got {type(value).__name__}"
-        raise MalformedEventError(msg) from None
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise MalformedEventError(f"{msg}, got {type(value).__name__}") from None
+    if not math.isfinite(number):
+        raise MalformedEventError(msg)
+    return number
 
 
 def _text(value: object, field: str, *, required: bool = True) -> str | None:
@@ -86,7 +89,12 @@ def parse_event(
         msg = f"event is about a {object_type}, not a secret"
         raise MalformedEventError(msg)
     url = _text(fields.get("id"), "data.Id", required=False)
-    parts = urlsplit(url) if url else None
+    try:
+        parts = urlsplit(url) if url else None
+        host = parts.netloc.lower() if parts and parts.hostname else None
+    except ValueError:
+        msg = "data.Id is not a URL"
+        raise MalformedEventError(msg) from None
     path = parts.path.strip("/").split("/") if parts else []
     name = _text(fields.get("objectname"), "data.ObjectName", required=False) or (
         path[1] if len(path) >= 2 and path[0] == "secrets" else None  # noqa: PLR2004
@@ -98,7 +106,7 @@ def parse_event(
     return KeyVaultEvent(
         event_id=str(event_id or ""),
         event_type=kind,
-        vault_host=parts.netloc.lower() if parts and parts.netloc else None,
+        vault_host=host,
         vault_name=_text(fields.get("vaultname"), "data.VaultName", required=False),
         secret_name=str(name),
         version=version,

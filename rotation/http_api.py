@@ -58,7 +58,7 @@ def parse_rotate_request(params: Mapping[str, str], body: bytes) -> RotateOption
     if body.strip():
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             msg = 'body is not JSON; send {"force": true} or {"dry_run": true}, or nothing'
             raise BadRequestError(msg) from None
         if not isinstance(data, dict):

@@ -95,9 +95,7 @@ class KeyVaultStore:
                 secret = await self._client.get_secret(name)
         except errors.SecretMissingError:
             return None
-        except errors.SecretStoreError as exc:
-            if "disabled" not in str(exc).lower():
-                raise
+        except errors.SecretDisabledError:
             versions = await self.versions(name)
             return (versions[-1], None) if versions else None
         value = Secret(secret.value) if secret.value else None
@@ -163,9 +161,10 @@ def _http_error(where: str, exc: HttpResponseError) -> errors.SecretStoreError:
     status = exc.status_code or 0
     code = exc.error.code if exc.error else None
     if status == 403:  # noqa: PLR2004
-        inner = str(exc.message or "")
-        if "disabled" in inner.lower():
-            return errors.SecretStoreError(f"{where}: the secret version is disabled ({code}).")
+        inner = exc.error.innererror if exc.error else None
+        inner_code = inner.get("code") if isinstance(inner, dict) else None
+        if inner_code == "SecretDisabled":
+            return errors.SecretDisabledError(f"{where}: the secret version is disabled.")
         return errors.SecretStoreError(
             f"{where}: forbidden ({code}). Grant the app's identity the 'Key Vault Secrets "
             "Officer' role on the vault (or get/list/set permissions in an access policy)."

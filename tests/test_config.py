@@ -181,3 +181,10 @@ def test_secret_names_differing_only_in_case_are_duplicates() -> None:
         }
     )
     assert "duplicate secret_name 'T1-PAT'" in text
+
+
+def test_a_config_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"\xff\xfe\x00key = 1")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)

@@ -236,3 +236,28 @@ async def test_fuzzed_events_never_raise_and_never_rotate(
         await deliver(event)  # must not raise: no such event is about our latest version
     assert {t.token_id for t in rotator_tokens(world.emu, seeded)} == before
     assert any(r.getMessage().startswith("event: ") for r in caplog.records)
+
+
+def test_hostile_event_fields_are_malformed_not_crashes() -> None:
+    import pytest
+
+    for data in (
+        {"Id": "https://[::1/secrets/x/y"},
+        {"ObjectName": "x", "EXP": 10**400},
+        {"ObjectName": "x", "EXP": "nan"},
+        "[" * 5000,
+    ):
+        with pytest.raises(MalformedEventError):
+            parse_event(
+                event_id="e",
+                event_type="Microsoft.KeyVault.SecretNearExpiry",
+                subject=None,
+                data=data,
+            )
+
+
+def test_deeply_nested_bodies_are_400_material() -> None:
+    import pytest
+
+    with pytest.raises(BadRequestError):
+        parse_rotate_request({}, b"[" * 5000)

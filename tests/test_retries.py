@@ -82,3 +82,13 @@ async def test_prequel_push_is_retried_it_is_idempotent(world: World) -> None:
     report = await _rotate(world, seeded)
     assert report.outcome is Outcome.ROTATED
     assert world.emu.requests.count("prequel", "PATCH", f"/sources/{source}") == 2
+
+
+async def test_a_create_answer_without_a_token_is_reconciled_not_crashed(world: World) -> None:
+    seeded = world.target()
+    world.emu.faults.add("databricks", "POST", CREATE, status=200, body={"token_info": "?"})
+    report = await _rotate(world, seeded)
+    assert report.error is not None
+    assert report.error.step == "mint"
+    assert "without a usable token" in report.error.message
+    assert violations(world.emu, seeded, settled=False) == []
