@@ -389,10 +389,11 @@ class _Run:
             return current
         if await issuer.revoke(previous):
             self.report.revoked.append(previous)
-        old = _by_token(versions, previous)
-        if old is not None and old.stage is not Stage.REVOKED:
-            tags = old.with_tags(stage=Stage.REVOKED.value, minting=None)
-            await self.rt.store.update(old, tags=tags, enabled=False)
+        # Every version holding it (a retried PUT can have stored the same PAT twice).
+        for old in versions:
+            if old.token_id == previous and (old.stage is not Stage.REVOKED or old.enabled):
+                tags = old.with_tags(stage=Stage.REVOKED.value, minting=None)
+                await self.rt.store.update(old, tags=tags, enabled=False)
         self.done("revoke", token_id=previous)
         return await self.rt.store.update(current, tags=current.with_tags(previous_revoked="true"))
 

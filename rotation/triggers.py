@@ -108,8 +108,12 @@ async def timer_tick(*, past_due: bool = False) -> str:
 
 
 async def queued_rotation(body: str, *, dequeue_count: int = 1) -> TargetReport:
-    """Rotate the target one fan-out message names; raise so the host retries, then poisons."""
-    from rotation.service import rotate  # noqa: PLC0415
+    """Rotate the target one fan-out message names; raise so the host retries, then poisons.
+
+    It reads only that target's secret (no vault-wide listing per message).
+    """
+    from rotation.engine import run_target  # noqa: PLC0415
+    from rotation.service import select  # noqa: PLC0415
 
     try:
         message = json.loads(body)
@@ -124,7 +128,8 @@ async def queued_rotation(body: str, *, dequeue_count: int = 1) -> TargetReport:
         log.error(msg)
         raise ValueError(msg) from None
     async with open_app() as app:
-        (report,) = await rotate(app.rt, [name])
+        (target,) = select(app.rt.config, [name])
+        report = await run_target(app.rt, target)
     if report.ok:
         return report
     reason = report.error.message if report.error else report.outcome.value

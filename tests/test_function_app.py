@@ -328,11 +328,13 @@ async def test_fan_out_enqueues_one_message_per_due_target(world: World, app, az
         assert sorted(json.loads(m.content)["target"] for m in messages) == sorted(
             t.name for t in targets
         )
+        world.emu.requests.clear()
         for m in messages:
             msg = QueueMessage(id=m.id, body=m.content.encode(), dequeue_count=m.dequeue_count)
             await _function("rotate_queued")(msg)
             await queue.delete_message(m)
     assert _creates(world) - creates == 3
+    assert world.emu.requests.count("keyvault", "GET", "/secrets") == 0  # no listing per message
     for t in targets:
         assert violations(world.emu, t) == []
 

@@ -118,3 +118,27 @@ async def test_an_abandoned_latest_version_never_triggers_a_revoke(world: World)
     assert finished.outcome is Outcome.ROTATED
     assert first.token_id in finished.revoked
     assert violations(emu, seeded) == []
+
+
+async def test_a_pat_stored_twice_by_a_retried_put_is_disabled_everywhere_once_revoked(
+    world: World,
+) -> None:
+    emu = world.emu
+    seeded = world.target()
+    emu.faults.add("keyvault", "PUT", f"/secrets/{seeded.secret_name}", mode="drop_after")
+    first = await world.rotate_one(seeded)  # the SDK re-sends the PUT: two versions, one PAT
+    assert first.outcome is Outcome.ROTATED
+    holding = [
+        v
+        for v in emu.keyvault.versions(seeded.secret_name)
+        if v.tags.get("token-id") == first.token_id
+    ]
+    assert len(holding) == 2
+    await world.rotate_one(seeded, force=True)
+    holding = [
+        v
+        for v in emu.keyvault.versions(seeded.secret_name)
+        if v.tags.get("token-id") == first.token_id
+    ]
+    assert [v.enabled for v in holding] == [False, False]
+    assert violations(emu, seeded) == []
