@@ -329,6 +329,7 @@ async def test_fan_out_enqueues_one_message_per_due_target(world: World, app, az
             t.name for t in targets
         )
         world.emu.requests.clear()
+        creates = 0
         for m in messages:
             msg = QueueMessage(id=m.id, body=m.content.encode(), dequeue_count=m.dequeue_count)
             await _function("rotate_queued")(msg)
