@@ -156,3 +156,9 @@ async def test_error_code_may_be_an_integer_or_a_string(world: World, error_code
     body = {"error_code": error_code, "message": "User does not have permission to use tokens."}
     world.emu.faults.add("databricks", "POST", "/api/2.0/token/create", status=403, body=body)
     await _fails(world, seeded, "missing-can-use", "CAN_USE")
+
+
+async def test_a_token_field_prequel_does_not_read_is_caught_before_minting(world: World) -> None:
+    seeded = world.target()
+    seeded.table["updaters"][0]["token_field"] = "databricks.access_token_auth.acess_token"
+    await _fails(world, seeded, "consumer", "accepted a made-up token", "acess_token")

@@ -10,6 +10,7 @@ failure is a failure even when the envelope says ``success``.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -19,14 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from rotation import errors
 from rotation._http import is_transient_status, json_body, retry_after
 from rotation.retry import retrying
+from rotation.secret import Secret
 
 if TYPE_CHECKING:
-    from rotation.secret import Secret
     from rotation.updaters.base import Updater, UpdaterContext
 
 __all__ = ["PrequelDestinationFactory", "PrequelSettings", "PrequelSourceFactory", "PrequelUpdater"]
 
 API_VERSION = "2023-12-01"
+DEFAULT_TOKEN_FIELD = "databricks.access_token_auth.access_token"  # noqa: S105 — a path
 
 
 class PrequelSettings(BaseModel):
@@ -41,7 +43,7 @@ class PrequelSettings(BaseModel):
     update_path: str | None = None
     test_path: str | None = None
     test_before_push: bool = True
-    token_field: str = "databricks.access_token_auth.access_token"  # noqa: S105 — a path
+    token_field: str = DEFAULT_TOKEN_FIELD
     auth_method_field: str | None = "databricks.auth_method"
     auth_method: str = "access_token_auth"
 
@@ -119,8 +121,34 @@ class PrequelUpdater:
         return {self._noun: body}
 
     async def preflight(self) -> None:
-        """Read the source/destination: proves the API key, the id and the base URL."""
+        """Read the source/destination: proves the API key, the id and the base URL.
+
+        With an overridden field path, also prove Prequel reads the token from it: a test with
+        a made-up token there must fail. (If Prequel ignored the path, it would test the saved
+        PAT, the push would change nothing, and revoking the old PAT would cut Prequel off.)
+        """
         await retrying(self._ctx.retry, lambda: self._send("GET", self._update_url, None))
+        default = PrequelSettings.model_fields
+        overridden = any(
+            getattr(self._settings, f) != default[f].default
+            for f in ("token_field", "auth_method_field", "auth_method")
+        )
+        if overridden and self._test_url is not None:
+            await self._expect_rejection()
+
+    async def _expect_rejection(self) -> None:
+        junk = Secret(f"dapi{secrets.token_hex(16)}-invalid")
+        try:
+            await self._test(self._changes(junk), "a made-up token")
+        except errors.ConsumerRejectedTokenError:
+            return
+        msg = (
+            f"Prequel {self._noun} {self._settings.id} accepted a made-up token placed at "
+            f"{self._settings.token_field!r}, so it does not read the token from there. Fix "
+            "token_field / auth_method_field (the default is "
+            f"{DEFAULT_TOKEN_FIELD!r}); nothing was changed."
+        )
+        raise errors.ConsumerError(msg)
 
     async def test(self, pat: Secret) -> bool:
         """Ask Prequel to test *pat* without saving it; False when testing is switched off."""
