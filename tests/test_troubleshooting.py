@@ -158,7 +158,16 @@ async def test_error_code_may_be_an_integer_or_a_string(world: World, error_code
     await _fails(world, seeded, "missing-can-use", "CAN_USE")
 
 
-async def test_a_token_field_prequel_does_not_read_is_caught_before_minting(world: World) -> None:
+@pytest.mark.parametrize(
+    ("field", "hint"),
+    [
+        ("databricks.access_token", "accepted a made-up token"),  # Prequel silently ignores it
+        ("databricks.access_token_auth.acess_token", "must be a non-empty string"),  # refuses
+    ],
+)
+async def test_a_token_field_prequel_does_not_read_is_caught_before_minting(
+    world: World, field: str, hint: str
+) -> None:
     seeded = world.target()
-    seeded.table["updaters"][0]["token_field"] = "databricks.access_token_auth.acess_token"
-    await _fails(world, seeded, "consumer", "accepted a made-up token", "acess_token")
+    seeded.table["updaters"][0]["token_field"] = field
+    await _fails(world, seeded, "consumer", hint)
