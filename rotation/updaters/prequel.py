@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["PrequelDestinationFactory", "PrequelSettings", "PrequelSourceFactory", "PrequelUpdater"]
 
 API_VERSION = "2023-12-01"
-DEFAULT_TOKEN_FIELD = "databricks.access_token_auth.access_token"  # noqa: S105 — a path
+DEFAULT_TOKEN_FIELD = "databricks.access_token_auth.access_token"  # noqa: S105 # nosec B105
 
 
 class PrequelSettings(BaseModel):
