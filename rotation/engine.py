@@ -51,7 +51,7 @@ log = logging.getLogger("rotation")
 async def run_target(
     rt: Runtime, target: Target, *, force: bool = False, dry_run: bool = False
 ) -> TargetReport:
-    """Run *target*'s state machine once and report; never raises a ``RotationError``."""
+    """Run *target*'s state machine once and report; errors become the report, never raise."""
     report = TargetReport(target.name)
     run = _Run(rt, target, report)
     try:
