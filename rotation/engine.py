@@ -21,14 +21,22 @@ from typing import TYPE_CHECKING, TypeVar
 
 from rotation import errors
 from rotation.auth import StaticBearerAuth
+from rotation.consumers import Consumers
 from rotation.databricks import Workspace
 from rotation.plan import Plan, plan
 from rotation.principals import open_issuer
-from rotation.report import ConsumerResult, ErrorInfo, Outcome, TargetReport, format_time
-from rotation.state import MANAGED_BY, Stage, Tag, VersionState, comment_for, parse_comment
+from rotation.report import ErrorInfo, Outcome, TargetReport, format_time
+from rotation.state import (
+    MANAGED_BY,
+    Stage,
+    Tag,
+    VersionState,
+    comment_for,
+    current_version,
+    parse_comment,
+    version_with_token,
+)
 from rotation.sweep import sweep_orphans
-from rotation.updaters.base import UpdaterContext
-from rotation.updaters.registry import plugin
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -39,7 +47,6 @@ if TYPE_CHECKING:
     from rotation.principals import TokenIssuer
     from rotation.runtime import Runtime
     from rotation.secret import Secret
-    from rotation.updaters.base import SecretReader, Updater
 
 __all__ = ["run_target"]
 
@@ -138,7 +145,7 @@ class _Run:
             tokens = await issuer.list()
         self.done("credentials", live_tokens=len(tokens))
         if p.rotate:
-            await self._preflight(self._updaters())
+            await self._consumers().preflight()
         self.report.outcome = Outcome.WOULD_ROTATE if p.rotate else Outcome.HOUSEKEEPING
 
     async def execute(self, *, force: bool) -> None:
@@ -166,6 +173,11 @@ class _Run:
                 if latest is not None and latest.tag(Tag.MINTING) and not deferred:
                     await self.rt.store.update(latest, tags=latest.with_tags(minting=None))
 
+    def _consumers(self) -> Consumers:
+        consumers = Consumers(self.t, self.rt, self.enter, self.done)
+        self.report.consumers = consumers.results
+        return consumers
+
     def _issuer(self) -> AbstractAsyncContextManager[TokenIssuer]:
         return open_issuer(
             self.t, workspace=self.ws, secrets=self.rt.store, http=self.rt.http, azure=self.rt.azure
@@ -187,8 +199,8 @@ class _Run:
     async def _rotate(
         self, issuer: TokenIssuer, versions: list[VersionState], p: Plan, value: Secret | None
     ) -> None:
-        updaters = self._updaters()
-        await self._preflight(updaters)
+        consumers = self._consumers()
+        await consumers.preflight()
         pending: tuple[VersionState, Secret] | None = None
         if p.resume and self.latest is not None:
             pending = await self._resumable(issuer, self.latest, value)
@@ -200,8 +212,8 @@ class _Run:
         self.report.expires_on = state.expires_on
         self.report.previous_token_id = state.tag(Tag.PREVIOUS_TOKEN_ID)
         await self._verify(issuer, state, pat)
-        await self._test(updaters, pat)
-        await self._push(updaters, pat)
+        await consumers.test(pat)
+        await consumers.push_and_confirm(pat)
         promoted = await self._promote(state, versions)
         if self.t.grace_period_hours == 0:
             await self._revoke_previous(issuer, versions, promoted)
@@ -254,7 +266,7 @@ class _Run:
             raise
         self.done("mint", rotation_id=rotation_id, token_id=new.info.token_id)
         await self.enter("store", check=False)  # a minted PAT is stored even if the lease is gone
-        current = _current(versions, self.t.name)
+        current = current_version(versions, self.t.name)
         if current is None or not current.token_id:
             self.report.notes.append(
                 "no earlier rotator-made PAT is recorded, so none will be revoked; a PAT made by "
@@ -311,51 +323,6 @@ class _Run:
             raise errors.VerificationError(msg)
         self.done("verify", user=me.user_name)
 
-    def _updaters(self) -> list[Updater]:
-        ctx = UpdaterContext(self.rt.http, _CachedReader(self.rt.store), self.rt.retry)
-        built = []
-        for spec in self.t.updaters:
-            found = plugin(spec.kind)
-            if isinstance(found, str):  # validated with the config; a plugin vanished since
-                raise errors.ConfigError(f"target {self.t.name}: {found}")
-            built.append(found.build(spec.settings, ctx))
-        self.report.consumers = [ConsumerResult(u.name) for u in built]
-        return built
-
-    async def _preflight(self, updaters: list[Updater]) -> None:
-        await self.enter("preflight")
-        for updater, result in zip(updaters, self.report.consumers, strict=True):
-            try:
-                await updater.preflight()
-            except errors.RotationError as exc:
-                result.error = str(exc)
-                raise
-        self.done("preflight", consumers=len(updaters))
-
-    async def _test(self, updaters: list[Updater], pat: Secret) -> None:
-        await self.enter("test")
-        for updater, result in zip(updaters, self.report.consumers, strict=True):
-            try:
-                result.tested = await updater.test(pat)
-            except errors.RotationError as exc:
-                result.error = str(exc)
-                raise
-        self.done("test", consumers=len(updaters))
-
-    async def _push(self, updaters: list[Updater], pat: Secret) -> None:
-        for updater, result in zip(updaters, self.report.consumers, strict=True):
-            try:
-                await self.enter("push")
-                await updater.push(pat)
-                result.pushed = True
-                await self.enter("confirm")
-                await updater.confirm(pat)
-                result.confirmed = True
-            except errors.RotationError as exc:
-                result.error = str(exc)
-                raise
-            self.done("push", consumer=updater.name)
-
     async def _promote(self, state: VersionState, versions: list[VersionState]) -> VersionState:
         await self.enter("promote")
         now = self.rt.clock()
@@ -370,7 +337,7 @@ class _Run:
             consumers=summary[:512],
         )
         promoted = await self.rt.store.update(state, tags=tags)
-        old = _by_token(versions, previous)
+        old = version_with_token(versions, previous)
         if old is not None and old.stage is Stage.CURRENT and self.t.grace_period_hours > 0:
             # With no grace the revoke step marks it `revoked` right away: one write saved.
             await self.rt.store.update(
@@ -409,35 +376,3 @@ async def _quiet(awaitable: Awaitable[T]) -> T | None:
         return await awaitable
     except errors.RotationError:
         return None
-
-
-def _current(versions: list[VersionState], target: str) -> VersionState | None:
-    """Return the version consumers use now: the newest ``current`` or unmanaged enabled one.
-
-    A version another target (or another deployment) wrote is never taken for this target's.
-    """
-    for v in reversed(versions):
-        if v.managed and v.tag(Tag.TARGET) not in {None, target}:
-            continue
-        if v.stage is Stage.CURRENT or (not v.managed and v.enabled):
-            return v
-    return None
-
-
-def _by_token(versions: list[VersionState], token_id: str | None) -> VersionState | None:
-    if token_id is None:
-        return None
-    return next((v for v in reversed(versions) if v.token_id == token_id), None)
-
-
-class _CachedReader:
-    """Read each credential secret once per run."""
-
-    def __init__(self, store: SecretReader) -> None:
-        self._store = store
-        self._cache: dict[str, Secret] = {}
-
-    async def read(self, name: str) -> Secret:
-        if name not in self._cache:
-            self._cache[name] = await self._store.read(name)
-        return self._cache[name]

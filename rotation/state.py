@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["MANAGED_BY", "Stage", "Tag", "VersionState", "comment_for", "parse_comment"]
+__all__ = [
+    "MANAGED_BY",
+    "Stage",
+    "Tag",
+    "VersionState",
+    "comment_for",
+    "current_version",
+    "parse_comment",
+    "version_with_token",
+]
 
 MANAGED_BY: Final = "pat-rotator"
 
@@ -116,6 +125,26 @@ class VersionState:
             else:
                 tags[name] = value
         return tags
+
+
+def current_version(versions: list[VersionState], target: str) -> VersionState | None:
+    """Return the version consumers use now: the newest ``current`` or unmanaged enabled one.
+
+    A version another target (or another deployment) wrote is never taken for *target*'s.
+    """
+    for v in reversed(versions):
+        if v.managed and v.tag(Tag.TARGET) not in {None, target}:
+            continue
+        if v.stage is Stage.CURRENT or (not v.managed and v.enabled):
+            return v
+    return None
+
+
+def version_with_token(versions: list[VersionState], token_id: str | None) -> VersionState | None:
+    """Return the newest version holding PAT *token_id*, if any."""
+    if token_id is None:
+        return None
+    return next((v for v in reversed(versions) if v.token_id == token_id), None)
 
 
 _COMMENT_PREFIX: Final = f"{MANAGED_BY} "

@@ -1,0 +1,97 @@
+"""A target's consumers during one run: preflight, test, push and confirm, with their results.
+
+Each step runs over every updater in configuration order and records per-consumer results in
+the report; the first failure stops the step (and the run) with the consumer's error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
+
+from rotation import errors
+from rotation.report import ConsumerResult
+from rotation.updaters.base import UpdaterContext
+from rotation.updaters.registry import plugin
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from rotation.config import Target
+    from rotation.runtime import Runtime
+    from rotation.secret import Secret
+    from rotation.updaters.base import SecretReader, Updater
+
+__all__ = ["Consumers"]
+
+T = TypeVar("T")
+
+
+class Consumers:
+    """The updaters of one target for one run, and what each of them did."""
+
+    def __init__(
+        self,
+        target: Target,
+        rt: Runtime,
+        enter: Callable[[str], Awaitable[None]],
+        done: Callable[..., None],
+    ) -> None:
+        ctx = UpdaterContext(rt.http, _CachedReader(rt.store), rt.retry)
+        self._updaters: list[Updater] = []
+        for spec in target.updaters:
+            found = plugin(spec.kind)
+            if isinstance(found, str):  # validated with the config; a plugin vanished since
+                raise errors.ConfigError(f"target {target.name}: {found}")
+            self._updaters.append(found.build(spec.settings, ctx))
+        self.results = [ConsumerResult(u.name) for u in self._updaters]
+        self._enter = enter
+        self._done = done
+
+    def _pairs(self) -> list[tuple[Updater, ConsumerResult]]:
+        return list(zip(self._updaters, self.results, strict=True))
+
+    async def preflight(self) -> None:
+        """Prove every consumer is reachable and accepts our credentials; change nothing."""
+        await self._enter("preflight")
+        for updater, result in self._pairs():
+            await _recording(result, updater.preflight())
+        self._done("preflight", consumers=len(self._updaters))
+
+    async def test(self, pat: Secret) -> None:
+        """Have every consumer that can test *pat* without saving it do so."""
+        await self._enter("test")
+        for updater, result in self._pairs():
+            result.tested = await _recording(result, updater.test(pat))
+        self._done("test", consumers=len(self._updaters))
+
+    async def push_and_confirm(self, pat: Secret) -> None:
+        """Save *pat* on every consumer, each confirmed before the next is touched."""
+        for updater, result in self._pairs():
+            await self._enter("push")
+            await _recording(result, updater.push(pat))
+            result.pushed = True
+            await self._enter("confirm")
+            await _recording(result, updater.confirm(pat))
+            result.confirmed = True
+            self._done("push", consumer=updater.name)
+
+
+async def _recording(result: ConsumerResult, call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except errors.RotationError as exc:
+        result.error = str(exc)
+        raise
+
+
+class _CachedReader:
+    """Read each credential secret once per run."""
+
+    def __init__(self, store: SecretReader) -> None:
+        self._store = store
+        self._cache: dict[str, Secret] = {}
+
+    async def read(self, name: str) -> Secret:
+        if name not in self._cache:
+            self._cache[name] = await self._store.read(name)
+        return self._cache[name]
