@@ -79,37 +79,6 @@ async def open_runtime(
     variables or a developer login locally). *ca_file* adds a CA bundle (the emulators' CA).
     *transport* is the shared Azure transport (default: a new one from :func:`azure_transport`).
     """
-    async with AsyncExitStack() as stack:
-        if transport is None:
-            transport = await stack.enter_async_context(azure_transport(ca_file))
-        yield await stack.enter_async_context(
-            _runtime(
-                config=config,
-                credential=credential,
-                ca_file=ca_file,
-                transport=transport,
-                lock=lock,
-                retry=retry,
-                clock=clock,
-                http_timeout=http_timeout,
-                azure_timeout=azure_timeout,
-            )
-        )
-
-
-@asynccontextmanager
-async def _runtime(
-    *,
-    config: Config,
-    credential: AsyncTokenCredential | None,
-    ca_file: str | None,
-    transport: AioHttpTransport,
-    lock: Lock | None,
-    retry: RetryPolicy | None,
-    clock: Callable[[], float],
-    http_timeout: float,
-    azure_timeout: float | None,
-) -> AsyncIterator[Runtime]:
     import httpx  # noqa: PLC0415
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
     from azure.keyvault.secrets.aio import SecretClient  # noqa: PLC0415
@@ -117,41 +86,40 @@ async def _runtime(
     from rotation.store import KeyVaultStore  # noqa: PLC0415
 
     retry = retry or RetryPolicy()
-    own_credential = credential is None
-    cred = credential or DefaultAzureCredential(transport=transport)
-    client = SecretClient(
-        config.key_vault_url,
-        cred,
-        verify_challenge_resource=not is_loopback(config.key_vault_url),
-        retry_total=max(0, retry.attempts - 1),
-        retry_backoff_factor=retry.wait_initial,
-        retry_backoff_max=retry.wait_max,
-        user_agent=USER_AGENT,
-        transport=transport,
-        **(
-            {"read_timeout": azure_timeout, "connection_timeout": azure_timeout}
-            if azure_timeout
-            else {}
-        ),
-    )
-    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
-    http = httpx.AsyncClient(
-        verify=verify,
-        timeout=http_timeout,
-        headers={"User-Agent": USER_AGENT},
-        limits=httpx.Limits(max_connections=max(10, config.concurrency * 2)),
-    )
-    try:
-        async with client, http:
-            yield Runtime(
-                config=config,
-                store=KeyVaultStore(client),
-                http=http,
-                retry=retry,
-                azure=AzureOptions(transport=transport, read_timeout=azure_timeout),
-                lock=lock or NullLock(),
-                clock=clock,
-            )
-    finally:
-        if own_credential:
-            await cred.close()
+    async with AsyncExitStack() as stack:
+        if transport is None:
+            transport = await stack.enter_async_context(azure_transport(ca_file))
+        azure = AzureOptions(transport=transport, read_timeout=azure_timeout)
+        if credential is None:
+            credential = DefaultAzureCredential(transport=transport)
+            stack.push_async_callback(credential.close)
+        client = SecretClient(
+            config.key_vault_url,
+            credential,
+            verify_challenge_resource=not is_loopback(config.key_vault_url),
+            retry_total=max(0, retry.attempts - 1),
+            retry_backoff_factor=retry.wait_initial,
+            retry_backoff_max=retry.wait_max,
+            user_agent=USER_AGENT,
+            **azure.client_kwargs(),
+        )
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_file) if ca_file else True
+        )
+        http = httpx.AsyncClient(
+            verify=verify,
+            timeout=http_timeout,
+            headers={"User-Agent": USER_AGENT},
+            limits=httpx.Limits(max_connections=max(10, config.concurrency * 2)),
+        )
+        await stack.enter_async_context(client)
+        await stack.enter_async_context(http)
+        yield Runtime(
+            config=config,
+            store=KeyVaultStore(client),
+            http=http,
+            retry=retry,
+            azure=azure,
+            lock=lock or NullLock(),
+            clock=clock,
+        )

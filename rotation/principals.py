@@ -13,7 +13,7 @@ import re
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import httpx
 
@@ -52,6 +52,13 @@ class AzureOptions:
     transport: AioHttpTransport | None = None
     read_timeout: float | None = None
     """Seconds to wait for an Azure answer (the SDK's default when None)."""
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Return the keyword arguments every Azure SDK client and credential takes from these."""
+        kwargs: dict[str, Any] = {"transport": self.transport} if self.transport else {}
+        if self.read_timeout:
+            kwargs |= {"read_timeout": self.read_timeout, "connection_timeout": self.read_timeout}
+        return kwargs
 
 
 class TokenIssuer(Protocol):
@@ -156,12 +163,13 @@ class _EntraToken:
     def __init__(self, p: EntraClientSecretPrincipal, secret: Secret, azure: AzureOptions) -> None:
         from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
 
-        kwargs: dict[str, object] = {"transport": azure.transport} if azure.transport else {}
-        if azure.read_timeout:
-            kwargs |= {"read_timeout": azure.read_timeout, "connection_timeout": azure.read_timeout}
         self._p = p
         self._credential = ClientSecretCredential(
-            p.tenant_id, p.client_id, secret.reveal(), authority=str(p.authority_host), **kwargs
+            p.tenant_id,
+            p.client_id,
+            secret.reveal(),
+            authority=str(p.authority_host),
+            **azure.client_kwargs(),
         )
 
     async def __aenter__(self) -> Self:

@@ -7,6 +7,7 @@ translates Azure errors at this boundary. Values come back as :class:`~rotation.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from azure.core.exceptions import (
@@ -114,8 +115,6 @@ class KeyVaultStore:
         self, name: str, value: Secret, *, tags: dict[str, str], expires_on: float | None
     ) -> VersionState:
         """Store *value* as a new (latest) version of *name* with *tags* and expiry."""
-        from datetime import UTC, datetime  # noqa: PLC0415
-
         exp = datetime.fromtimestamp(expires_on, UTC) if expires_on else None
         with self._translating(name, "set"):
             secret = await self._client.set_secret(
