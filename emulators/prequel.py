@@ -1,13 +1,21 @@
-"""Prequel emulator: sources and destinations whose Databricks PAT can be tested and swapped.
+"""Prequel emulator: sources, destinations and import sources whose Databricks PAT can be swapped.
 
-Every response is the envelope ``{status, data, message}``. ``test-connection`` really
-calls the Databricks emulator (``GET /api/2.0/preview/scim/v2/Me``) over HTTPS with the
-merged, unsaved config; only loopback hosts are ever contacted.
+Every response is the envelope ``{status, data, message}`` (documented); a bad API key is 401
+and an unknown id 404 in that envelope (the status codes are inferred). A connection test
+(``test-connection``, ``test-source``) really calls the Databricks emulator
+(``GET /api/2.0/preview/scim/v2/Me``) over HTTPS with the merged, unsaved config; only loopback
+hosts are ever contacted.
+
+Import routes (Prequel's import product): ``PATCH /import/sources/{id}``,
+``POST /import/sources/{id}/test-source`` (an optional partial ``{"source": ...}`` body, tested
+without saving) and ``POST /import/test-source`` are documented; ``GET /import/sources/{id}`` and
+the import source's ``databricks`` layout are inferred from the export side.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -40,7 +48,21 @@ _REASONS = {
     504: "Gateway Timeout",
 }
 
-Handler = Callable[[Request, str], Awaitable[Response]]
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """A collection: its key in `PrequelState`, its body key and its name in messages."""
+
+    store: str
+    body: str
+    label: str
+
+
+_SOURCE = _Kind("source", "source", "source")
+_DESTINATION = _Kind("destination", "destination", "destination")
+_IMPORT_SOURCE = _Kind("import_source", "source", "import source")
+
+Handler = Callable[[Request, _Kind], Awaitable[Response]]
 
 
 class _EnvelopeError(Exception):
@@ -126,7 +148,7 @@ class _PrequelApp:
         if version != API_VERSION:
             raise _EnvelopeError(400, f"Unsupported X-Prequel-Api-Version: {version}")
 
-    def endpoint(self, handler: Handler, kind: str) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(self, handler: Handler, kind: _Kind) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             try:
                 self.check_headers(request)
@@ -140,57 +162,64 @@ class _PrequelApp:
 
         return run
 
-    def _connection(self, request: Request, kind: str) -> Connection:
+    def _connection(self, request: Request, kind: _Kind) -> Connection:
         ident: str = request.path_params["ident"]
-        connection = self.state.find(kind, ident)
+        connection = self.state.find(kind.store, ident)
         if connection is None:
-            raise _EnvelopeError(404, f"{kind} {ident} not found")
+            raise _EnvelopeError(404, f"{kind.label} {ident} not found")
         return connection
 
     @staticmethod
-    async def _changes(request: Request, kind: str, *, allow_empty: bool) -> dict[str, Any]:
+    async def _changes(request: Request, kind: _Kind, *, allow_empty: bool) -> dict[str, Any]:
         body = await read_json_object(request, empty_ok=allow_empty)
-        changes = body.get(kind, {} if allow_empty else None)
+        key = kind.body
+        changes = body.get(key, {} if allow_empty else None)
         if not isinstance(changes, dict):
-            raise _EnvelopeError(400, f'The request body must be {{"{kind}": {{...}}}}.')
+            raise _EnvelopeError(400, f'The request body must be {{"{key}": {{...}}}}.')
         settings = changes.get("databricks")
         if settings is not None and not isinstance(settings, dict):
-            raise _EnvelopeError(400, f"{kind}.databricks must be an object.")
+            raise _EnvelopeError(400, f"{key}.databricks must be an object.")
         auth = (settings or {}).get("access_token_auth")
         if auth is not None:
             token = auth.get("access_token") if isinstance(auth, dict) else None
             if not isinstance(token, str) or not token:
                 raise _EnvelopeError(
                     400,
-                    f"{kind}.databricks.access_token_auth.access_token must be a non-empty string.",
+                    f"{key}.databricks.access_token_auth.access_token must be a non-empty string.",
                 )
         return changes
 
-    async def list_all(self, request: Request, kind: str) -> Response:
+    async def list_all(self, request: Request, kind: _Kind) -> Response:
         del request
-        items = [redact(c.config) for c in self.state.connections(kind)]
-        return _ok({f"{kind}s": items, "has_next": False, "next_url": None})
+        items = [redact(c.config) for c in self.state.connections(kind.store)]
+        return _ok({f"{kind.body}s": items, "has_next": False, "next_url": None})
 
-    async def get_one(self, request: Request, kind: str) -> Response:
-        return _ok({kind: redact(self._connection(request, kind).config)})
+    async def get_one(self, request: Request, kind: _Kind) -> Response:
+        return _ok({kind.body: redact(self._connection(request, kind).config)})
 
-    async def patch_one(self, request: Request, kind: str) -> Response:
+    async def patch_one(self, request: Request, kind: _Kind) -> Response:
         connection = self._connection(request, kind)
         changes = await self._changes(request, kind, allow_empty=False)
-        return _ok({kind: connection.apply(changes)}, f"{kind.capitalize()} updated.")
+        return _ok({kind.body: connection.apply(changes)}, f"{kind.body.capitalize()} updated.")
 
-    async def test_one(self, request: Request, kind: str) -> Response:
+    async def test_one(self, request: Request, kind: _Kind) -> Response:
         connection = self._connection(request, kind)
         config = connection.merged(await self._changes(request, kind, allow_empty=True))
-        return await self._test(kind, connection.id, config)
+        saved = connection.access_token
+        return await self._test(kind, connection.id, config, saved=saved)
 
-    async def test_unsaved(self, request: Request, kind: str) -> Response:
+    async def test_unsaved(self, request: Request, kind: _Kind) -> Response:
         config = await self._changes(request, kind, allow_empty=False)
         return await self._test(kind, None, config)
 
-    async def _test(self, kind: str, ident: str | None, config: dict[str, Any]) -> Response:
+    async def _test(
+        self, kind: _Kind, ident: str | None, config: dict[str, Any], saved: str | None = None
+    ) -> Response:
         ok, message, host = await _probe(self.state, config)
-        self.state.record_test(ConnectionTest(kind, ident, host, token_of(config), ok, message))
+        token = token_of(config)
+        is_saved = token is not None and token == saved
+        test = ConnectionTest(kind.store, ident, host, token, ok, message, token_saved=is_saved)
+        self.state.record_test(test)
         result = {"status": "success" if ok else "failure", "message": message}
         return _ok(result, "Connection test completed.")
 
@@ -200,9 +229,9 @@ def build_prequel_app(state: PrequelState) -> Starlette:
     app = _PrequelApp(state)
     routes: list[Route] = []
     for prefix, kind in (
-        ("/sources", "source"),
-        ("/destinations", "destination"),
-        ("/export/destinations", "destination"),
+        ("/sources", _SOURCE),
+        ("/destinations", _DESTINATION),
+        ("/export/destinations", _DESTINATION),
     ):
         routes += [
             Route(prefix, app.endpoint(app.list_all, kind), methods=["GET"]),
@@ -214,7 +243,14 @@ def build_prequel_app(state: PrequelState) -> Starlette:
                 methods=["POST"],
             ),
         ]
-    routes.append(
-        Route("/test-destination", app.endpoint(app.test_unsaved, "destination"), methods=["POST"])
-    )
+    one = "/import/sources/{ident}"
+    routes += [
+        Route("/test-destination", app.endpoint(app.test_unsaved, _DESTINATION), methods=["POST"]),
+        Route(one, app.endpoint(app.get_one, _IMPORT_SOURCE), methods=["GET"]),
+        Route(one, app.endpoint(app.patch_one, _IMPORT_SOURCE), methods=["PATCH"]),
+        Route(f"{one}/test-source", app.endpoint(app.test_one, _IMPORT_SOURCE), methods=["POST"]),
+        Route(
+            "/import/test-source", app.endpoint(app.test_unsaved, _IMPORT_SOURCE), methods=["POST"]
+        ),
+    ]
     return service_app(routes, prequel_error_body)

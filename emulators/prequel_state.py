@@ -1,4 +1,10 @@
-"""State of the Prequel emulator: API keys, Databricks sources and destinations."""
+"""State of the Prequel emulator: API keys, Databricks sources, destinations and import sources.
+
+An import source (Prequel's import product) is stored apart from the export sources, under its own
+ids, in the same layout: the Databricks settings under ``databricks`` with the PAT at
+``databricks.access_token_auth.access_token``. That layout is inferred for import sources from the
+export side (``reference/prequel-api.md`` confirms it for Prequel's Databricks connections only).
+"""
 
 from __future__ import annotations
 
@@ -47,7 +53,11 @@ def redact(config: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionTest:
-    """One ``test-connection`` Prequel ran: which token, against which host, with what result."""
+    """One connection test Prequel ran: which token, against which host, with what result.
+
+    ``token_saved`` tells whether the tested token was the one stored at the time (False for a
+    test of changed, unsaved fields and for a test of an unsaved connection).
+    """
 
     kind: str
     connection_id: str | None
@@ -55,10 +65,14 @@ class ConnectionTest:
     access_token: str | None = field(repr=False)
     ok: bool
     message: str
+    token_saved: bool = False
 
 
 class Connection:
-    """A Prequel source or destination; the connection settings sit under ``databricks``."""
+    """A Prequel source, destination or import source; the settings sit under ``databricks``.
+
+    ``kind`` is ``source``, ``destination`` or ``import_source``.
+    """
 
     def __init__(self, kind: str, config: dict[str, Any], lock: threading.Lock) -> None:
         self.kind = kind
@@ -109,7 +123,7 @@ class Connection:
 
 
 class PrequelState:
-    """API keys, sources and destinations; thread-safe.
+    """API keys, sources, destinations and import sources; thread-safe.
 
     ``ca_path`` is the CA the emulator trusts when ``test-connection`` calls Databricks.
     """
@@ -163,6 +177,17 @@ class PrequelState:
         """Add a Databricks destination, like `add_source`. Return its id."""
         return self._add("destination", host, http_path, access_token, destination_id)
 
+    def add_import_source(
+        self,
+        *,
+        host: str,
+        http_path: str = "/sql/1.0/warehouses/abc",
+        access_token: str,
+        source_id: str | None = None,
+    ) -> str:
+        """Add a Databricks source of Prequel's import product, like `add_source`. Return its id."""
+        return self._add("import_source", host, http_path, access_token, source_id)
+
     def source(self, source_id: str) -> Connection:
         """Return a source by id (KeyError if unknown)."""
         return self._get("source", source_id)
@@ -170,6 +195,10 @@ class PrequelState:
     def destination(self, destination_id: str) -> Connection:
         """Return a destination by id (KeyError if unknown)."""
         return self._get("destination", destination_id)
+
+    def import_source(self, source_id: str) -> Connection:
+        """Return an import source by id (KeyError if unknown)."""
+        return self._get("import_source", source_id)
 
     @property
     def sources(self) -> dict[str, Connection]:
@@ -181,13 +210,18 @@ class PrequelState:
         """All destinations by id (a new dict; the `Connection` objects are live)."""
         return {c.id: c for c in self.connections("destination")}
 
+    @property
+    def import_sources(self) -> dict[str, Connection]:
+        """All import sources by id (a new dict; the `Connection` objects are live)."""
+        return {c.id: c for c in self.connections("import_source")}
+
     def connections(self, kind: str) -> list[Connection]:
-        """Return all sources or all destinations, in creation order."""
+        """Return all connections of one kind, in creation order."""
         with self._lock:
             return [c for (k, _), c in self._connections.items() if k == kind]
 
     def find(self, kind: str, connection_id: str) -> Connection | None:
-        """Return a source or destination by id, or None."""
+        """Return a connection of one kind by id, or None."""
         with self._lock:
             return self._connections.get((kind, connection_id))
 

@@ -1,11 +1,21 @@
-"""Prequel updaters: a Databricks source or destination whose PAT Prequel holds.
+"""Prequel updaters: a Databricks source, destination or import source whose PAT Prequel holds.
 
-Defaults follow ``reference/prequel-api.md``: the PAT sits at
-``databricks.access_token_auth.access_token`` beside ``auth_method: "access_token_auth"``; it is
-updated by ``PATCH /sources/{id}`` (``/destinations/{id}``) with only the changed fields, and
-``POST .../test-connection`` tests changed fields without saving them. Routes and the field path
-can be overridden per updater, since the source routes are inferred. A test whose ``data`` reports
-failure is a failure even when the envelope says ``success``.
+Defaults follow ``reference/prequel-api.md`` ([C] documented by Prequel, [I] inferred). Each kind
+reads its object (preflight), tests changed fields without saving them (test) and with no changes
+(confirm), and saves only the token fields (push):
+
+- ``prequel-destination``: ``GET``/``PATCH /destinations/{id}`` [C],
+  ``POST /destinations/{id}/test-connection`` [I] (documented only under the deprecated
+  ``/export/`` prefix).
+- ``prequel-source``: ``GET``/``PATCH /sources/{id}``, ``POST /sources/{id}/test-connection`` [I].
+- ``prequel-import-source``: ``PATCH /import/sources/{id}`` and
+  ``POST /import/sources/{id}/test-source`` [C]; the read, ``GET /import/sources/{id}``, is [I].
+
+The body is ``{"<source|destination>": <only the changed fields>}`` [C]; the PAT sits at
+``databricks.access_token_auth.access_token`` beside ``auth_method: "access_token_auth"``, the
+layout of Prequel's Databricks connection [C] — for import sources that layout is inferred [I].
+Routes and the field path can be overridden per updater, since some are inferred. A test whose
+``data`` reports failure is a failure even when the envelope says ``success``.
 """
 
 from __future__ import annotations
@@ -25,14 +35,20 @@ from rotation.secret import Secret
 if TYPE_CHECKING:
     from rotation.updaters.base import Updater, UpdaterContext
 
-__all__ = ["PrequelDestinationFactory", "PrequelSettings", "PrequelSourceFactory", "PrequelUpdater"]
+__all__ = [
+    "PrequelDestinationFactory",
+    "PrequelImportSourceFactory",
+    "PrequelSettings",
+    "PrequelSourceFactory",
+    "PrequelUpdater",
+]
 
 API_VERSION = "2023-12-01"
 DEFAULT_TOKEN_FIELD = "databricks.access_token_auth.access_token"  # noqa: S105 # nosec B105
 
 
 class PrequelSettings(BaseModel):
-    """A ``[[targets.updaters]]`` table of kind ``prequel-source`` / ``prequel-destination``."""
+    """A ``[[targets.updaters]]`` table of a ``prequel-*`` kind (the id under its own name)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,6 +65,8 @@ class PrequelSettings(BaseModel):
 
 
 class _SourceSettings(PrequelSettings):
+    """``prequel-source`` and ``prequel-import-source``: the id is ``source_id``."""
+
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$", alias="source_id")
 
 
@@ -58,19 +76,46 @@ class _DestinationSettings(PrequelSettings):
 
 @dataclass(frozen=True, slots=True)
 class _Plugin:
-    noun: Literal["source", "destination"]
-    settings_model: type[BaseModel]
+    """One ``prequel-*`` kind: its settings, where its object lives and how it is tested."""
+
+    kind: str
+    label: str  # names the object in messages
+    body_key: Literal["source", "destination"]
+    settings_model: type[PrequelSettings]
     collection: str
+    test_action: str
 
     def build(self, settings: BaseModel, context: UpdaterContext) -> Updater:
         if not isinstance(settings, PrequelSettings):
-            msg = f"prequel-{self.noun} needs PrequelSettings, got {type(settings).__name__}"
+            msg = f"{self.kind} needs PrequelSettings, got {type(settings).__name__}"
             raise TypeError(msg)
-        return PrequelUpdater(self.noun, self.collection, settings, context)
+        return PrequelUpdater(self, settings, context)
 
 
-PrequelSourceFactory = _Plugin("source", _SourceSettings, "sources")
-PrequelDestinationFactory = _Plugin("destination", _DestinationSettings, "destinations")
+PrequelSourceFactory = _Plugin(
+    kind="prequel-source",
+    label="source",
+    body_key="source",
+    settings_model=_SourceSettings,
+    collection="/sources",
+    test_action="test-connection",
+)
+PrequelDestinationFactory = _Plugin(
+    kind="prequel-destination",
+    label="destination",
+    body_key="destination",
+    settings_model=_DestinationSettings,
+    collection="/destinations",
+    test_action="test-connection",
+)
+PrequelImportSourceFactory = _Plugin(
+    kind="prequel-import-source",
+    label="import source",
+    body_key="source",
+    settings_model=_SourceSettings,
+    collection="/import/sources",
+    test_action="test-source",
+)
 
 
 def _nest(path: str, value: object, into: dict[str, Any]) -> dict[str, Any]:
@@ -87,29 +132,23 @@ class PrequelUpdater:
 
     _ok: ClassVar[frozenset[str]] = frozenset({"success", "ok", "succeeded"})
 
-    def __init__(
-        self,
-        noun: Literal["source", "destination"],
-        collection: str,
-        settings: PrequelSettings,
-        context: UpdaterContext,
-    ) -> None:
-        self._noun = noun
+    def __init__(self, plugin: _Plugin, settings: PrequelSettings, context: UpdaterContext) -> None:
+        self._plugin = plugin
         self._settings = settings
         self._ctx = context
         base = settings.base_url.rstrip("/")
-        self._update_url = base + (settings.update_path or f"/{collection}/{{id}}").format(
-            id=settings.id
-        )
+        one = f"{plugin.collection}/{{id}}"
+        self._update_url = base + (settings.update_path or one).format(id=settings.id)
         test = settings.test_path
         if test is None:
-            test = f"/{collection}/{{id}}/test-connection"
+            test = f"{one}/{plugin.test_action}"
         self._test_url = base + test.format(id=settings.id) if test else None
+        self._what = f"Prequel {plugin.label} {settings.id}"
 
     @property
     def name(self) -> str:
         """Return e.g. ``prequel-source:abc``."""
-        return f"prequel-{self._noun}:{self._settings.id}"
+        return f"{self._plugin.kind}:{self._settings.id}"
 
     def __repr__(self) -> str:
         return f"PrequelUpdater({self.name!r}, {self._settings.base_url!r})"
@@ -118,10 +157,10 @@ class PrequelUpdater:
         body = _nest(self._settings.token_field, pat.reveal(), {})
         if self._settings.auth_method_field:
             _nest(self._settings.auth_method_field, self._settings.auth_method, body)
-        return {self._noun: body}
+        return {self._plugin.body_key: body}
 
     async def preflight(self) -> None:
-        """Read the source/destination: proves the API key, the id and the base URL.
+        """Read the object: proves the API key, the id and the base URL.
 
         With an overridden field path, also prove Prequel reads the token from it: a test with
         a made-up token there must fail. (If Prequel ignored the path, it would test the saved
@@ -143,7 +182,7 @@ class PrequelUpdater:
         except errors.ConsumerRejectedTokenError:
             return
         msg = (
-            f"Prequel {self._noun} {self._settings.id} accepted a made-up token placed at "
+            f"{self._what} accepted a made-up token placed at "
             f"{self._settings.token_field!r}, so it does not read the token from there. Fix "
             "token_field / auth_method_field (the default is "
             f"{DEFAULT_TOKEN_FIELD!r}); nothing was changed."
@@ -158,7 +197,7 @@ class PrequelUpdater:
         return True
 
     async def push(self, pat: Secret) -> None:
-        """Save *pat* on the source/destination with a PATCH of only the token fields."""
+        """Save *pat* on the object with a PATCH of only the token fields."""
         body = self._changes(pat)
         await retrying(self._ctx.retry, lambda: self._send("PATCH", self._update_url, body))
 
@@ -168,7 +207,7 @@ class PrequelUpdater:
         if self._test_url is None:
             await retrying(self._ctx.retry, lambda: self._send("GET", self._update_url, None))
             return
-        await self._test({self._noun: {}}, "the saved PAT")
+        await self._test({self._plugin.body_key: {}}, "the saved PAT")
 
     async def _test(self, body: dict[str, Any], what: str) -> None:
         url = str(self._test_url)  # only called when a test route is configured
@@ -178,7 +217,7 @@ class PrequelUpdater:
         if str(status).lower() not in self._ok:
             detail = data.get("message") if isinstance(data, dict) else None
             msg = (
-                f"Prequel {self._noun} {self._settings.id} tested {what} and it failed: "
+                f"{self._what} tested {what} and it failed: "
                 f"{detail or envelope.get('message') or 'no reason given'}. Check that the "
                 "service principal can reach the SQL warehouse (CAN_USE on it, entitlements) "
                 "and that the workspace's IP access list admits Prequel."
@@ -209,7 +248,7 @@ class PrequelUpdater:
     ) -> errors.ConsumerError:
         status = response.status_code
         said = envelope.get("message") or response.reason_phrase
-        where = f"Prequel {self._noun} {self._settings.id} at {self._settings.base_url} ({method})"
+        where = f"{self._what} at {self._settings.base_url} ({method})"
         if is_transient_status(status):
             return errors.ConsumerError(
                 f"{where} answered {status}: {said}. Transient; retried, and the next run resumes.",
@@ -224,7 +263,7 @@ class PrequelUpdater:
             )
         if status == 404:  # noqa: PLR2004
             return errors.ConsumerError(
-                f"{where} does not exist ({said}). Check the {self._noun} id and base_url; if "
-                "your Prequel account uses other routes, set update_path / test_path."
+                f"{where} does not exist ({said}). Check the {self._plugin.label} id and "
+                "base_url; if your Prequel account uses other routes, set update_path / test_path."
             )
         return errors.ConsumerError(f"{where} refused the request ({status}: {said}).")

@@ -21,6 +21,7 @@ def _plugins() -> dict[str, UpdaterPlugin]:
     found: dict[str, UpdaterPlugin] = {
         "prequel-source": prequel.PrequelSourceFactory,
         "prequel-destination": prequel.PrequelDestinationFactory,
+        "prequel-import-source": prequel.PrequelImportSourceFactory,
     }
     for ep in entry_points(group=GROUP):
         if ep.name not in found:

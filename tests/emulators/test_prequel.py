@@ -188,3 +188,164 @@ async def test_test_connection_never_leaves_loopback(
     ).json()
     assert body["data"]["status"] == "failure"
     assert "loopback" in body["data"]["message"]
+
+
+@pytest.fixture
+def import_source_id(emus: Emulators, sp: AppCredential) -> str:
+    pat = emus.databricks.mint(sp.client_id, 3600, "human").value
+    return emus.prequel.add_import_source(
+        host=emus.databricks_url.removeprefix("https://"), access_token=pat
+    )
+
+
+IMPORT_ROUTES = [
+    ("GET", "/import/sources/{id}"),
+    ("PATCH", "/import/sources/{id}"),
+    ("POST", "/import/sources/{id}/test-source"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), IMPORT_ROUTES)
+async def test_import_routes_refuse_an_unknown_api_key_with_the_401_envelope(
+    emus: Emulators, http: httpx.AsyncClient, import_source_id: str, method: str, path: str
+) -> None:
+    source = emus.prequel.import_source(import_source_id)
+    held = source.access_token
+    response = await http.request(
+        method,
+        emus.prequel_url + path.format(id=import_source_id),
+        headers={"X-API-KEY": "sk_staging_nope", **VERSION},
+        json=token_patch("source", "dapi" + "2" * 32),
+    )
+    assert response.status_code == 401
+    assert response.json() == {
+        "status": "error",
+        "data": None,
+        "message": "Unauthorized: invalid API key",
+    }
+    assert source.access_token == held
+
+
+@pytest.mark.parametrize(("method", "path"), IMPORT_ROUTES)
+async def test_import_routes_answer_an_unknown_id_with_the_404_envelope(
+    emus: Emulators, http: httpx.AsyncClient, headers: dict[str, str], method: str, path: str
+) -> None:
+    response = await http.request(
+        method,
+        emus.prequel_url + path.format(id="nope"),
+        headers=headers,
+        json={"source": {}},
+    )
+    assert response.status_code == 404
+    assert response.json() == {
+        "status": "error",
+        "data": None,
+        "message": "import source nope not found",
+    }
+    assert emus.requests.find("prequel", method, path.format(id="nope"))[-1].status == 404
+
+
+async def test_an_export_source_is_not_an_import_source(
+    emus: Emulators, http: httpx.AsyncClient, headers: dict[str, str], source_id: str
+) -> None:
+    response = await http.get(f"{emus.prequel_url}/import/sources/{source_id}", headers=headers)
+    assert response.status_code == 404
+
+
+async def test_get_import_source_hides_the_token(
+    emus: Emulators, http: httpx.AsyncClient, headers: dict[str, str], import_source_id: str
+) -> None:
+    response = await http.get(
+        f"{emus.prequel_url}/import/sources/{import_source_id}", headers=headers
+    )
+    settings = response.json()["data"]["source"]["databricks"]
+    assert response.status_code == 200
+    assert settings["auth_method"] == "access_token_auth"
+    assert "access_token" not in settings["access_token_auth"]
+    assert emus.prequel.import_source(import_source_id).access_token not in response.text
+
+
+async def test_import_test_source_tests_a_partial_body_without_saving_then_the_saved_source(
+    emus: Emulators,
+    sp: AppCredential,
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    import_source_id: str,
+) -> None:
+    source = emus.prequel.import_source(import_source_id)
+    old = source.access_token
+    new = emus.databricks.mint(sp.client_id, 3600, "new").value
+    url = f"{emus.prequel_url}/import/sources/{import_source_id}/test-source"
+    unsaved = (await http.post(url, headers=headers, json=token_patch("source", new))).json()
+    assert unsaved["status"] == "success"
+    assert unsaved["data"]["status"] == "success"
+    assert source.access_token == old
+    saved = (await http.post(url, headers=headers)).json()  # no body: the saved source
+    assert saved["data"]["status"] == "success"
+    tests = [t for t in emus.prequel.tests() if t.connection_id == import_source_id]
+    assert [(t.kind, t.access_token, t.token_saved) for t in tests] == [
+        ("import_source", new, False),
+        ("import_source", old, True),
+    ]
+
+
+async def test_import_test_source_reports_a_revoked_pat_as_failure_in_data(
+    emus: Emulators,
+    sp: AppCredential,
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    import_source_id: str,
+) -> None:
+    revoked = emus.databricks.mint(sp.client_id, 3600, "revoked")
+    emus.databricks.revoke(revoked.token_id)
+    url = f"{emus.prequel_url}/import/sources/{import_source_id}/test-source"
+    response = await http.post(url, headers=headers, json=token_patch("source", revoked.value))
+    assert response.status_code == 200
+    assert response.json()["status"] == "success"
+    assert response.json()["data"]["status"] == "failure"
+    assert revoked.value not in response.text
+
+
+async def test_import_patch_replaces_only_the_token(
+    emus: Emulators,
+    sp: AppCredential,
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    import_source_id: str,
+) -> None:
+    source = emus.prequel.import_source(import_source_id)
+    old = source.access_token
+    new = emus.databricks.mint(sp.client_id, 3600, "new").value
+    response = await http.patch(
+        f"{emus.prequel_url}/import/sources/{import_source_id}",
+        headers=headers,
+        json=token_patch("source", new),
+    )
+    assert response.status_code == 200
+    assert response.json()["data"]["source"]["databricks"]["http_path"] == "/sql/1.0/warehouses/abc"
+    assert new not in response.text
+    assert source.history == [old, new]
+
+
+async def test_import_patch_without_a_source_object_is_400(
+    emus: Emulators, http: httpx.AsyncClient, headers: dict[str, str], import_source_id: str
+) -> None:
+    response = await http.patch(
+        f"{emus.prequel_url}/import/sources/{import_source_id}",
+        headers=headers,
+        json={"destination": {}},
+    )
+    assert response.status_code == 400
+    assert response.json()["message"] == 'The request body must be {"source": {...}}.'
+
+
+async def test_import_test_source_of_an_unsaved_source(
+    emus: Emulators, sp: AppCredential, http: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    pat = emus.databricks.mint(sp.client_id, 3600, "new").value
+    body = token_patch("source", pat)
+    body["source"]["databricks"]["host"] = emus.databricks_url.removeprefix("https://")  # type: ignore[index]
+    response = await http.post(f"{emus.prequel_url}/import/test-source", headers=headers, json=body)
+    assert response.json()["data"]["status"] == "success"
+    assert emus.prequel.tests()[-1].kind == "import_source"
+    assert emus.prequel.tests()[-1].connection_id is None
