@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -13,13 +15,16 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+SERVICES = ("Blob", "Queue", "Table")
+# Azurite says this once per service once it accepts connections (src/azurite.ts).
+LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at \S*:(\d+)")
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "node_modules" / ".bin" / "azurite"
 
 
 @dataclass(frozen=True)
 class Azurite:
-    """A running Azurite: its connection string (blob + queue on 127.0.0.1)."""
+    """A running Azurite: its connection string (blob, queue and table on 127.0.0.1)."""
 
     connection_string: str
     process: subprocess.Popen[str]
@@ -49,27 +54,38 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 now, all different (each socket is held until all are chosen)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
 def start(timeout: float = 60.0) -> Azurite:
-    """Start Azurite's blob and queue services; return once both listen."""
+    """Start Azurite's blob, queue and table services on free ports; return once all three listen.
+
+    Every service gets a port of its own: none is left on Azurite's defaults (10000-10002),
+    which another Azurite on the machine (``npx azurite``) may hold.
+    """
     if not BINARY.exists():
         msg = f"Azurite is not installed at {BINARY}: run `npm ci` in {ROOT} (scripts/test does)."
         raise RuntimeError(msg)
     account = "rotatortest"
     key = base64.b64encode(secrets.token_bytes(64)).decode()
-    blob, queue = _free_port(), _free_port()
+    ports = dict(zip(SERVICES, _free_ports(len(SERVICES)), strict=True))
     workdir = tempfile.mkdtemp(prefix="azurite-")
     env = {**os.environ, "AZURITE_ACCOUNTS": f"{account}:{key}"}
+    flags = [
+        flag
+        for service, port in ports.items()
+        for flag in (f"--{service.lower()}Host", "127.0.0.1", f"--{service.lower()}Port", str(port))
+    ]
     process = subprocess.Popen(
         [
             str(BINARY),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(blob),
-            "--queueHost",
-            "127.0.0.1",
-            "--queuePort",
-            str(queue),
+            *flags,
             "--skipApiVersionCheck",
             "--disableTelemetry",
             "--location",
@@ -80,25 +96,33 @@ def start(timeout: float = 60.0) -> Azurite:
         text=True,
         env=env,
     )
-    ready = threading.Event()
+    listening: set[str] = set()
+    settled = threading.Event()  # all three listen, or Azurite closed its output (it exited)
     seen: list[str] = []
 
     def watch() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             seen.append(line)
-            if sum("successfully listening" in s for s in seen) >= 2:
-                ready.set()
-        ready.set()  # exited: start() reports what it said
+            found = LISTENING.search(line)
+            if found and int(found[2]) == ports[found[1]]:
+                listening.add(found[1])
+                if len(listening) == len(SERVICES):
+                    settled.set()
+        settled.set()
 
-    threading.Thread(target=watch, daemon=True).start()
-    if not ready.wait(timeout) or process.poll() is not None:
+    threading.Thread(target=watch, daemon=True, name="azurite-output").start()
+    settled.wait(timeout)
+    if len(listening) < len(SERVICES) or process.poll() is not None:
         process.kill()
+        process.wait()
         shutil.rmtree(workdir, ignore_errors=True)
-        raise RuntimeError("Azurite did not start:\n" + "".join(seen[-20:]))
-    conn = (
-        f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};"
-        f"BlobEndpoint=http://127.0.0.1:{blob}/{account};"
-        f"QueueEndpoint=http://127.0.0.1:{queue}/{account};"
+        missing = ", ".join(s for s in SERVICES if s not in listening) or "none"
+        raise RuntimeError(
+            f"Azurite did not start (not listening: {missing}; ports {ports}):\n"
+            + "".join(seen[-20:])
+        )
+    conn = f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};" + "".join(
+        f"{s}Endpoint=http://127.0.0.1:{ports[s]}/{account};" for s in SERVICES
     )
     return Azurite(conn, process, workdir, seen)
