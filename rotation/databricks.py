@@ -1,8 +1,9 @@
 """Databricks workspace REST adapter: token create / list / delete, SCIM ``Me``.
 
 Every non-2xx answer is translated here, at the boundary, into the :mod:`rotation.errors` tree
-with a message that says what to do. Callers pass an ``httpx.Auth`` per call, so one client
-serves every principal. Idempotent calls are retried by the caller's policy; creates never are.
+with a message that says what to do (the rules: :mod:`rotation.databricks_errors`). Callers pass
+an ``httpx.Auth`` per call, so one client serves every principal. Idempotent calls are retried by
+the caller's policy; creates never are.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from rotation import errors
-from rotation._http import is_transient_status, json_body, retry_after
+from rotation._http import json_body
+from rotation.databricks_errors import translate
 from rotation.retry import RetryPolicy, retrying
 from rotation.secret import Secret
 
@@ -175,7 +177,7 @@ class Workspace:
             raise errors.DatabricksError(msg, transient=True, outcome_unknown=sent) from exc
         if response.is_success:
             return json_body(response)
-        raise _translate(response, ctx)
+        raise translate(response, url=ctx.url, operation=ctx.operation, principal=ctx.principal)
 
 
 def _new_token(data: dict[str, Any], ctx: _Context) -> NewToken:
@@ -189,80 +191,3 @@ def _new_token(data: dict[str, Any], ctx: _Context) -> NewToken:
             "the PAT it may have made is looked up by its comment and revoked."
         )
         raise errors.DatabricksError(msg, transient=True, outcome_unknown=True) from None
-
-
-def _translate(  # noqa: PLR0911 — one return per documented failure
-    response: httpx.Response, ctx: _Context
-) -> errors.DatabricksError:
-    """Map a Databricks error answer to the exception tree, with what to do."""
-    body = json_body(response)
-    raw_code = body.get("error_code")
-    code = None if raw_code is None else str(raw_code)
-    message = str(body.get("message") or response.headers.get("x-databricks-reason-phrase") or "")
-    status = response.status_code
-    lowered = message.lower()
-    kw: dict[str, Any] = {"status": status, "error_code": code}
-    where = f"workspace {ctx.url} ({ctx.operation}, principal {ctx.principal})"
-    if is_transient_status(status):
-        return errors.DatabricksError(
-            f"Databricks answered {status} {code or ''} in {where}: {message}. "
-            "This is transient; the call is retried and the next run resumes.",
-            transient=True,
-            retry_after=retry_after(response),
-            outcome_unknown=status >= 500,  # noqa: PLR2004
-            **kw,
-        )
-    if "tokens are disabled" in lowered or ("disabled" in lowered and "token" in lowered):
-        return errors.TokensDisabledError(
-            f"Personal access tokens are disabled in {where}. A workspace admin must enable them "
-            "(Admin Settings → Advanced → Personal Access Tokens, or PATCH /api/2.0/workspace-conf "
-            'with {"enableTokensConfig": "true"}).',
-            **kw,
-        )
-    if "permission to use tokens" in lowered:
-        return errors.MissingCanUseError(
-            f"Service principal {ctx.principal} lacks CAN_USE on tokens in {where}. Grant it in "
-            "Admin Settings → Access control → Personal access tokens → Permission settings, or "
-            "PATCH /api/2.0/permissions/authorization/tokens with "
-            f'{{"service_principal_name": "{ctx.principal}", "permission_level": "CAN_USE"}}.',
-            **kw,
-        )
-    if "user not authorized" in lowered:
-        return errors.PrincipalNotInWorkspaceError(
-            f"Service principal {ctx.principal} is not a user of {where}. Add it: Settings → "
-            "Identity and access → Service principals → Add → Import (application id), and "
-            "enable Workspace access.",
-            **kw,
-        )
-    if code == "QUOTA_EXCEEDED" or "quota" in lowered:
-        return errors.TokenQuotaError(
-            f"Service principal {ctx.principal} holds the maximum of 600 live tokens in {where}. "
-            "Revoke unused tokens (token-management API or `databricks tokens delete`); tokens "
-            "this tool minted and lost are swept automatically.",
-            **kw,
-        )
-    if "on-behalf-of" in lowered:
-        return errors.OnBehalfOfDisabledError(
-            f"The workspace refuses on-behalf-of token creation in {where}: {message}. On Azure, "
-            "use principal kind 'databricks-oauth' (an OAuth secret of the service principal, "
-            "then token/create as the principal) instead of 'databricks-obo'.",
-            **kw,
-        )
-    if "lifetime" in lowered and ctx.operation.endswith("create"):
-        return errors.LifetimeTooLongError(
-            f"The requested token lifetime is above the workspace maximum in {where}: {message}. "
-            "Lower lifetime_days for this target (keeping it above rotate_before_days plus the "
-            "grace period) or ask an admin to raise maxTokenLifetimeDays.",
-            **kw,
-        )
-    if "invalid access token" in lowered:
-        return errors.InvalidTokenError(
-            f"Databricks rejected the credential as invalid, expired or revoked in {where}.", **kw
-        )
-    if status == 401:  # noqa: PLR2004
-        return errors.InvalidTokenError(
-            f"Databricks did not accept the credential in {where}: {message}", **kw
-        )
-    return errors.DatabricksError(
-        f"Databricks answered {status} {code or ''} in {where}: {message}", **kw
-    )
