@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import shlex
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -121,16 +124,18 @@ def serve(directory: Path) -> int:
         settings = rotator_env(emu, str(config.resolve()))
         env.write_text("".join(f"export {k}={v}\n" for k, v in settings.items()), encoding="utf-8")
         _say(f"Emulators running. Config: {config.resolve()}")
+        python = shlex.quote(sys.executable)  # the venv's interpreter, wherever the shell is
         _say(
-            f"In another shell:  source {env.resolve()} && "
-            "python -m rotation rotate && python -m rotation status"
+            f"In another shell:  source {shlex.quote(str(env.resolve()))} && "
+            f"{python} -m rotation rotate && {python} -m rotation status"
         )
         _say("Ctrl-C to stop.")
         stop = threading.Event()
-        try:
+        # SIGTERM stops as Ctrl-C does, so that the emulators' temporary TLS folder is removed.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            _say("stopping")
+        _say("stopping")
     return 0
 
 

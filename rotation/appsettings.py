@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rotation.errors import ConfigError
@@ -44,6 +45,13 @@ class AppSettings:
         if not raw.isdigit() or int(raw) < 1:
             msg = f"ROTATION_FANOUT_THRESHOLD must be a whole number ≥ 1, got {raw!r}."
             raise ConfigError(msg)
+        ca_file = env.get("ROTATION_CA_FILE") or None
+        if ca_file and not Path(ca_file).is_file():
+            msg = (
+                f"ROTATION_CA_FILE names {ca_file}, which is not a readable file. Point it at the "
+                "emulators' CA bundle (python -m emulators serve writes one), or unset it."
+            )
+            raise ConfigError(msg)
         account = env.get("AzureWebJobsStorage__accountName")
         return cls(
             storage=env.get("AzureWebJobsStorage") or None,
@@ -52,8 +60,15 @@ class AppSettings:
             fanout_threshold=int(raw),
             queue_name=env.get("ROTATION_QUEUE", "pat-rotations"),
             lock_container=env.get("ROTATION_LOCK_CONTAINER", "pat-rotator-locks"),
-            ca_file=env.get("ROTATION_CA_FILE") or None,
+            ca_file=ca_file,
         )
+
+    @property
+    def storage_setting_name(self) -> str:
+        """Return the name of the app setting the storage account comes from."""
+        if self.storage:
+            return "AzureWebJobsStorage"
+        return "AzureWebJobsStorage__accountName / AzureWebJobsStorage__blobServiceUri"
 
     @property
     def has_storage(self) -> bool:

@@ -23,6 +23,10 @@ class BearerAuth(httpx.Auth):
     def __init__(self, provider: Callable[[], Awaitable[Secret]]) -> None:
         self._provider = provider
 
+    async def token(self) -> Secret:
+        """Return a token from the provider now (it raises what the provider raises)."""
+        return await self._provider()
+
     def __repr__(self) -> str:
         return "BearerAuth([secure])"
 

@@ -1,7 +1,8 @@
 """``python -m rotation``: rotate and status, for people and for scripts.
 
 Exit codes: 0 all well (or nothing due), 1 a target failed (or was busy), 2 usage or configuration
-error. ``--json`` output is stable and documented in the README; human output is a table. Neither
+error, 130 interrupted (Ctrl-C; the next ``rotate`` resumes). Every failure is one line on stderr.
+``--json`` output is stable and documented in the README; human output is a table. Neither
 ever contains a secret value.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -27,10 +29,11 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_QUIET_LOGGERS = ("azure", "httpx", "httpcore", "aiohttp")  # HTTP dumps: only with debug
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="python -m rotation",
         description="Rotate Databricks PATs of Azure service principals.",
@@ -47,43 +50,65 @@ def _parser() -> argparse.ArgumentParser:
     rot.add_argument("--json", action="store_true", help="machine-readable output")
     st = sub.add_parser("status", help="show every target's PAT state (never a value)")
     st.add_argument("--json", action="store_true", help="machine-readable output")
-    return parser
+    return parser, {"rotate": rot, "status": st}
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run the CLI; return the exit code."""
     out = out or sys.stdout
+    parser, commands = _parser()
     try:
-        args = _parser().parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # say it with the subcommand's usage, not the top-level one
+            commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
     _setup_logging(args.log_level)
     from rotation.config import load_config  # noqa: PLC0415
 
+    progress: dict[str, str] = {}
     try:
         config = load_config(args.config)
-        return asyncio.run(_run(args, config, out))
+        return asyncio.run(_run(args, config, out, progress))
     except (ConfigError, UnknownTargetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except RotationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        _interrupted(progress)
+        return EXIT_INTERRUPTED
+
+
+def _interrupted(progress: dict[str, str]) -> None:
+    where = ", ".join(f"target {t} at step {s}" for t, s in sorted(progress.items()))
+    print(
+        f"interrupted{f': {where}' if where else ''}. Nothing is lost: run `rotate` again and it "
+        "resumes where this run stopped.",
+        file=sys.stderr,
+    )
 
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if level != "debug":
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
     logs.install()
 
 
-async def _run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+async def _run(
+    args: argparse.Namespace, config: Config, out: TextIO, progress: dict[str, str]
+) -> int:
     from rotation.service import rotate, status  # noqa: PLC0415
     from rotation.triggers import open_app  # noqa: PLC0415
 
-    async with open_app(config) as app:
-        rt = app.rt
+    # `status` only reads: it needs no lock, so no storage account either.
+    async with open_app(config, locking=args.command == "rotate") as app:
+        rt = dataclasses.replace(app.rt, progress=progress)  # read by main() on Ctrl-C
         if args.command == "status":
             rows = await status(rt)
             _emit_status(rows, out, as_json=args.json)
@@ -134,11 +159,13 @@ def _emit_status(rows: list[StatusRow], out: TextIO, *, as_json: bool) -> None:
             format_time(s.expires_on) or "-",
             "-" if s.days_left is None else f"{s.days_left:.1f}",
             "yes" if s.due else "no",
+            s.reason,
             s.last_result or "-",
         ]
         for s in rows
     ]
-    _table(["TARGET", "STAGE", "TOKEN", "EXPIRES", "DAYS LEFT", "DUE", "LAST RESULT"], table, out)
+    header = ["TARGET", "STAGE", "TOKEN", "EXPIRES", "DAYS LEFT", "DUE", "REASON", "LAST RESULT"]
+    _table(header, table, out)
 
 
 def _short(token_id: str | None) -> str:

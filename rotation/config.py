@@ -187,6 +187,12 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             f"No configuration: pass --config PATH or set {ENV_VAR} to a TOML path or inline JSON."
         )
         raise ConfigError(msg)
+    if path is None and not source.startswith("{") and ("=" in source or "\n" in source):
+        try:  # inline TOML in the app setting: no file name has a '=' or a line break
+            return parse_config(tomllib.loads(source), origin=f"{ENV_VAR} (inline TOML)")
+        except tomllib.TOMLDecodeError as exc:
+            msg = f"{ENV_VAR} holds inline TOML that does not parse: {exc}."
+            raise ConfigError(msg) from None
     if path is None and source.startswith("{"):
         try:
             data = json.loads(source)
@@ -232,17 +238,24 @@ def parse_config(data: object, *, origin: str = "configuration") -> Config:
         defaults = Defaults()
     targets = data.get("targets")
     prepared: list[Any] = []
-    if isinstance(targets, list):
+    if targets is None:
+        problems.append(
+            "targets: missing — add at least one [[targets]] table (see the README's Configuration)"
+        )
+    elif not isinstance(targets, list):
+        problems.append(
+            f"targets: must be a list of tables ([[targets]] in TOML), got {type(targets).__name__}"
+        )
+    else:
         for i, raw in enumerate(targets):
             prepared.append(_prepare_target(raw, defaults, f"targets[{i}]", problems, plugin))
-    else:
-        prepared = targets  # type: ignore[assignment]  # let pydantic report the type
     root = {k: v for k, v in data.items() if k != "defaults"}
     root["targets"] = prepared
     try:
         config = Config.model_validate(root)
     except ValidationError as exc:
-        problems += _format(exc, "")
+        said = any(p.startswith("targets: ") for p in problems)
+        problems += [p for p in _format(exc, "") if not (said and p.startswith("targets: "))]
     else:
         problems += _duplicates(config)
     if problems:

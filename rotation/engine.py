@@ -15,6 +15,7 @@ boundary. Logs carry target, step, rotation id and token id — never a value.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import TYPE_CHECKING, TypeVar
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from rotation.config import Target
+    from rotation.databricks import TokenInfo
     from rotation.lock import Lease
     from rotation.principals import TokenIssuer
     from rotation.runtime import Runtime
@@ -61,6 +63,7 @@ async def run_target(
     """Run *target*'s state machine once and report; errors become the report, never raise."""
     report = TargetReport(target.name)
     run = _Run(rt, target, report)
+    rt.progress[target.name] = run.step
     try:
         if dry_run:
             await run.dry_run(force=force)
@@ -75,11 +78,15 @@ async def run_target(
                         await run.record_failure()
     except errors.RotationError as exc:
         run.fail(exc)
+    except asyncio.CancelledError:  # Ctrl-C or the host stopping: the next run resumes
+        log.warning("target=%s interrupted at step=%s", target.name, run.step)
+        raise
     except Exception as exc:  # a bug or an untranslated library error: report, don't crash
         log.exception("target=%s step=%s unexpected %s", target.name, run.step, type(exc).__name__)
         run.fail(
             errors.RotationError(f"unexpected {type(exc).__name__}; see the logs", transient=True)
         )
+    rt.progress.pop(target.name, None)
     return report
 
 
@@ -94,10 +101,12 @@ class _Run:
         self.lease: Lease | None = None
         self.ws = Workspace(rt.http, target.workspace_url, rt.retry)
         self.latest: VersionState | None = None
+        self.tokens: list[TokenInfo] = []
 
     async def enter(self, step: str, *, check: bool = True) -> None:
         """Start *step*: check the lock is still held first (unless *check* is False)."""
         self.step = step
+        self.rt.progress[self.t.name] = step
         if check and self.lease is not None:
             await self.lease.check()
 
@@ -135,18 +144,22 @@ class _Run:
         return p, value
 
     async def dry_run(self, *, force: bool) -> None:
-        """Say what a run would do, after proving the principal can authenticate; write nothing."""
+        """Say what a run would do, after its read-only checks, due or not; write nothing.
+
+        The checks: the principal's credential is read and authenticates and its tokens can be
+        listed; every consumer is reachable and accepts our credentials.
+        """
         p, _ = await self._load(force=force)
-        if p.idle:
-            self.report.outcome = Outcome.NOT_DUE
-            return
         await self.enter("credentials")
         async with self._issuer() as issuer:
+            await issuer.authenticate()
             tokens = await issuer.list()
         self.done("credentials", live_tokens=len(tokens))
-        if p.rotate:
-            await self._consumers().preflight()
-        self.report.outcome = Outcome.WOULD_ROTATE if p.rotate else Outcome.HOUSEKEEPING
+        await self._consumers().preflight()
+        if p.idle:
+            self.report.outcome = Outcome.NOT_DUE
+        else:
+            self.report.outcome = Outcome.WOULD_ROTATE if p.rotate else Outcome.HOUSEKEEPING
 
     async def execute(self, *, force: bool) -> None:
         """Run the state machine."""
@@ -156,6 +169,8 @@ class _Run:
             return
         await self.enter("credentials")
         async with self._issuer() as issuer:
+            await issuer.authenticate()
+            self.done("credentials")
             versions = await self.rt.store.versions(self.t.secret_name)
             latest = self.latest
             if (
@@ -189,8 +204,9 @@ class _Run:
         # Under an exclusive lock no other run can be between its mint and its store.
         exclusive = self.rt.lock.exclusive
         min_age = 0.0 if exclusive else self.rt.config.orphan_min_age_minutes * 60
+        self.tokens = await issuer.list()
         swept, deferred = await sweep_orphans(
-            issuer, self.t.name, versions, now=self.rt.clock(), min_age_seconds=min_age
+            issuer, self.t.name, self.tokens, versions, now=self.rt.clock(), min_age_seconds=min_age
         )
         self.report.swept += swept
         self.done("sweep", swept=len(swept), deferred=deferred or None)
@@ -268,10 +284,7 @@ class _Run:
         await self.enter("store", check=False)  # a minted PAT is stored even if the lease is gone
         current = current_version(versions, self.t.name)
         if current is None or not current.token_id:
-            self.report.notes.append(
-                "no earlier rotator-made PAT is recorded, so none will be revoked; a PAT made by "
-                "hand for the consumers stays alive until you revoke it"
-            )
+            self.report.notes.append(_bootstrap_note(self.tokens))
         tags = {
             Tag.MANAGED_BY: MANAGED_BY,
             Tag.TARGET: self.t.name,
@@ -363,6 +376,18 @@ class _Run:
                 await self.rt.store.update(old, tags=tags, enabled=False)
         self.done("revoke", token_id=previous)
         return await self.rt.store.update(current, tags=current.with_tags(previous_revoked="true"))
+
+
+def _bootstrap_note(tokens: list[TokenInfo]) -> str:
+    """Say that no PAT will be revoked, naming the principal's PATs not made by the rotator."""
+    by_hand = [t.token_id for t in tokens if parse_comment(t.comment) is None]
+    note = "no earlier rotator-made PAT is recorded, so none will be revoked"
+    if not by_hand:
+        return note
+    return (
+        f"{note}; the principal's PAT(s) made by hand stay alive until you revoke them once the "
+        f"consumers use the new PAT: token id(s) {', '.join(by_hand)}"
+    )
 
 
 def _same_principal(user_name: str, application_id: str) -> bool:

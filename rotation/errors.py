@@ -9,6 +9,7 @@ Every message says what went wrong *and what to do*; none ever contains a secret
     ├── UnknownTargetError           a target name that the configuration does not define
     ├── BusyError                    another run holds the target's lock
     ├── LockLostError                the lock was lost mid-rotation; stopped at a step boundary
+    ├── AppStorageError              the app's storage account (locks, queue) cannot be used
     ├── SecretStoreError             Key Vault refused or failed a call
     │   ├── SecretMissingError       a credential secret named in the config does not exist
     │   └── SecretDisabledError      the (latest) version asked for is disabled
@@ -30,6 +31,7 @@ Every message says what went wrong *and what to do*; none ever contains a secret
 from __future__ import annotations
 
 __all__ = [
+    "AppStorageError",
     "BusyError",
     "ConfigError",
     "ConsumerAuthError",
@@ -102,6 +104,12 @@ class BusyError(RotationError):
 
 class LockLostError(RotationError):
     """The target's lock was lost mid-rotation; the run stopped at a step boundary."""
+
+    transient = True
+
+
+class AppStorageError(RotationError):
+    """The app's storage account (``AzureWebJobsStorage``: locks and the fan-out queue) failed."""
 
     transient = True
 

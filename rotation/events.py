@@ -1,14 +1,17 @@
 """Read Key Vault events from Event Grid (Event Grid schema or CloudEvents) into one value.
 
-Field names are matched case-insensitively (docs use ``VaultName``, the swagger ``vaultName``);
-``NBF``/``EXP`` may be numbers, strings or null. Anything that is not a well-formed Key Vault
-secret event raises :class:`MalformedEventError` with what is wrong.
+Events are read as Microsoft publishes them, not as we would like them: field names are matched
+ignoring case and surrounding spaces (the docs use ``VaultName``, the swagger ``vaultName``, and
+the published sample has ``"ObjectName "``), string values are stripped (the sample's
+``"Version": " ee05…"``), and versions and secret names — caseless in Key Vault — are
+lower-cased. Only the fields that decide what to do are read: a field the handler does not use
+(``NBF``, ``EXP``, …) never makes an event malformed. Anything that cannot name a secret raises
+:class:`MalformedEventError` with what is wrong.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,8 +20,10 @@ __all__ = ["ACTIONABLE", "KeyVaultEvent", "MalformedEventError", "parse_event"]
 
 NEAR_EXPIRY = "Microsoft.KeyVault.SecretNearExpiry"
 EXPIRED = "Microsoft.KeyVault.SecretExpired"
-NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"
 ACTIONABLE = frozenset({NEAR_EXPIRY, EXPIRED})
+
+_SECRET_PATH_PARTS = 2  # /secrets/{name}
+_VERSION_PATH_PARTS = 3  # /secrets/{name}/{version}
 
 
 class MalformedEventError(ValueError):
@@ -27,7 +32,12 @@ class MalformedEventError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class KeyVaultEvent:
-    """The parts of a Key Vault secret event that decide what to do."""
+    """The parts of a Key Vault secret event that decide what to do (names normalised).
+
+    ``vault_host`` and ``vault_name`` are lower-case or None; ``secret_name`` is as sent but
+    stripped (compare it ignoring case); ``version`` is lower-case, or None when the event names
+    no version (then it is a reason to look at the target, not to force a rotation).
+    """
 
     event_id: str
     event_type: str
@@ -35,10 +45,10 @@ class KeyVaultEvent:
     vault_name: str | None
     secret_name: str
     version: str | None
-    expires_on: float | None
 
 
-def _lower_keys(data: object) -> dict[str, Any]:
+def _fields(data: object) -> dict[str, Any]:
+    """Return *data* as a dict with stripped, lower-cased keys and stripped string values."""
     if isinstance(data, str | bytes):
         try:
             data = json.loads(data)
@@ -48,25 +58,12 @@ def _lower_keys(data: object) -> dict[str, Any]:
     if not isinstance(data, dict):
         msg = f"event data must be an object, got {type(data).__name__}"
         raise MalformedEventError(msg)
-    return {str(k).lower(): v for k, v in data.items()}
-
-
-def _epoch(value: object) -> float | None:
-    if value is None or value == "":
-        return None
-    msg = "EXP must be a number of seconds, a numeric string or null"
-    if isinstance(value, bool):
-        raise MalformedEventError(msg)
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        raise MalformedEventError(f"{msg}, got {type(value).__name__}") from None
-    if not math.isfinite(number):
-        raise MalformedEventError(msg)
-    return number
+    return {str(k).strip().lower(): v.strip() if isinstance(v, str) else v for k, v in data.items()}
 
 
 def _text(value: object, field: str, *, required: bool = True) -> str | None:
+    if isinstance(value, str):
+        value = value.strip()
     if value is None or value == "":
         if required:
             msg = f"event has no {field}"
@@ -78,12 +75,16 @@ def _text(value: object, field: str, *, required: bool = True) -> str | None:
     return value
 
 
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
 def parse_event(
     *, event_id: object, event_type: object, subject: object, data: object
 ) -> KeyVaultEvent:
     """Return the Key Vault event these fields describe; raise ``MalformedEventError`` if none."""
     kind = str(_text(event_type, "event type"))
-    fields = _lower_keys(data)
+    fields = _fields(data)
     object_type = fields.get("objecttype")
     if object_type is not None and str(object_type).lower() != "secret":
         msg = f"event is about a {object_type}, not a secret"
@@ -95,20 +96,20 @@ def parse_event(
     except ValueError:
         msg = "data.Id is not a URL"
         raise MalformedEventError(msg) from None
-    path = parts.path.strip("/").split("/") if parts else []
+    path = [p for p in parts.path.split("/") if p] if parts else []
+    in_path = len(path) >= _SECRET_PATH_PARTS and path[0].lower() == "secrets"
     name = _text(fields.get("objectname"), "data.ObjectName", required=False) or (
-        path[1] if len(path) >= 2 and path[0] == "secrets" else None  # noqa: PLR2004
+        path[1] if in_path else None
     )
     name = name or _text(subject, "data.ObjectName or subject")
     version = _text(fields.get("version"), "data.Version", required=False) or (
-        path[2] if len(path) >= 3 else None  # noqa: PLR2004
+        path[2] if in_path and len(path) >= _VERSION_PATH_PARTS else None
     )
     return KeyVaultEvent(
-        event_id=str(event_id or ""),
+        event_id=str(event_id or "").strip(),
         event_type=kind,
         vault_host=host,
-        vault_name=_text(fields.get("vaultname"), "data.VaultName", required=False),
-        secret_name=str(name),
-        version=version,
-        expires_on=_epoch(fields.get("exp")),
+        vault_name=_lower(_text(fields.get("vaultname"), "data.VaultName", required=False)),
+        secret_name=str(name).strip(),
+        version=_lower(version),
     )

@@ -124,10 +124,14 @@ class BlobLeaseLock:
                 f"Could not take the lock of target {target} ({exc.status_code} {exc.reason}). "
                 "Check the app's identity may read and write blobs in its storage account."
             )
-            raise errors.RotationError(msg, transient=(exc.status_code or 0) >= 500) from None  # noqa: PLR2004
+            raise errors.AppStorageError(msg, transient=(exc.status_code or 0) >= 500) from None  # noqa: PLR2004
         except AzureError as exc:
-            msg = f"Could not reach storage to lock target {target} ({type(exc).__name__})."
-            raise errors.RotationError(msg, transient=True) from None
+            msg = (
+                f"Could not reach the app's storage account (AzureWebJobsStorage) to lock target "
+                f"{target} ({type(exc).__name__}). Locally: start Azurite, or unset the setting "
+                "to run without a lock."
+            )
+            raise errors.AppStorageError(msg) from None
         lease = _BlobLease(client, target, self._duration)
         renewer = asyncio.create_task(self._keep(lease))
         try:

@@ -18,11 +18,16 @@ __all__ = ["RedactingFilter", "install", "redact"]
 _MASK: Final = "[secret]"
 _PATTERNS: Final = re.compile(
     r"dapi[0-9a-f]{32}(?:-\d+)?"  # Databricks PAT
-    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"  # Authorization values
     r"|sk_(?:prod|staging|test|live)_[A-Za-z0-9_-]{8,}"  # Prequel API keys
     r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"  # JWTs
 )
 
+
+# An Authorization value (RFC 6750 token68) is masked and its scheme kept; a WWW-Authenticate
+# challenge (`Bearer authorization="https://…"`) is header syntax, not a credential: left as is.
+_BEARER: Final = re.compile(
+    r"((?i:bearer)\s+)(?![A-Za-z0-9._~+/-]+=\s*\")[A-Za-z0-9._~+/-]{8,}=*(?![A-Za-z0-9._~+/=-])"
+)
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -32,7 +37,7 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 def redact(text: str) -> str:
     """Return *text* with every known secret value and secret-shaped string masked."""
-    text = _PATTERNS.sub(_MASK, text)
+    text = _BEARER.sub(rf"\g<1>{_MASK}", _PATTERNS.sub(_MASK, text))
     for value in known_values():
         if value in text:
             text = text.replace(value, _MASK)

@@ -69,6 +69,10 @@ class TokenIssuer(Protocol):
         """Return the principal's application id (SCIM ``userName``)."""
         ...
 
+    async def authenticate(self) -> None:
+        """Get the principal's bearer token now, so a bad credential fails at its own step."""
+        ...
+
     async def create(self, *, lifetime_seconds: int, comment: str) -> NewToken:
         """Mint a PAT (never retried)."""
         ...
@@ -85,7 +89,7 @@ class TokenIssuer(Protocol):
 class _SelfIssuer:
     """The principal acts as itself."""
 
-    def __init__(self, workspace: Workspace, auth: httpx.Auth, application_id: str) -> None:
+    def __init__(self, workspace: Workspace, auth: BearerAuth, application_id: str) -> None:
         self._ws = workspace
         self._auth = auth
         self._app = application_id
@@ -93,6 +97,9 @@ class _SelfIssuer:
     @property
     def application_id(self) -> str:
         return self._app
+
+    async def authenticate(self) -> None:
+        await self._auth.token()
 
     async def create(self, *, lifetime_seconds: int, comment: str) -> NewToken:
         return await self._ws.create_token(
@@ -117,6 +124,9 @@ class _OnBehalfOfIssuer:
     @property
     def application_id(self) -> str:
         return self._app
+
+    async def authenticate(self) -> None:
+        """Do nothing: the admin PAT is used as it is and judged by Databricks at the first call."""
 
     async def create(self, *, lifetime_seconds: int, comment: str) -> NewToken:
         return await self._ws.create_token_on_behalf_of(

@@ -31,3 +31,5 @@ class Runtime:
     azure: AzureOptions = field(default_factory=AzureOptions)
     lock: Lock = field(default_factory=NullLock)
     clock: Callable[[], float] = time.time
+    progress: dict[str, str] = field(default_factory=dict)
+    """The step each running target is at (target → step), for reporting an interrupt."""

@@ -58,7 +58,7 @@ async def rotate(
     async def one(target: Target) -> TargetReport:
         latest = listing.get(target.secret_name.lower())
         p = plan(target, latest, rt.clock(), force=force)
-        if p.idle:
+        if p.idle and not dry_run:  # a dry run always runs its read-only checks
             return _idle(target, latest, p.reason)
         async with gate:
             return await run_target(rt, target, force=force, dry_run=dry_run)
@@ -98,6 +98,7 @@ class StatusRow:
     expires_on: float | None
     days_left: float | None
     due: bool
+    """Whether the next run does anything for this target (rotation or housekeeping)."""
     reason: str
     last_result: str | None
     consumers: str | None
@@ -138,7 +139,7 @@ async def status(rt: Runtime) -> list[StatusRow]:
                 created_on=v.created_on if v else None,
                 expires_on=v.expires_on if v else None,
                 days_left=(v.expires_on - now) / DAY if v and v.expires_on else None,
-                due=p.rotate,
+                due=not p.idle,
                 reason=p.reason,
                 last_result=v.tag(Tag.LAST_RESULT) if v else None,
                 consumers=v.tag(Tag.CONSUMERS) if v else None,

@@ -6,6 +6,7 @@ translates Azure errors at this boundary. Values come back as :class:`~rotation.
 
 from __future__ import annotations
 
+import socket
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -137,7 +138,15 @@ class KeyVaultStore:
         where = f"Key Vault {self.vault_url} ({operation} secret {name!r})"
         try:
             yield
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as exc:
+            code = exc.error.code if exc.error else None
+            if not code or not code.endswith("NotFound"):  # Key Vault says SecretNotFound
+                msg = (
+                    f"{where}: the server answered 404 but does not answer like Key Vault (no "
+                    "Key Vault error body). Check key_vault_url: it must be the vault's URL, "
+                    "e.g. https://my-vault.vault.azure.net."
+                )
+                raise errors.SecretStoreError(msg) from None
             msg = f"{where}: the secret does not exist. Create it, or fix the name in the config."
             raise errors.SecretMissingError(msg) from None
         except ClientAuthenticationError as exc:
@@ -147,13 +156,34 @@ class KeyVaultStore:
             )
             raise errors.CredentialError(msg) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
-            msg = f"{where}: Key Vault unreachable ({type(exc).__name__}); retrying later may help."
+            if _name_not_resolved(exc):
+                msg = (
+                    f"{where}: the vault's host name does not resolve. Check key_vault_url for a "
+                    "typo (it is https://<vault-name>.vault.azure.net); if it is right, the DNS "
+                    "may be down and retrying later may help."
+                )
+            else:
+                name = type(exc).__name__
+                msg = f"{where}: Key Vault unreachable ({name}); retrying later may help."
             raise errors.SecretStoreError(msg, transient=True) from None
         except HttpResponseError as exc:
             raise _http_error(where, exc) from None
         except AzureError as exc:
             msg = f"{where}: {type(exc).__name__}; retrying later may help."
             raise errors.SecretStoreError(msg, transient=True) from None
+
+
+def _name_not_resolved(exc: BaseException) -> bool:
+    """Return whether a DNS lookup failure is anywhere in *exc*'s chain of causes."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return True
+        inner = getattr(current, "inner_exception", None) or getattr(current, "os_error", None)
+        current = inner if isinstance(inner, BaseException) else current.__cause__
+    return False
 
 
 def _http_error(where: str, exc: HttpResponseError) -> errors.SecretStoreError:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from rotation.state import Stage, parse_comment
 
 if TYPE_CHECKING:
+    from rotation.databricks import TokenInfo
     from rotation.principals import TokenIssuer
     from rotation.state import VersionState
 
@@ -28,16 +29,20 @@ _DEAD = {Stage.REVOKED, Stage.ABANDONED}
 async def sweep_orphans(
     issuer: TokenIssuer,
     target: str,
+    tokens: list[TokenInfo],
     versions: list[VersionState],
     *,
     now: float,
     min_age_seconds: float,
 ) -> tuple[list[str], int]:
-    """Revoke *target*'s unreferenced rotator-made PATs; return (ids revoked, number deferred)."""
+    """Revoke *target*'s unreferenced rotator-made PATs; return (ids revoked, number deferred).
+
+    *tokens* are the principal's PATs, listed just before.
+    """
     referenced = {v.token_id for v in versions if v.token_id and v.stage not in _DEAD}
     swept: list[str] = []
     deferred = 0
-    for token in await issuer.list():
+    for token in tokens:
         marker = parse_comment(token.comment)
         if marker is None or marker[0] != target or token.token_id in referenced:
             continue

@@ -7,6 +7,7 @@ Clients are built per invocation; nothing heavy is imported until a trigger runs
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import Counter
@@ -47,12 +48,13 @@ class App:
 
 @asynccontextmanager
 async def open_app(
-    config: Config | None = None, env: Mapping[str, str] | None = None
+    config: Config | None = None, env: Mapping[str, str] | None = None, *, locking: bool = True
 ) -> AsyncIterator[App]:
     """Build the clients from the app settings (managed identity in Azure) and close them after.
 
     *config* defaults to ``load_config()`` (``ROTATION_CONFIG``). With a storage account
-    configured, targets are locked by blob leases; without one, by nothing (``NullLock``).
+    configured (and *locking*), targets are locked by blob leases; otherwise by nothing
+    (``NullLock``) and storage is never contacted — for read-only commands.
     """
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
 
@@ -61,6 +63,8 @@ async def open_app(
     from rotation.storage import open_storage  # noqa: PLC0415
 
     settings = AppSettings.from_env(env)
+    if not locking:
+        settings = dataclasses.replace(settings, storage=None, storage_account_url=None)
     config = config or load_config()
     async with (
         azure_transport(settings.ca_file) as transport,
@@ -162,14 +166,21 @@ async def key_vault_event(
 
 
 async def _on_expiry(rt: Runtime, event: KeyVaultEvent) -> str:
+    """Rotate the target an expiry event names: forced for its latest version, else if due.
+
+    An event naming the latest version is Key Vault's word that this PAT expires: rotate now.
+    One naming an older version is stale (already replaced). One naming no version is a reason
+    to look: the target's own plan decides, so a redelivered event never rotates twice.
+    """
     from rotation.clients import is_loopback  # noqa: PLC0415
     from rotation.engine import run_target  # noqa: PLC0415
 
-    vault = rt.config.key_vault_url.removeprefix("https://").split("/")[0].lower()
+    vault_url = rt.config.key_vault_url
+    vault = vault_url.removeprefix("https://").split("/")[0].lower()
     same_vault = (
         event.vault_host == vault
         if event.vault_host
-        else (event.vault_name or "").lower() == vault.split(".")[0] and not is_loopback(vault)
+        else event.vault_name == vault.split(".")[0] and not is_loopback(vault_url)
     )
     if not same_vault:
         return _ack(f"ignored an event from another vault ({event.vault_host or event.vault_name})")
@@ -178,14 +189,18 @@ async def _on_expiry(rt: Runtime, event: KeyVaultEvent) -> str:
     )
     if target is None:
         return _ack(f"ignored an event for secret {event.secret_name}, which no target manages")
-    found = await rt.store.latest(target.secret_name)
-    if found is None or (event.version and found[0].version != event.version):
-        return _ack(f"ignored {event.event_type} for {target.name}: version already replaced")
-    report = await run_target(rt, target, force=True)
+    force = False
+    if event.version is not None:
+        found = await rt.store.latest(target.secret_name)
+        if found is None or found[0].version.lower() != event.version:
+            return _ack(f"ignored {event.event_type} for {target.name}: version already replaced")
+        force = True
+    report = await run_target(rt, target, force=force)
     if report.outcome is Outcome.BUSY or (report.error and report.error.transient):
         msg = f"event for {target.name}: {report.outcome.value}; Event Grid will deliver it again"
         raise RuntimeError(msg)
-    return _ack(f"event {event.event_type} for {target.name}: {report.outcome.value}")
+    why = "" if force else f" ({report.reason}; the event names no version)"
+    return _ack(f"event {event.event_type} for {target.name}: {report.outcome.value}{why}")
 
 
 def _ack(message: str) -> str:

@@ -17,18 +17,30 @@ from tests.invariants import rotator_tokens
 from tests.world import World
 
 
-def _cli(
-    emu: Emulators, tmp_path: Path, config: object, *args: str, storage: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def cli_env(
+    emu: Emulators, tmp_path: Path, config: object, storage: str | None = None
+) -> dict[str, str]:
+    """The environment of a CLI run against the emulators: config file, identity, CA."""
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     env = {**os.environ, **rotator_env(emu, str(path))}
     env.pop("AzureWebJobsStorage", None)
     if storage:
         env["AzureWebJobsStorage"] = storage
+    return env
+
+
+def _cli(
+    emu: Emulators,
+    tmp_path: Path,
+    config: object,
+    *args: str,
+    storage: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "rotation", *args],
-        env=env,
+        env=cli_env(emu, tmp_path, config, storage) | (env or {}),
         capture_output=True,
         text=True,
         timeout=120,
@@ -91,6 +103,8 @@ def test_a_failed_target_exits_1_with_the_reason(world: World, tmp_path: Path) -
     [
         (("rotate", "--target", "nope"), "Unknown target(s) 'nope'"),
         (("frobnicate",), "invalid choice"),
+        (("rotate", "--bogus"), "usage: python -m rotation rotate"),
+        (("status", "--force"), "unrecognized arguments: --force"),
     ],
 )
 def test_usage_errors_exit_2(

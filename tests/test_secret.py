@@ -92,3 +92,15 @@ def test_filter_masks_string_extras() -> None:
     record.caused_by = f"ConsumerError('{VALUE}')"
     RedactingFilter().filter(record)
     assert VALUE not in record.caused_by
+
+
+def test_redaction_masks_values_not_header_syntax() -> None:
+    challenge = (
+        'WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/t", '
+        'resource="https://vault.azure.net"'
+    )
+    assert redact(challenge) == challenge
+    assert redact('{"Authorization": "Bearer abcdefghijkl.mnop"}') == (
+        '{"Authorization": "Bearer [secret]"}'
+    )
+    assert redact("authorization: bearer  abcdefghijkl==") == "authorization: bearer  [secret]"
