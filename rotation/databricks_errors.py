@@ -227,7 +227,8 @@ def translate(
     """Return the error for Databricks' failed *response* to *operation*, saying what to do."""
     answer = read(response)
     rule = rule_for(answer, creating=operation.endswith("create"))
-    answered = f"{answer.status} {answer.code}" if answer.code else str(answer.status)
+    same = answer.code in (None, str(answer.status))  # legacy and SCIM codes repeat the status
+    answered = str(answer.status) if same else f"{answer.status} {answer.code}"
     text = rule.advice.format(
         where=f"workspace {url} ({operation}, principal {principal})",
         principal=principal,
@@ -268,17 +269,12 @@ def _json_object(response: httpx.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def _is_scim(body: dict[str, Any]) -> bool:
-    schemas = body.get("schemas")
-    return isinstance(schemas, list) and _SCIM_ERROR in schemas
-
-
 def _code(body: dict[str, Any] | None) -> str | None:
     """Return ``error_code`` as text, or a SCIM error's ``status`` (both may be integers)."""
     if body is None:
         return None
-    raw = body.get("error_code")
-    if raw is None and _is_scim(body):
+    raw, schemas = body.get("error_code"), body.get("schemas")
+    if raw is None and isinstance(schemas, list) and _SCIM_ERROR in schemas:
         raw = body.get("status")
     return None if raw is None or raw == "" else str(raw)
 
