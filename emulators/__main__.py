@@ -129,10 +129,10 @@ def serve(directory: Path) -> int:
             f"In another shell:  source {shlex.quote(str(env.resolve()))} && "
             f"{python} -m rotation rotate && {python} -m rotation status"
         )
-        _say("Ctrl-C to stop.")
         stop = threading.Event()
         # SIGTERM stops as Ctrl-C does, so that the emulators' temporary TLS folder is removed.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        _say("Ctrl-C to stop.")
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
         _say("stopping")

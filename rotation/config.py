@@ -318,6 +318,9 @@ def _duplicates(config: Config) -> list[str]:
     return problems
 
 
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
 def _format(exc: ValidationError, prefix: str) -> list[str]:
     out = []
     found = exc.errors(include_url=False, include_input=False)
@@ -329,6 +332,8 @@ def _format(exc: ValidationError, prefix: str) -> list[str]:
         for part in err["loc"]:
             if isinstance(part, int):
                 path += f"[{part}]"
+            elif not _KEY.fullmatch(str(part)):  # an odd key is quoted, never split a line
+                path += f"[{part!a}]"
             elif part not in {"entra-client-secret", "databricks-oauth", "databricks-obo"}:
                 path += f".{part}" if path else str(part)
         message = err["msg"].removeprefix("Value error, ")

@@ -40,14 +40,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(f"SECRET HYGIENE: {len(leaks)} leak(s):", red=True)
             for where in leaks[:20]:
                 reporter.write_line(f"  {where}", red=True)
-    else:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    count, secrets = hygiene.scanned(), hygiene.issued()
+    if secrets and not count:  # secrets were issued but nothing was seen: the scan is broken
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter is not None:
-            count = hygiene.scanned()
-            reporter.ensure_newline()
             reporter.write_line(
-                f"secret hygiene: {count} log records/outputs scanned, no secret found"
+                f"SECRET HYGIENE: {secrets} secrets were issued but 0 log records/outputs were "
+                "collected: the scan saw nothing, so it proves nothing",
+                red=True,
             )
+        return
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(
+            f"secret hygiene: {count} log records/outputs scanned for {secrets} issued secrets, "
+            "no secret found"
+            if secrets
+            else "secret hygiene: no secret was issued in this session; nothing to scan for"
+        )
 
 
 @pytest.fixture(scope="session")

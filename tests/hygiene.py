@@ -72,6 +72,11 @@ def _contains(text: str, values: frozenset[str], lengths: list[int]) -> bool:
     return False
 
 
+def issued() -> int:
+    """Return how many secret values the watched registries issued."""
+    return len(frozenset().union(*(r.values() for r in _registries)))
+
+
 def leaks() -> list[str]:
     """Return every place an issued secret appeared."""
     values: frozenset[str] = frozenset().union(*(r.values() for r in _registries))

@@ -188,3 +188,43 @@ def test_a_config_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00key = 1")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(path)
+
+
+def test_inline_toml_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROTATION_CONFIG", TOML)
+    config = load_config()
+    assert str(config.key_vault_url).startswith("https://my-vault.vault.azure.net")
+    monkeypatch.setenv("ROTATION_CONFIG", 'key_vault_url = "https://my-vault.vault.azure.net"')
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    text = str(caught.value)
+    assert "ROTATION_CONFIG (inline TOML)" in text
+    assert "targets: missing" in text
+    assert "https:/m" not in text  # never taken for a file path
+
+
+@pytest.mark.parametrize(
+    ("targets", "needle"),
+    [
+        (None, "targets: missing — add at least one [[targets]] table"),
+        (5, "targets: must be a list of tables ([[targets]] in TOML), got int"),
+        ({"name": "x"}, "targets: must be a list of tables ([[targets]] in TOML), got dict"),
+    ],
+)
+def test_missing_or_misshapen_targets_say_what_to_add(targets: object, needle: str) -> None:
+    data: dict[str, object] = {"key_vault_url": "https://my-vault.vault.azure.net"}
+    if targets is not None:
+        data["targets"] = targets
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    text = str(caught.value)
+    assert needle in text
+    assert "valid tuple" not in text
+    assert text.count("targets:") == 1
+
+
+def test_an_odd_key_is_quoted_in_its_path_and_never_splits_a_line() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"key_vault_url": "https://v.vault.azure.net", "targets": [], "a\x1eb": 1})
+    lines = str(caught.value).splitlines()
+    assert any(line.startswith("  - ['a\\x1eb']: ") for line in lines), lines

@@ -6,7 +6,9 @@ Each property runs a few hundred examples in CI (hypothesis, derandomized for re
 from __future__ import annotations
 
 import json
+import re
 import string
+import time
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -82,8 +84,20 @@ def test_any_configuration_is_accepted_or_refused_with_a_path(data: Any) -> None
         parse_config(data)
     except ConfigError as exc:
         text = str(exc)
-        assert "problem" in text or "top level" in text
         hygiene.record_text("fuzz config error", text)
+        if text.startswith("configuration: "):  # not a table at all: said of the top level
+            assert "top level" in text
+            return
+        head, *lines = text.splitlines()
+        assert re.fullmatch(r"configuration has (\d+) problem\(s\):", head), text
+        assert len(lines) == int(head.split()[2])
+        roots = ["(top level)", "key_vault_url", "targets", "defaults", "[", *map(str, data)]
+        for line in lines:  # every problem starts with the path of the field it is about
+            assert line.startswith("  - "), line
+            _path, sep, message = line[4:].partition(": ")
+            assert sep, line
+            assert message.strip(), line
+            assert any(line[4:].startswith(root) for root in roots), line
 
 
 @FUZZ
@@ -195,6 +209,113 @@ async def test_fuzzed_http_bodies_never_500_and_never_rotate_unasked(
     assert statuses.count(200) > 10  # the strategies reach both sides
 
 
+NEAR = "Microsoft.KeyVault.SecretNearExpiry"
+EXPIRED = "Microsoft.KeyVault.SecretExpired"
+NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"
+
+
+@st.composite
+def _named_events(draw: st.DrawFn) -> dict[str, Any]:
+    """Choices for an event that may name the managed secret, spelt in every published way."""
+    return {
+        "kind": draw(st.sampled_from([NEAR, EXPIRED, NEW_VERSION])),
+        "vault": draw(st.sampled_from(["ours", "ours-upper", "other", "no-id"])),
+        "name": draw(st.sampled_from(["exact", "upper", "padded", "other"])),
+        "name_key": draw(st.sampled_from(["ObjectName", "objectName ", " OBJECTNAME", None])),
+        "version": draw(st.sampled_from(["current", "current-upper", "padded", "stale", "none"])),
+        "due": draw(st.booleans()),
+        "noise": draw(st.sampled_from([None, "2026-12-01T00:00:00Z", "soon", 1.5, [1]])),
+    }
+
+
+def _build_event(
+    choice: dict[str, Any], vault_url: str, secret: str, current: str
+) -> tuple[dict[str, Any], bool]:
+    """Return (event data, whether it names our vault, our secret and no stale version)."""
+    name = {
+        "exact": secret,
+        "upper": secret.upper(),
+        "padded": f" {secret} ",
+        "other": "someone-elses",
+    }[choice["name"]]
+    version = {
+        "current": current,
+        "current-upper": current.upper(),
+        "padded": f" {current}",
+        "stale": "0" * 32,
+        "none": "",
+    }[choice["version"]]
+    host = vault_url.removeprefix("https://")
+    host = host.upper() if choice["vault"] == "ours-upper" else host
+    host = "other.vault.azure.net" if choice["vault"] == "other" else host
+    data: dict[str, Any] = {"ObjectType": "Secret", "EXP": choice["noise"], "NBF": choice["noise"]}
+    if choice["vault"] == "no-id":
+        data["VaultName"] = host.split(".")[0]  # a loopback vault is never matched by name
+    else:
+        data["Id"] = f"https://{host}/secrets/{name.strip()}" + (f"/{version}" if version else "")
+    if choice["name_key"] is not None:
+        data[choice["name_key"]] = name
+    if version:
+        data["Version"] = version
+    ours = (
+        choice["vault"] in {"ours", "ours-upper"}
+        and choice["name"] != "other"
+        and choice["version"] != "stale"
+    )
+    return data, ours
+
+
+async def test_fuzzed_events_naming_the_managed_secret_rotate_exactly_when_they_should(
+    world: World, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """An actionable event for our vault and secret rotates when it names the latest version
+    (however spelt), or names no version and the target is due; nothing else ever rotates."""
+    import azure.functions as func
+
+    seeded = world.target()
+    configure(monkeypatch, world.emu, None, seeded)
+    assert (await post(seeded.name)).status == 200
+    examples: list[dict[str, Any]] = []
+
+    @SLOW_FUZZ
+    @given(_named_events())
+    def collect(choice: dict[str, Any]) -> None:
+        examples.append(choice)
+
+    collect()
+    assert len(examples) >= 100
+    rotations = 0
+    for i, choice in enumerate(examples):
+        latest = world.emu.keyvault.latest(seeded.secret_name)
+        assert latest is not None
+        days = 1 if choice["due"] else 60  # the target rotates when < 30 days are left
+        world.emu.keyvault.update(
+            seeded.secret_name, None, {"exp": int(time.time()) + days * 86_400}
+        )
+        data, ours = _build_event(
+            choice, world.emu.keyvault_url, seeded.secret_name, latest.version
+        )
+        named_version = choice["version"] != "none"
+        expected = choice["kind"] != NEW_VERSION and ours and (named_version or choice["due"])
+        before = len(rotator_tokens(world.emu, seeded))
+        created = world.emu.requests.count("databricks", "POST", "/api/2.0/token/create")
+        event = func.EventGridEvent(
+            id=f"named-{i}",
+            data=data,
+            topic="t",
+            subject=seeded.secret_name,
+            event_type=choice["kind"],
+            event_time=None,
+            data_version="1",
+        )  # type: ignore[arg-type]
+        await deliver(event)
+        minted = world.emu.requests.count("databricks", "POST", "/api/2.0/token/create") - created
+        assert minted == (1 if expected else 0), (choice, data)
+        assert len(rotator_tokens(world.emu, seeded)) == before  # the old PAT was revoked
+        rotations += minted
+    assert 10 < rotations < len(examples) - 10  # the strategy reaches both sides
+
+
 async def test_fuzzed_events_never_raise_and_never_rotate(
     world: World, monkeypatch, caplog
 ) -> None:  # type: ignore[no-untyped-def]
@@ -233,7 +354,7 @@ async def test_fuzzed_events_never_raise_and_never_rotate(
             event_time=None,
             data_version="1",
         )  # type: ignore[arg-type]
-        await deliver(event)  # must not raise: no such event is about our latest version
+        await deliver(event)  # must not raise; none names the managed secret, so none rotates
     assert {t.token_id for t in rotator_tokens(world.emu, seeded)} == before
     assert any(r.getMessage().startswith("event: ") for r in caplog.records)
 
@@ -241,12 +362,7 @@ async def test_fuzzed_events_never_raise_and_never_rotate(
 def test_hostile_event_fields_are_malformed_not_crashes() -> None:
     import pytest
 
-    for data in (
-        {"Id": "https://[::1/secrets/x/y"},
-        {"ObjectName": "x", "EXP": 10**400},
-        {"ObjectName": "x", "EXP": "nan"},
-        "[" * 5000,
-    ):
+    for data in ({"Id": "https://[::1/secrets/x/y"}, "[" * 5000, {"ObjectName": ["x"]}):
         with pytest.raises(MalformedEventError):
             parse_event(
                 event_id="e",
@@ -261,3 +377,14 @@ def test_deeply_nested_bodies_are_400_material() -> None:
 
     with pytest.raises(BadRequestError):
         parse_rotate_request({}, b"[" * 5000)
+
+
+def test_fields_the_handler_does_not_use_never_make_an_event_malformed() -> None:
+    for exp in (10**400, "nan", "2026-12-01T00:00:00Z", {"x": 1}, True):
+        event = parse_event(
+            event_id="e",
+            event_type="Microsoft.KeyVault.SecretNearExpiry",
+            subject=None,
+            data={"ObjectName": "x", "EXP": exp, "NBF": exp},
+        )
+        assert event.secret_name == "x"
