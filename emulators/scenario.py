@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 PrincipalKind = Literal["entra-client-secret", "databricks-oauth", "databricks-obo"]
-ConsumerKind = Literal["prequel-source", "prequel-destination"]
+ConsumerKind = Literal["prequel-source", "prequel-destination", "prequel-import-source"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +99,20 @@ def seed_target(
     host = emu.databricks_url.removeprefix("https://")
     seeded = SeededTarget(name, kind, app_id, f"{name}-pat", {}, human_token_id=human.token_id)
     updaters = []
+    adders = {
+        "prequel-source": (emu.prequel.add_source, "source_id"),
+        "prequel-destination": (emu.prequel.add_destination, "destination_id"),
+        "prequel-import-source": (emu.prequel.add_import_source, "source_id"),
+    }
     for consumer in consumers:
-        noun = consumer.removeprefix("prequel-")
-        add = emu.prequel.add_source if noun == "source" else emu.prequel.add_destination
+        add, id_field = adders[consumer]
         cid = add(host=host, access_token=human.value)
         seeded.consumers.append(Consumer(consumer, cid))
         updaters.append(
             {
                 "kind": consumer,
                 "base_url": emu.prequel_url,
-                f"{noun}_id": cid,
+                id_field: cid,
                 "api_key_secret_name": key_name,
             }
         )

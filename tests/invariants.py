@@ -21,8 +21,12 @@ def rotator_tokens(emu: Emulators, seeded: SeededTarget) -> list[object]:
 
 
 def consumer_store(emu: Emulators, kind: str) -> dict[str, object]:
-    """Return Prequel's sources or destinations."""
-    return emu.prequel.sources if kind == "prequel-source" else emu.prequel.destinations
+    """Return Prequel's sources, destinations or import sources, for a consumer *kind*."""
+    return {
+        "prequel-source": emu.prequel.sources,
+        "prequel-destination": emu.prequel.destinations,
+        "prequel-import-source": emu.prequel.import_sources,
+    }[kind]
 
 
 def violations(

@@ -12,6 +12,7 @@ KINDS = ["entra-client-secret", "databricks-oauth", "databricks-obo"]
 CONSUMERS = [
     ("prequel-source",),
     ("prequel-destination",),
+    ("prequel-import-source",),
     ("prequel-source", "prequel-destination"),
     (),
 ]
