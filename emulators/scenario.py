@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from emulators.harness import Emulators
 
 __all__ = [
@@ -99,7 +101,7 @@ def seed_target(
     host = emu.databricks_url.removeprefix("https://")
     seeded = SeededTarget(name, kind, app_id, f"{name}-pat", {}, human_token_id=human.token_id)
     updaters = []
-    adders = {
+    adders: dict[str, tuple[Callable[..., str], str]] = {
         "prequel-source": (emu.prequel.add_source, "source_id"),
         "prequel-destination": (emu.prequel.add_destination, "destination_id"),
         "prequel-import-source": (emu.prequel.add_import_source, "source_id"),

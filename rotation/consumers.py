@@ -1,7 +1,8 @@
 """A target's consumers during one run: preflight, test, push and confirm, with their results.
 
-Each step runs over every updater in configuration order and records per-consumer results in
-the report; the first failure stops the step (and the run) with the consumer's error.
+Each step runs over every updater in configuration order, reports through the run's
+:class:`~rotation.tracker.Tracker` and records per-consumer results; the first failure stops the
+step (and the run) with the consumer's error.
 """
 
 from __future__ import annotations
@@ -9,16 +10,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeVar
 
 from rotation import errors
-from rotation.report import ConsumerResult
+from rotation.report import ConsumerResult, Step
 from rotation.updaters.base import UpdaterContext
 from rotation.updaters.registry import plugin
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable
 
     from rotation.config import Target
     from rotation.runtime import Runtime
     from rotation.secret import Secret
+    from rotation.tracker import Tracker
     from rotation.updaters.base import SecretReader, Updater
 
 __all__ = ["Consumers"]
@@ -29,13 +31,7 @@ T = TypeVar("T")
 class Consumers:
     """The updaters of one target for one run, and what each of them did."""
 
-    def __init__(
-        self,
-        target: Target,
-        rt: Runtime,
-        enter: Callable[[str], Awaitable[None]],
-        done: Callable[..., None],
-    ) -> None:
+    def __init__(self, target: Target, rt: Runtime, tracker: Tracker) -> None:
         ctx = UpdaterContext(rt.http, _CachedReader(rt.store), rt.retry)
         self._updaters: list[Updater] = []
         for spec in target.updaters:
@@ -44,36 +40,35 @@ class Consumers:
                 raise errors.ConfigError(f"target {target.name}: {found}")
             self._updaters.append(found.build(spec.settings, ctx))
         self.results = [ConsumerResult(u.name) for u in self._updaters]
-        self._enter = enter
-        self._done = done
+        self._tracker = tracker
 
     def _pairs(self) -> list[tuple[Updater, ConsumerResult]]:
         return list(zip(self._updaters, self.results, strict=True))
 
     async def preflight(self) -> None:
         """Prove every consumer is reachable and accepts our credentials; change nothing."""
-        await self._enter("preflight")
+        await self._tracker.enter(Step.PREFLIGHT)
         for updater, result in self._pairs():
             await _recording(result, updater.preflight())
-        self._done("preflight", consumers=len(self._updaters))
+        self._tracker.done(Step.PREFLIGHT, consumers=len(self._updaters))
 
     async def test(self, pat: Secret) -> None:
         """Have every consumer that can test *pat* without saving it do so."""
-        await self._enter("test")
+        await self._tracker.enter(Step.TEST)
         for updater, result in self._pairs():
             result.tested = await _recording(result, updater.test(pat))
-        self._done("test", consumers=len(self._updaters))
+        self._tracker.done(Step.TEST, consumers=len(self._updaters))
 
     async def push_and_confirm(self, pat: Secret) -> None:
         """Save *pat* on every consumer, each confirmed before the next is touched."""
         for updater, result in self._pairs():
-            await self._enter("push")
+            await self._tracker.enter(Step.PUSH)
             await _recording(result, updater.push(pat))
             result.pushed = True
-            await self._enter("confirm")
+            await self._tracker.enter(Step.CONFIRM)
             await _recording(result, updater.confirm(pat))
             result.confirmed = True
-            self._done("push", consumer=updater.name)
+            self._tracker.done(Step.PUSH, consumer=updater.name)
 
 
 async def _recording(result: ConsumerResult, call: Awaitable[T]) -> T:

@@ -1,7 +1,8 @@
-"""Decide what a run must do for one target, from its latest Key Vault version alone.
+"""Decide everything a run does for one target, from its latest Key Vault version alone.
 
-Pure and cheap: the timer's no-op path calls it on the listing of the whole vault and makes no
-other call for targets that need nothing.
+This is the one place where a run's decisions are taken; the engine carries the plan out and
+decides nothing again. Pure and cheap: the timer's no-op path calls it on the listing of the
+whole vault and makes no other call for targets that need nothing.
 """
 
 from __future__ import annotations
@@ -22,65 +23,66 @@ DAY = 86_400.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
-    """What a run will do for a target, and why (one human sentence)."""
+    """What a run does for a target, in the order it does it, and why (one human sentence)."""
 
-    rotate: bool
-    resume: bool
-    revoke_previous: bool
-    sweep: bool
     reason: str
+    revoke_previous_first: bool = False
+    """Revoke the PAT the latest version replaced, before anything else (grace over, or a new
+    rotation is about to replace the latest version)."""
+    sweep: bool = False
+    """List the principal's PATs and revoke this target's rotator-made ones nobody references."""
+    clear_intent: bool = False
+    """Remove the latest version's ``minting`` tag once the sweep left nothing for later."""
+    rotate: bool = False
+    """Put a new PAT in place: preflight, mint (or resume), verify, test, push, promote."""
+    resume: bool = False
+    """Finish the latest (pending) version's PAT instead of minting, if it still works."""
+    revoke_replaced: bool = False
+    """Revoke the replaced PAT right after promotion (no grace period)."""
 
     @property
     def idle(self) -> bool:
-        """Return whether nothing at all needs doing."""
-        return not (self.rotate or self.revoke_previous or self.sweep)
+        """Return whether the run has nothing to do."""
+        return not (self.revoke_previous_first or self.sweep or self.rotate)
 
 
-def plan(  # noqa: PLR0911 — one return per decision
-    target: Target, latest: VersionState | None, now: float, *, force: bool
-) -> Plan:
+def plan(target: Target, latest: VersionState | None, now: float, *, force: bool) -> Plan:
     """Return the plan for *target* given its latest version's state (None: no secret yet)."""
+    no_grace = target.grace_period_hours == 0
     if latest is None:
-        return Plan(
-            rotate=True,
-            resume=False,
-            revoke_previous=False,
-            sweep=False,
-            reason="no secret yet: bootstrap the first PAT",
-        )
+        reason = "no secret yet: bootstrap the first PAT"
+        return Plan(reason=reason, sweep=True, rotate=True, revoke_replaced=no_grace)
     if latest.stage is Stage.PENDING:
         return Plan(
+            reason="resume the unfinished rotation (a pending version)",
+            sweep=True,
             rotate=True,
             resume=True,
-            revoke_previous=False,
-            sweep=False,
-            reason="resume the unfinished rotation (a pending version)",
+            revoke_replaced=no_grace,
         )
-    sweep = latest.tag(Tag.MINTING) is not None
+    minting = latest.tag(Tag.MINTING) is not None
     revoke_at = latest.revoke_previous_at
-    revoke = revoke_at is not None and revoke_at <= now
     due, why = _due(target, latest, now)
-    if force:
-        return Plan(rotate=True, resume=False, revoke_previous=revoke, sweep=sweep, reason="forced")
-    if due:
-        return Plan(rotate=True, resume=False, revoke_previous=revoke, sweep=sweep, reason=why)
-    if revoke:
+    if force or due:
         return Plan(
-            rotate=False,
-            resume=False,
-            revoke_previous=True,
-            sweep=sweep,
-            reason="grace period over: revoke the previous PAT",
-        )
-    if sweep:
-        return Plan(
-            rotate=False,
-            resume=False,
-            revoke_previous=False,
+            reason="forced" if force else why,
+            revoke_previous_first=revoke_at is not None,  # it is about to be replaced
             sweep=True,
-            reason="an interrupted mint was recorded: sweep orphans",
+            rotate=True,
+            revoke_replaced=no_grace,
         )
-    return Plan(rotate=False, resume=False, revoke_previous=False, sweep=False, reason=why)
+    if revoke_at is not None and revoke_at <= now:
+        return Plan(
+            reason="grace period over: revoke the previous PAT",
+            revoke_previous_first=True,
+            sweep=minting,
+            clear_intent=minting,
+        )
+    if minting:
+        return Plan(
+            reason="an interrupted mint was recorded: sweep orphans", sweep=True, clear_intent=True
+        )
+    return Plan(reason=why)
 
 
 def _due(target: Target, latest: VersionState, now: float) -> tuple[bool, str]:

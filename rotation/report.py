@@ -10,7 +10,25 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["ConsumerResult", "ErrorInfo", "Outcome", "TargetReport", "format_time"]
+__all__ = ["ConsumerResult", "ErrorInfo", "Outcome", "Step", "TargetReport", "format_time"]
+
+
+class Step(StrEnum):
+    """A step of a run, in the order a rotation goes through them."""
+
+    LOAD = "load"
+    CREDENTIALS = "credentials"
+    SWEEP = "sweep"
+    PREFLIGHT = "preflight"
+    INTENT = "intent"
+    MINT = "mint"
+    STORE = "store"
+    VERIFY = "verify"
+    TEST = "test"
+    PUSH = "push"
+    CONFIRM = "confirm"
+    PROMOTE = "promote"
+    REVOKE = "revoke"
 
 
 class Outcome(StrEnum):
@@ -39,7 +57,7 @@ class ConsumerResult:
 class ErrorInfo:
     """Why a run failed: the step, a stable kind, a message that says what to do."""
 
-    step: str
+    step: Step
     kind: str
     message: str
     transient: bool
@@ -59,7 +77,7 @@ class TargetReport:
     revoked: list[str] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
     consumers: list[ConsumerResult] = field(default_factory=list)
-    steps: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: ErrorInfo | None = None
 

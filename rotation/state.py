@@ -126,6 +126,14 @@ class VersionState:
                 tags[name] = value
         return tags
 
+    def with_stage(self, stage: Stage, **changes: str | None) -> dict[str, str]:
+        """Return the tags moved to *stage*, with *changes*; a stage change ends any intent.
+
+        The ``minting`` tag is always removed: whatever mint it announced is over once the
+        version changes stage (resumed, promoted, replaced, revoked or abandoned).
+        """
+        return self.with_tags(stage=stage.value, minting=None, **changes)
+
 
 def current_version(versions: list[VersionState], target: str) -> VersionState | None:
     """Return the version consumers use now: the newest ``current`` or unmanaged enabled one.

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from emulators.scenario import SeededTarget
+from rotation.report import Step
 from tests import hygiene
 from tests.invariants import rotator_tokens, violations
 from tests.test_cli import _cli, _config, cli_env
@@ -70,14 +71,14 @@ def test_a_dry_run_checks_the_principal_even_when_nothing_is_due(
     assert dry.returncode == 0, dry.stderr
     (report,) = json.loads(dry.stdout)["targets"]
     assert report["outcome"] == "not-due"
-    assert report["steps"] == ["credentials", "preflight"]
+    assert report["steps"] == [Step.CREDENTIALS, Step.PREFLIGHT]
 
     emu.keyvault.delete(f"{seeded.name}-sp-credential")
     broken = _cli(emu, tmp_path, config, "rotate", "--dry-run", "--json")
     assert broken.returncode == 1
     (report,) = json.loads(broken.stdout)["targets"]
     assert report["outcome"] == "failed"
-    assert report["error"]["step"] == "credentials"
+    assert report["error"]["step"] == Step.CREDENTIALS
     assert report["error"]["kind"] == "secret-missing"
 
 
@@ -88,7 +89,7 @@ def test_a_wrong_client_secret_fails_at_the_credentials_step(world: World, tmp_p
     done = _cli(emu, tmp_path, _config(emu, seeded), "rotate", "--json")
     assert done.returncode == 1
     (report,) = json.loads(done.stdout)["targets"]
-    assert report["error"]["step"] == "credentials"
+    assert report["error"]["step"] == Step.CREDENTIALS
     assert report["error"]["kind"] == "credential"
     assert rotator_tokens(emu, seeded) == []
 

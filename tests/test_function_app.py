@@ -16,6 +16,7 @@ from azure.storage.queue.aio import QueueClient
 
 from emulators.scenario import SeededTarget
 from rotation import errors
+from rotation.report import Step
 from tests import hygiene
 from tests.functions import Http, configure, deliver, get_status, grid_event, post, tick
 from tests.invariants import rotator_tokens, violations
@@ -416,7 +417,7 @@ async def test_a_lost_lease_stops_the_rotation_at_the_next_step(world: World, ap
     stopped = _seen(await run)
     assert stopped.status == 502
     assert stopped.body["error"]["kind"] == "lock-lost"
-    assert stopped.body["error"]["step"] == "confirm"
+    assert stopped.body["error"]["step"] == Step.CONFIRM
     assert violations(emu, seeded, settled=False) == []
     resumed = await post(seeded.name)
     assert resumed.body["outcome"] == "rotated"

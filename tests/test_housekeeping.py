@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rotation.report import Outcome
+from rotation.report import Outcome, Step
 from rotation.state import comment_for
 from tests.invariants import rotator_tokens, violations
 from tests.world import World
@@ -82,7 +82,7 @@ async def test_a_lost_create_answer_is_reconciled_by_rotation_id_at_once(world: 
     emu.faults.add("databricks", "POST", "/api/2.0/token/create", mode="drop_after", times=1)
     failed = await world.rotate_one(seeded, force=True)
     assert failed.error is not None
-    assert failed.error.step == "mint"
+    assert failed.error.step is Step.MINT
     assert failed.error.transient
     assert emu.requests.count("databricks", "POST", "/api/2.0/token/create") >= 1
     (lost,) = failed.swept  # found by the rotation id in its comment, revoked: its value is lost
@@ -102,7 +102,7 @@ async def test_an_interrupted_mint_is_swept_by_the_next_run_without_rotating(wor
     emu.faults.add("databricks", "GET", "/api/2.0/token/list", status=503, skip=1, times=-1)
     failed = await world.rotate_one(seeded, force=True)
     assert failed.error is not None
-    assert failed.error.step == "mint"
+    assert failed.error.step is Step.MINT
     assert len(rotator_tokens(emu, seeded)) == 2  # the lost one is live, known only by comment
     latest = emu.keyvault.latest(seeded.secret_name)
     assert latest is not None

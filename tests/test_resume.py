@@ -5,27 +5,28 @@ from __future__ import annotations
 import pytest
 
 from emulators.scenario import SeededTarget
-from rotation.report import Outcome
+from rotation.report import Outcome, Step
 from tests.invariants import rotator_tokens, violations
 from tests.world import World
 
 CREATE = "/api/2.0/token/create"
+ME = "/api/2.0/preview/scim/v2/Me"
 
 
-def _fault(world: World, seeded: SeededTarget, step: str, old_version: str) -> None:
-    source = seeded.consumers[0].id
+def _fault(world: World, seeded: SeededTarget, step: Step, old_version: str) -> None:
+    source = seeded.consumers[0].id if seeded.consumers else "-"
     secret = seeded.secret_name
     where = {
-        "mint": ("databricks", "POST", CREATE),
-        "store": ("keyvault", "PUT", f"/secrets/{secret}"),
-        "verify": ("databricks", "GET", "/api/2.0/preview/scim/v2/Me"),
-        "test": ("prequel", "POST", f"/sources/{source}/test-connection"),
-        "push": ("prequel", "PATCH", f"/sources/{source}"),
-        "confirm": ("prequel", "POST", f"/sources/{source}/test-connection"),
-        "promote": ("keyvault", "PATCH", f"/secrets/{secret}/(?!{old_version}).+"),
-        "revoke": ("databricks", "POST", "/api/2.0/token/delete"),
+        Step.MINT: ("databricks", "POST", CREATE),
+        Step.STORE: ("keyvault", "PUT", f"/secrets/{secret}"),
+        Step.VERIFY: ("databricks", "GET", "/api/2.0/preview/scim/v2/Me"),
+        Step.TEST: ("prequel", "POST", f"/sources/{source}/test-connection"),
+        Step.PUSH: ("prequel", "PATCH", f"/sources/{source}"),
+        Step.CONFIRM: ("prequel", "POST", f"/sources/{source}/test-connection"),
+        Step.PROMOTE: ("keyvault", "PATCH", f"/secrets/{secret}/(?!{old_version}).+"),
+        Step.REVOKE: ("databricks", "POST", "/api/2.0/token/delete"),
     }[step]
-    skip = 1 if step == "confirm" else 0  # the first test-connection is the test step's
+    skip = 1 if step is Step.CONFIRM else 0  # the first test-connection is the test step's
     world.emu.faults.add(*where, status=503, times=-1, skip=skip)
 
 
@@ -37,11 +38,20 @@ def _successful_creates(world: World) -> int:
     )
 
 
-STEPS = ["mint", "store", "verify", "test", "push", "confirm", "promote", "revoke"]
+STEPS = [
+    Step.MINT,
+    Step.STORE,
+    Step.VERIFY,
+    Step.TEST,
+    Step.PUSH,
+    Step.CONFIRM,
+    Step.PROMOTE,
+    Step.REVOKE,
+]
 
 
 @pytest.mark.parametrize("step", STEPS)
-async def test_failure_at_a_step_is_finished_by_the_next_run(world: World, step: str) -> None:
+async def test_failure_at_a_step_is_finished_by_the_next_run(world: World, step: Step) -> None:
     emu = world.emu
     seeded = world.target(timing={"lifetime_days": 10, "rotate_before_days": 3})
     first = await world.rotate_one(seeded)
@@ -63,11 +73,11 @@ async def test_failure_at_a_step_is_finished_by_the_next_run(world: World, step:
     emu.faults.clear()
     finished = await world.rotate_one(seeded)
     assert finished.error is None, finished.error
-    expected = Outcome.HOUSEKEEPING if step == "revoke" else Outcome.ROTATED
+    expected = Outcome.HOUSEKEEPING if step is Step.REVOKE else Outcome.ROTATED
     assert finished.outcome is expected
     assert first.token_id in finished.revoked
     # One PAT per rotation; a PAT whose value could not be stored is revoked at once instead.
-    assert _successful_creates(world) - creates == (2 if step == "store" else 1)
+    assert _successful_creates(world) - creates == (2 if step is Step.STORE else 1)
     assert violations(emu, seeded) == []
     (live,) = rotator_tokens(emu, seeded)
     assert emu.keyvault.latest(seeded.secret_name).tags["token-id"] == live.token_id  # type: ignore[union-attr]
@@ -98,7 +108,7 @@ async def test_an_abandoned_latest_version_never_triggers_a_revoke(world: World)
     emu = world.emu
     seeded = world.target()
     first = await world.rotate_one(seeded)
-    source = seeded.consumers[0].id
+    source = seeded.consumers[0].id if seeded.consumers else "-"
     emu.faults.add("prequel", "PATCH", f"/sources/{source}", status=503, times=-1)
     failed = await world.rotate_one(seeded, force=True)  # leaves a pending version
     emu.faults.clear()
@@ -106,7 +116,7 @@ async def test_an_abandoned_latest_version_never_triggers_a_revoke(world: World)
     emu.faults.add("databricks", "POST", CREATE, status=400, times=-1)
     abandoned = await world.rotate_one(seeded)  # abandons it, then cannot mint
     assert abandoned.error is not None
-    assert abandoned.error.step == "mint"
+    assert abandoned.error.step is Step.MINT
     emu.faults.clear()
     emu.faults.add("prequel", "PATCH", f"/sources/{source}", status=503, times=-1)
     again = await world.rotate_one(seeded)  # the latest version is the abandoned one
@@ -142,3 +152,24 @@ async def test_a_pat_stored_twice_by_a_retried_put_is_disabled_everywhere_once_r
     ]
     assert [v.enabled for v in holding] == [False, False]
     assert violations(emu, seeded) == []
+
+
+async def test_a_resumed_rotation_verifies_its_pat_once(world: World) -> None:
+    emu = world.emu
+    seeded = world.target(consumers=())  # Key Vault only: every SCIM Me call is the rotator's
+    await world.rotate_one(seeded)
+    emu.requests.clear()
+    assert (await world.rotate_one(seeded, force=True)).outcome is Outcome.ROTATED
+    fresh = emu.requests.count("databricks", "GET", ME)
+    old = emu.keyvault.latest(seeded.secret_name)
+    assert old is not None
+    _fault(world, seeded, Step.PROMOTE, old.version)
+    failed = await world.rotate_one(seeded, force=True)
+    assert failed.error is not None
+    assert failed.error.step is Step.PROMOTE
+    emu.faults.clear()
+    emu.requests.clear()
+    resumed = await world.rotate_one(seeded)
+    assert resumed.outcome is Outcome.ROTATED
+    assert "resumed the pending PAT of an unfinished rotation" in resumed.notes
+    assert emu.requests.count("databricks", "GET", ME) == fresh == 1

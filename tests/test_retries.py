@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rotation.report import Outcome
+from rotation.report import Outcome, Step
 from rotation.retry import RetryPolicy
 from tests.invariants import rotator_tokens, violations
 from tests.world import World
@@ -59,7 +59,7 @@ async def test_create_is_not_retried_after_a_5xx(world: World) -> None:
     world.emu.faults.add("databricks", "POST", CREATE, status=503)
     report = await _rotate(world, seeded)
     assert report.error is not None
-    assert report.error.step == "mint"
+    assert report.error.step is Step.MINT
     assert _calls(world, CREATE) == 1
 
 
@@ -89,6 +89,6 @@ async def test_a_create_answer_without_a_token_is_reconciled_not_crashed(world: 
     world.emu.faults.add("databricks", "POST", CREATE, status=200, body={"token_info": "?"})
     report = await _rotate(world, seeded)
     assert report.error is not None
-    assert report.error.step == "mint"
+    assert report.error.step is Step.MINT
     assert "without a usable token" in report.error.message
     assert violations(world.emu, seeded, settled=False) == []

@@ -1,0 +1,197 @@
+"""One run of one target: the state its steps find and make, and what the steps share.
+
+:class:`Run` loads the latest version and plans (:meth:`Run.load`), opens the principal's
+credential (:meth:`Run.credentials`) and holds what the steps found so far. The Key Vault
+version transitions several steps need — revoke what a version replaced, abandon a pending
+version, reconcile a lost create — live here too, so that :mod:`rotation.engine` reads as the
+steps alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+from rotation import errors
+from rotation.consumers import Consumers
+from rotation.databricks import Workspace
+from rotation.plan import Plan, plan
+from rotation.principals import open_issuer
+from rotation.report import Step, format_time
+from rotation.state import MANAGED_BY, Stage, Tag, parse_comment
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable
+
+    from rotation.config import Target
+    from rotation.databricks import NewToken, TokenInfo
+    from rotation.principals import TokenIssuer
+    from rotation.runtime import Runtime
+    from rotation.secret import Secret
+    from rotation.state import VersionState
+    from rotation.tracker import Tracker
+
+__all__ = ["Run", "best_effort", "bootstrap_note", "same_principal"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("rotation")
+
+
+class Run:
+    """What one run of one target found and made so far, and the transitions its steps share."""
+
+    def __init__(self, rt: Runtime, target: Target, tracker: Tracker) -> None:
+        self.rt = rt
+        self.target = target
+        self.tracker = tracker
+        self.report = tracker.report
+        self.workspace = Workspace(rt.http, target.workspace_url, rt.retry)
+        self.plan = Plan(reason="")
+        self.issuer: TokenIssuer
+        self.latest: VersionState | None = None
+        self.latest_value: Secret | None = None
+        self.versions: list[VersionState] = []
+        self.tokens: list[TokenInfo] = []
+        self.deferred = 0
+        self.rotation_id = ""
+        self.new: NewToken | None = None
+        self.pending: VersionState | None = None
+        self.pat: Secret | None = None
+        self.resumed = False
+        self.verified = False
+        self.promoted: VersionState | None = None
+        self._consumers: Consumers | None = None
+
+    async def load(self, *, force: bool) -> None:
+        """Read the latest version and plan the run."""
+        found = await self.rt.store.latest(self.target.secret_name)
+        self.latest, self.latest_value = found or (None, None)
+        self.plan = plan(self.target, self.latest, self.rt.clock(), force=force)
+        self.report.reason = self.plan.reason
+        if self.latest is not None:
+            self.report.token_id = self.latest.token_id
+            self.report.expires_on = self.latest.expires_on
+
+    @asynccontextmanager
+    async def credentials(self) -> AsyncIterator[None]:
+        """Read the principal's credential and authenticate; close what it opened after."""
+        await self.tracker.enter(Step.CREDENTIALS)
+        async with open_issuer(
+            self.target,
+            workspace=self.workspace,
+            secrets=self.rt.store,
+            http=self.rt.http,
+            azure=self.rt.azure,
+        ) as issuer:
+            self.issuer = issuer
+            await issuer.authenticate()
+            self.tracker.done(Step.CREDENTIALS)
+            yield
+
+    def consumers(self) -> Consumers:
+        """Return this run's consumers (built once; their results are the report's)."""
+        if self._consumers is None:
+            self._consumers = Consumers(self.target, self.rt, self.tracker)
+            self.report.consumers = self._consumers.results
+        return self._consumers
+
+    async def record_failure(self) -> None:
+        """Best effort: note the failure in the latest version's ``last-result`` tag."""
+        found = await best_effort(self.rt.store.latest(self.target.secret_name))
+        if not found or not found[0].managed:
+            return
+        err = self.report.error
+        text = f"failed {format_time(self.rt.clock())} at {self.tracker.step}: "
+        text += err.kind if err else "?"
+        tags = found[0].with_tags(last_result=text[:256])
+        await best_effort(self.rt.store.update(found[0], tags=tags))
+
+    def hold(self, state: VersionState, pat: Secret) -> None:
+        """Make *state* (holding *pat*) this run's new PAT, and report it."""
+        self.pending, self.pat = state, pat
+        self.report.rotation_id = state.tag(Tag.ROTATION_ID)
+        self.report.token_id = state.token_id
+        self.report.expires_on = state.expires_on
+        self.report.previous_token_id = state.tag(Tag.PREVIOUS_TOKEN_ID)
+
+    def pending_tags(self, new: NewToken, current: VersionState | None) -> dict[str, str]:
+        """Return the tags of a freshly minted PAT's ``pending`` version."""
+        tags = {
+            Tag.MANAGED_BY: MANAGED_BY,
+            Tag.TARGET: self.target.name,
+            Tag.TOKEN_ID: new.info.token_id,
+            Tag.ROTATION_ID: self.rotation_id,
+            Tag.STAGE: Stage.PENDING.value,
+            Tag.WRITTEN_AT: f"{self.rt.clock():.6f}",
+        }
+        if current is not None and current.token_id:
+            tags[Tag.PREVIOUS_TOKEN_ID] = current.token_id
+        return {str(k): v for k, v in tags.items()}
+
+    async def revoke_replaced_by(self, current: VersionState) -> VersionState:
+        """Revoke the PAT *current* replaced and mark its versions revoked; return it updated."""
+        await self.tracker.enter(Step.REVOKE)
+        previous = current.tag(Tag.PREVIOUS_TOKEN_ID)
+        if previous is None:
+            return current
+        if await self.issuer.revoke(previous):
+            self.report.revoked.append(previous)
+        # Every version holding it (a retried PUT can have stored the same PAT twice).
+        for old in self.versions:
+            if old.token_id == previous and (old.stage is not Stage.REVOKED or old.enabled):
+                await self.rt.store.update(old, tags=old.with_stage(Stage.REVOKED), enabled=False)
+        self.tracker.done(Step.REVOKE, token_id=previous)
+        tags = current.with_tags(previous_revoked="true")
+        return await self.rt.store.update(current, tags=tags)
+
+    async def abandon(self, state: VersionState, why: str) -> None:
+        """Disable a pending version whose PAT cannot be used, then revoke that PAT."""
+        tags = state.with_stage(Stage.ABANDONED, previous_token_id=None)
+        abandoned = await self.rt.store.update(state, tags=tags, enabled=False)
+        if self.latest is not None and self.latest.version == state.version:
+            self.latest = abandoned
+        if state.token_id and await self.issuer.revoke(state.token_id):
+            self.report.revoked.append(state.token_id)
+        self.report.notes.append(f"abandoned pending version {state.version}: {why}")
+        log.warning("target=%s abandoned version=%s: %s", self.target.name, state.version, why)
+
+    async def reconcile(self) -> None:
+        """After a create whose answer was lost: revoke the PAT it may have made (value lost)."""
+        tokens = await best_effort(self.issuer.list()) or []
+        mine = (self.target.name, self.rotation_id)
+        for token in (t for t in tokens if parse_comment(t.comment) == mine):
+            if await best_effort(self.issuer.revoke(token.token_id)):
+                self.report.swept.append(token.token_id)
+            log.warning(
+                "target=%s rotation_id=%s revoked token_id=%s: its create answer was lost",
+                self.target.name,
+                self.rotation_id,
+                token.token_id,
+            )
+
+
+def bootstrap_note(tokens: list[TokenInfo]) -> str:
+    """Say that no PAT will be revoked, naming the principal's PATs not made by the rotator."""
+    by_hand = [t.token_id for t in tokens if parse_comment(t.comment) is None]
+    note = "no earlier rotator-made PAT is recorded, so none will be revoked"
+    if not by_hand:
+        return note
+    return (
+        f"{note}; the principal's PAT(s) made by hand stay alive until you revoke them once the "
+        f"consumers use the new PAT: token id(s) {', '.join(by_hand)}"
+    )
+
+
+def same_principal(user_name: str, application_id: str) -> bool:
+    """Return whether SCIM ``userName`` names the application id (GUIDs compare caselessly)."""
+    return user_name.strip().lower() == application_id.strip().lower()
+
+
+async def best_effort(awaitable: Awaitable[T]) -> T | None:
+    """Await a call whose failure must not hide the error at hand; a ``RotationError`` → None."""
+    try:
+        return await awaitable
+    except errors.RotationError:
+        return None
