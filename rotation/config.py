@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -21,16 +21,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationError,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rotation.errors import ConfigError
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from rotation.updaters.base import UpdaterPlugin
 
 __all__ = [
     "Config",
@@ -93,32 +90,30 @@ class Defaults(_Model):
     grace_period_hours: float = Field(default=0, ge=0, le=24 * 30)
 
 
-class EntraClientSecretPrincipal(_Model):
+class _ClientSecretPrincipal(_Model):
+    """A principal that signs in with its own client id and a secret kept in Key Vault."""
+
+    client_id: str = Field(min_length=1)
+    client_secret_name: SecretName
+
+    @property
+    def application_id(self) -> str:
+        """Return the id Databricks knows the principal by (its client id)."""
+        return self.client_id
+
+
+class EntraClientSecretPrincipal(_ClientSecretPrincipal):
     """An Entra ID service principal: client credentials, then ``token/create`` as itself."""
 
     kind: Literal["entra-client-secret"]
     tenant_id: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    client_secret_name: SecretName
     authority_host: HttpsUrl = "https://login.microsoftonline.com"
 
-    @property
-    def application_id(self) -> str:
-        """Return the id Databricks knows the principal by."""
-        return self.client_id
 
-
-class DatabricksOAuthPrincipal(_Model):
+class DatabricksOAuthPrincipal(_ClientSecretPrincipal):
     """A Databricks-managed SP: OAuth M2M at ``/oidc/v1/token``, then ``token/create``."""
 
     kind: Literal["databricks-oauth"]
-    client_id: str = Field(min_length=1)
-    client_secret_name: SecretName
-
-    @property
-    def application_id(self) -> str:
-        """Return the id Databricks knows the principal by."""
-        return self.client_id
 
 
 class DatabricksOboPrincipal(_Model):
@@ -129,6 +124,10 @@ class DatabricksOboPrincipal(_Model):
     admin_token_secret_name: SecretName
 
 
+_PRINCIPALS = (EntraClientSecretPrincipal, DatabricksOAuthPrincipal, DatabricksOboPrincipal)
+PRINCIPAL_KINDS: tuple[str, ...] = tuple(
+    get_args(model.model_fields["kind"].annotation)[0] for model in _PRINCIPALS
+)
 Principal = Annotated[
     EntraClientSecretPrincipal | DatabricksOAuthPrincipal | DatabricksOboPrincipal,
     Field(discriminator="kind"),
@@ -136,23 +135,53 @@ Principal = Annotated[
 
 
 class UpdaterSpec(_Model):
-    """One consumer of a target's PAT: the plugin's kind and its validated settings."""
+    """One consumer of a target's PAT: the plugin's kind and its settings, validated by it.
+
+    In the configuration it is one flat table, ``{"kind": ..., **settings}``; the plugin that
+    ``kind`` names validates the settings (their problems keep their paths).
+    """
 
     kind: str
     settings: BaseModel
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _by_plugin(cls, data: Any, handler: ModelWrapValidatorHandler[UpdaterSpec]) -> UpdaterSpec:  # noqa: ANN401 — raw configuration
+        if not isinstance(data, dict) or "settings" in data:
+            return handler(data)
+        kind = data.get("kind")
+        if not isinstance(kind, str):
+            raise _kind_error(cls, "needs a 'kind' (e.g. 'prequel-source')", kind)
+        from rotation.updaters.registry import plugin  # noqa: PLC0415 — plugins load lazily
 
-class Target(_Model):
-    """One PAT to keep rotated: where it is minted, where it is stored, who consumes it."""
+        try:
+            found = plugin(kind)
+        except ConfigError as exc:
+            raise _kind_error(cls, str(exc), kind) from None
+        settings = found.settings_model.model_validate(
+            {k: v for k, v in data.items() if k != "kind"}
+        )
+        return cls(kind=kind, settings=settings)
+
+
+def _kind_error(model: type[BaseModel], message: str, value: object) -> ValidationError:
+    """Return a validation error about an updater table's ``kind`` field."""
+    error = PydanticCustomError("updater_kind", message)
+    detail = InitErrorDetails(type=error, loc=("kind",), input=value)
+    return ValidationError.from_exception_data(model.__name__, [detail])
+
+
+class Target(Defaults):
+    """One PAT to keep rotated: where it is minted, where it is stored, who consumes it.
+
+    Its timing fields are :class:`Defaults`' (the configuration's ``[defaults]`` fill them in).
+    """
 
     name: Annotated[str, AfterValidator(_target_name)]
     workspace_url: HttpsUrl
     secret_name: SecretName
     principal: Principal
     updaters: tuple[UpdaterSpec, ...] = ()
-    lifetime_days: int = Field(ge=1, le=730)
-    rotate_before_days: int = Field(ge=0, le=729)
-    grace_period_hours: float = Field(ge=0, le=24 * 30)
 
     @model_validator(mode="after")
     def _timing_fits(self) -> Target:
@@ -171,8 +200,23 @@ class Config(_Model):
 
     key_vault_url: HttpsUrl
     targets: tuple[Target, ...] = Field(min_length=1)
+    defaults: Defaults = Defaults()
     concurrency: int = Field(default=8, ge=1, le=256)
     orphan_min_age_minutes: float = Field(default=15, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_in_defaults(cls, data: Any) -> Any:  # noqa: ANN401 — raw configuration
+        """Give each target table the ``[defaults]`` it does not set itself (if they are valid)."""
+        if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
+            return data
+        try:
+            defaults = Defaults.model_validate(data.get("defaults", {}))
+        except ValidationError:
+            return data  # the `defaults` field reports what is wrong with them
+        given = defaults.model_dump(exclude_unset=True)
+        targets = [given | t if isinstance(t, dict) else t for t in data["targets"]]
+        return {**data, "targets": targets}
 
     def target(self, name: str) -> Target | None:
         """Return the target called *name*, if any."""
@@ -224,85 +268,24 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 def parse_config(data: object, *, origin: str = "configuration") -> Config:
     """Validate raw configuration *data*; raise one ``ConfigError`` listing every problem."""
-    from rotation.updaters.registry import plugin  # noqa: PLC0415 — plugins load lazily
-
     if not isinstance(data, dict):
         msg = f"{origin}: the configuration must be a table/object at the top level."
         raise ConfigError(msg)
-    problems: list[str] = []
-    defaults_raw = data.get("defaults", {})
     try:
-        defaults = Defaults.model_validate(defaults_raw)
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        problems += _format(exc, "defaults")
-        defaults = Defaults()
-    targets = data.get("targets")
-    prepared: list[Any] = []
-    if targets is None:
-        problems.append(
-            "targets: missing — add at least one [[targets]] table (see the README's Configuration)"
-        )
-    elif not isinstance(targets, list):
-        problems.append(
-            f"targets: must be a list of tables ([[targets]] in TOML), got {type(targets).__name__}"
-        )
+        problems = list(dict.fromkeys(_format(exc)))
     else:
-        for i, raw in enumerate(targets):
-            prepared.append(_prepare_target(raw, defaults, f"targets[{i}]", problems, plugin))
-    root = {k: v for k, v in data.items() if k != "defaults"}
-    root["targets"] = prepared
-    try:
-        config = Config.model_validate(root)
-    except ValidationError as exc:
-        said = any(p.startswith("targets: ") for p in problems)
-        problems += [p for p in _format(exc, "") if not (said and p.startswith("targets: "))]
-    else:
-        problems += _duplicates(config)
-    if problems:
-        lines = "\n".join(f"  - {p}" for p in dict.fromkeys(problems))
-        msg = f"{origin} has {len(dict.fromkeys(problems))} problem(s):\n{lines}"
-        raise ConfigError(msg)
-    return config
-
-
-def _prepare_target(
-    raw: object,
-    defaults: Defaults,
-    where: str,
-    problems: list[str],
-    plugin: Callable[[str], UpdaterPlugin | str],
-) -> object:
-    """Fill timing defaults and turn updater tables into validated ``UpdaterSpec``s."""
-    if not isinstance(raw, dict):
-        return raw
-    target = {k: raw.get(k, getattr(defaults, k)) for k in Defaults.model_fields} | raw
-    updaters = raw.get("updaters", [])
-    if not isinstance(updaters, list):
-        return target
-    specs: list[object] = []
-    for j, table in enumerate(updaters):
-        at = f"{where}.updaters[{j}]"
-        if not isinstance(table, dict) or not isinstance(table.get("kind"), str):
-            problems.append(f"{at}: needs a 'kind' (e.g. 'prequel-source')")
-            continue
-        found = plugin(table["kind"])
-        if isinstance(found, str):
-            problems.append(f"{at}.kind: {found}")
-            continue
-        try:
-            settings = found.settings_model.model_validate(
-                {k: v for k, v in table.items() if k != "kind"}
-            )
-        except ValidationError as exc:
-            problems += _format(exc, at)
-            continue
-        specs.append(UpdaterSpec(kind=table["kind"], settings=settings))
-    target["updaters"] = specs
-    return target
+        problems = _duplicates(config)
+        if not problems:
+            return config
+    lines = "\n".join(f"  - {p}" for p in problems)
+    msg = f"{origin} has {len(problems)} problem(s):\n{lines}"
+    raise ConfigError(msg) from None
 
 
 def _duplicates(config: Config) -> list[str]:
-    problems = []
+    problems: list[str] = []
     for label, values in (
         ("target name", [t.name for t in config.targets]),
         ("secret_name", [t.secret_name for t in config.targets]),
@@ -321,30 +304,42 @@ def _duplicates(config: Config) -> list[str]:
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
-def _format(exc: ValidationError, prefix: str) -> list[str]:
+_KINDS = ", ".join(map(repr, PRINCIPAL_KINDS))
+_MESSAGES = {  # (pydantic error type, path) → what to say instead of pydantic's words
+    ("missing", "targets"): "missing — add at least one [[targets]] table (see the README)",
+    ("tuple_type", "targets"): "must be a list of tables ([[targets]] in TOML)",
+}
+
+
+def _format(exc: ValidationError) -> list[str]:
+    """Return one ``path: message`` line per problem pydantic found."""
     out = []
     found = exc.errors(include_url=False, include_input=False)
     for err in found:
         deeper = any(e["loc"][: len(err["loc"])] == err["loc"] and e is not err for e in found)
         if err["type"] == "too_short" and deeper:
             continue  # the items' own errors say it better
-        path = prefix
-        for part in err["loc"]:
-            if isinstance(part, int):
-                path += f"[{part}]"
-            elif not _KEY.fullmatch(str(part)):  # an odd key is quoted, never split a line
-                path += f"[{part!a}]"
-            elif part not in {"entra-client-secret", "databricks-oauth", "databricks-obo"}:
-                path += f".{part}" if path else str(part)
-        message = err["msg"].removeprefix("Value error, ")
+        path = _path(err["loc"])
+        message = _MESSAGES.get((err["type"], path), err["msg"].removeprefix("Value error, "))
         if err["type"] == "extra_forbidden" and re.search(r"secret|token|key", path, re.IGNORECASE):
             message += (
                 " — secret values never go in the configuration: store them in Key Vault and "
                 "name the secret with a *_secret_name field"
             )
         if err["type"] == "union_tag_invalid":
-            message = (
-                "kind must be one of 'entra-client-secret', 'databricks-oauth', 'databricks-obo'"
-            )
+            message = f"kind must be one of {_KINDS}"
         out.append(f"{path or '(top level)'}: {message}")
     return out
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """Return a pydantic location as ``targets[0].principal.client_id``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not _KEY.fullmatch(part):  # an odd key is quoted, never split a line
+            path += f"[{part!a}]"
+        elif part not in PRINCIPAL_KINDS:  # pydantic names the union member: not a field
+            path += f".{part}" if path else part
+    return path

@@ -34,11 +34,8 @@ class Consumers:
     def __init__(self, target: Target, rt: Runtime, tracker: Tracker) -> None:
         ctx = UpdaterContext(rt.http, _CachedReader(rt.store), rt.retry)
         self._updaters: list[Updater] = []
-        for spec in target.updaters:
-            found = plugin(spec.kind)
-            if isinstance(found, str):  # validated with the config; a plugin vanished since
-                raise errors.ConfigError(f"target {target.name}: {found}")
-            self._updaters.append(found.build(spec.settings, ctx))
+        for spec in target.updaters:  # validated with the config, so each kind has a plugin
+            self._updaters.append(plugin(spec.kind).build(spec.settings, ctx))
         self.results = [ConsumerResult(u.name) for u in self._updaters]
         self._tracker = tracker
 

@@ -207,8 +207,8 @@ def test_inline_toml_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     ("targets", "needle"),
     [
         (None, "targets: missing — add at least one [[targets]] table"),
-        (5, "targets: must be a list of tables ([[targets]] in TOML), got int"),
-        ({"name": "x"}, "targets: must be a list of tables ([[targets]] in TOML), got dict"),
+        (5, "targets: must be a list of tables ([[targets]] in TOML)"),
+        ({"name": "x"}, "targets: must be a list of tables ([[targets]] in TOML)"),
     ],
 )
 def test_missing_or_misshapen_targets_say_what_to_add(targets: object, needle: str) -> None:

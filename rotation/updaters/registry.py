@@ -6,6 +6,8 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
+from rotation.errors import ConfigError
+
 if TYPE_CHECKING:
     from rotation.updaters.base import UpdaterPlugin
 
@@ -34,9 +36,10 @@ def kinds() -> list[str]:
     return sorted(_plugins())
 
 
-def plugin(kind: str) -> UpdaterPlugin | str:
-    """Return the plugin for *kind*, or a message naming the known kinds."""
+def plugin(kind: str) -> UpdaterPlugin:
+    """Return the plugin for *kind*; ``ConfigError`` naming the known kinds if there is none."""
     found = _plugins().get(kind)
     if found is None:
-        return f"unknown updater kind {kind!r}; known kinds: {', '.join(kinds())}"
+        msg = f"unknown updater kind {kind!r}; known kinds: {', '.join(kinds())}"
+        raise ConfigError(msg)
     return found
