@@ -59,7 +59,7 @@ def _show_state(emu: Emulators, seeded: SeededTarget) -> None:
 async def _rotate_twice(emu: Emulators, seeded: SeededTarget, rotator: tuple[str, str, str]) -> int:
     from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
 
-    from rotation.cli import _emit_reports  # noqa: PLC0415
+    from rotation.cli import emit_reports  # noqa: PLC0415
     from rotation.clients import open_runtime  # noqa: PLC0415
     from rotation.config import parse_config  # noqa: PLC0415
     from rotation.service import rotate  # noqa: PLC0415
@@ -80,7 +80,7 @@ async def _rotate_twice(emu: Emulators, seeded: SeededTarget, rotator: tuple[str
         ):
             _say(f"\n== {title} ==")
             reports = await rotate(rt, force=force)
-            _emit_reports(reports, sys.stdout, as_json=False)
+            emit_reports(reports, sys.stdout, as_json=False)
             failures += sum(not r.ok for r in reports)
             _show_state(emu, seeded)
     return failures

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from rotation.report import TargetReport
     from rotation.service import StatusRow
 
-__all__ = ["main"]
+__all__ = ["emit_reports", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _QUIET_LOGGERS = ("azure", "httpx", "httpcore", "aiohttp")  # HTTP dumps: only with debug
@@ -103,8 +103,8 @@ def _setup_logging(level: str) -> None:
 async def _run(
     args: argparse.Namespace, config: Config, out: TextIO, progress: dict[str, str]
 ) -> int:
+    from rotation.clients import open_app  # noqa: PLC0415
     from rotation.service import rotate, status  # noqa: PLC0415
-    from rotation.triggers import open_app  # noqa: PLC0415
 
     # `status` only reads: it needs no lock, so no storage account either.
     async with open_app(config, locking=args.command == "rotate") as app:
@@ -116,11 +116,12 @@ async def _run(
         reports = await rotate(rt, args.target, force=args.force, dry_run=args.dry_run)
     if not args.json:
         print(f"note: {rt.lock.description}", file=sys.stderr)
-    _emit_reports(reports, out, as_json=args.json)
+    emit_reports(reports, out, as_json=args.json)
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
-def _emit_reports(reports: list[TargetReport], out: TextIO, *, as_json: bool) -> None:
+def emit_reports(reports: list[TargetReport], out: TextIO, *, as_json: bool) -> None:
+    """Write *reports* to *out*: a table with per-target details, or ``{"targets": [...]}``."""
     if as_json:
         json.dump({"targets": [r.to_json() for r in reports]}, out, indent=2)
         out.write("\n")

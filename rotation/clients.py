@@ -1,31 +1,53 @@
-"""Build the real clients a run needs (for the composition roots only: CLI and Function App).
+"""The composition: build every real client a run needs, from the app settings and the config.
 
-Heavy imports (azure SDKs, httpx) happen inside :func:`open_runtime`, not at module import.
+For the composition roots only (the CLI, the Function App's triggers, the sandbox and tests):
+:func:`open_app` builds the shared Azure transport and credential, the app's storage account
+(locks and the fan-out queue) and the :class:`~rotation.runtime.Runtime` (Key Vault and HTTP
+clients); everything else receives them. Heavy imports (Azure SDKs, httpx) happen inside these
+functions, not at module import. Storage calls fail fast (seconds, not the SDK's minutes of
+backoff), and a storage account that cannot be used is an
+:class:`~rotation.errors.AppStorageError` naming the setting it came from and what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import ipaddress
 import ssl
 import time
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from rotation import errors
+from rotation.appsettings import AppSettings
+from rotation.config import load_config
 from rotation.lock import Lock, NullLock
-from rotation.principals import AzureOptions
 from rotation.retry import RetryPolicy
-from rotation.runtime import Runtime
+from rotation.runtime import AzureOptions, Runtime
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.core.pipeline.transport import AioHttpTransport
+    from azure.storage.blob.aio import BlobServiceClient
+    from azure.storage.queue.aio import QueueClient
 
     from rotation.config import Config
 
-__all__ = ["azure_transport", "is_loopback", "open_runtime"]
+__all__ = [
+    "App",
+    "Storage",
+    "azure_transport",
+    "is_loopback",
+    "open_app",
+    "open_runtime",
+    "open_storage",
+    "storage_failure",
+]
 
 USER_AGENT = "pat-rotator/0.1"
 
@@ -123,3 +145,110 @@ async def open_runtime(
             lock=lock or NullLock(),
             clock=clock,
         )
+
+
+def storage_failure(settings: AppSettings, exc: Exception) -> errors.AppStorageError:
+    """Return the error to raise when the app's storage account failed with *exc*."""
+    where = settings.storage_setting_name
+    status = getattr(exc, "status_code", None)
+    why = f"{status} {getattr(exc, 'reason', '')}".strip() if status else type(exc).__name__
+    msg = (
+        f"The app's storage account ({where}) cannot be used ({why}); it holds the per-target "
+        f"locks and the fan-out queue. Locally: start Azurite, or unset {where} to run without a "
+        "lock. In Azure: check the setting and that the app's identity may use blobs and queues."
+    )
+    return errors.AppStorageError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """The app's storage account: blob service (locks) and the fan-out queue."""
+
+    blobs: BlobServiceClient
+    queue: QueueClient
+
+
+@asynccontextmanager
+async def open_storage(
+    settings: AppSettings, credential: AsyncTokenCredential
+) -> AsyncIterator[Storage | None]:
+    """Yield the storage clients, or None when no storage account is configured."""
+    if not settings.has_storage:
+        yield None
+        return
+    from azure.core.exceptions import AzureError, ResourceExistsError  # noqa: PLC0415
+    from azure.storage.blob.aio import BlobServiceClient  # noqa: PLC0415
+    from azure.storage.queue import TextBase64EncodePolicy  # noqa: PLC0415
+    from azure.storage.queue.aio import QueueClient  # noqa: PLC0415
+
+    encode = TextBase64EncodePolicy()  # the Functions queue trigger expects base64 messages
+    # The SDK's default backoff (15 s + 3^n, plus jitter) hangs a failing run for minutes;
+    # these keyword arguments configure each client's own ExponentialRetry policy.
+    retry: dict[str, Any] = {
+        "initial_backoff": 0.5,
+        "increment_base": 2,
+        "retry_total": 2,
+        "random_jitter_range": 0.25,
+        "connection_timeout": 3,
+    }
+    if settings.storage:
+        blobs = BlobServiceClient.from_connection_string(settings.storage, **retry)
+        queue = QueueClient.from_connection_string(
+            settings.storage, settings.queue_name, message_encode_policy=encode, **retry
+        )
+    else:
+        url = str(settings.storage_account_url)
+        blobs = BlobServiceClient(url, credential=credential, **retry)
+        queue = QueueClient(
+            url.replace(".blob.", ".queue."),
+            settings.queue_name,
+            credential=credential,
+            message_encode_policy=encode,
+            **retry,
+        )
+    async with blobs, queue:
+        try:
+            with contextlib.suppress(ResourceExistsError):
+                await queue.create_queue()
+        except AzureError as exc:
+            raise storage_failure(settings, exc) from None
+        yield Storage(blobs, queue)
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """One invocation's runtime, settings and storage."""
+
+    rt: Runtime
+    settings: AppSettings
+    storage: Storage | None
+
+
+@asynccontextmanager
+async def open_app(
+    config: Config | None = None, env: Mapping[str, str] | None = None, *, locking: bool = True
+) -> AsyncIterator[App]:
+    """Build the clients from the app settings (managed identity in Azure) and close them after.
+
+    *config* defaults to ``load_config()`` (``ROTATION_CONFIG``). With a storage account
+    configured (and *locking*), targets are locked by blob leases; otherwise by nothing
+    (``NullLock``) and storage is never contacted — for read-only commands.
+    """
+    from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
+
+    from rotation.lease import BlobLeaseLock  # noqa: PLC0415 — imports azure-storage
+
+    settings = AppSettings.from_env(env)
+    if not locking:
+        settings = dataclasses.replace(settings, storage=None, storage_account_url=None)
+    config = config or load_config()
+    async with (
+        azure_transport(settings.ca_file) as transport,
+        DefaultAzureCredential(transport=transport) as credential,
+        open_storage(settings, credential) as storage,
+    ):
+        lock = BlobLeaseLock(storage.blobs, container=settings.lock_container) if storage else None
+        async with open_runtime(
+            config, credential=credential, ca_file=settings.ca_file, lock=lock, transport=transport
+        ) as rt:
+            yield App(rt, settings, storage)

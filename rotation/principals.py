@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 import httpx
 
@@ -31,34 +30,14 @@ from rotation.secret import Secret
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from azure.core.pipeline.transport import AioHttpTransport
-
     from rotation.databricks import NewToken, TokenInfo, Workspace
+    from rotation.runtime import AzureOptions
     from rotation.updaters.base import SecretReader
 
-__all__ = ["DATABRICKS_SCOPE", "AzureOptions", "TokenIssuer", "open_issuer"]
+__all__ = ["DATABRICKS_SCOPE", "TokenIssuer", "open_issuer"]
 
 DATABRICKS_SCOPE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
 _EARLY = 40.0  # refresh bearer tokens this many seconds before expiry (Databricks rejects < 30 s)
-
-
-@dataclass(frozen=True, slots=True)
-class AzureOptions:
-    """The transport Azure SDK clients share (one aiohttp session and its TLS context).
-
-    None means each client makes its own (the SDK default).
-    """
-
-    transport: AioHttpTransport | None = None
-    read_timeout: float | None = None
-    """Seconds to wait for an Azure answer (the SDK's default when None)."""
-
-    def client_kwargs(self) -> dict[str, Any]:
-        """Return the keyword arguments every Azure SDK client and credential takes from these."""
-        kwargs: dict[str, Any] = {"transport": self.transport} if self.transport else {}
-        if self.read_timeout:
-            kwargs |= {"read_timeout": self.read_timeout, "connection_timeout": self.read_timeout}
-        return kwargs
 
 
 class TokenIssuer(Protocol):

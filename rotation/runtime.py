@@ -5,19 +5,38 @@ from __future__ import annotations
 import time
 from collections.abc import Callable  # noqa: TC003 — dataclass fields are resolved at runtime
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rotation.lock import Lock, NullLock
-from rotation.principals import AzureOptions
 from rotation.retry import RetryPolicy
 
 if TYPE_CHECKING:
     import httpx
+    from azure.core.pipeline.transport import AioHttpTransport
 
     from rotation.config import Config
     from rotation.store import KeyVaultStore
 
-__all__ = ["Runtime"]
+__all__ = ["AzureOptions", "Runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class AzureOptions:
+    """The transport Azure SDK clients share (one aiohttp session and its TLS context).
+
+    None means each client makes its own (the SDK default).
+    """
+
+    transport: AioHttpTransport | None = None
+    read_timeout: float | None = None
+    """Seconds to wait for an Azure answer (the SDK's default when None)."""
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Return the keyword arguments every Azure SDK client and credential takes from these."""
+        kwargs: dict[str, Any] = {"transport": self.transport} if self.transport else {}
+        if self.read_timeout:
+            kwargs |= {"read_timeout": self.read_timeout, "connection_timeout": self.read_timeout}
+        return kwargs
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,81 +1,44 @@
 """What each Function App trigger does, independent of ``azure.functions`` types.
 
-``function_app.py`` only adapts the host's objects to these coroutines. Each builds its clients
-from the app settings (:func:`open_app`), runs the rotation service and returns plain data.
-Clients are built per invocation; nothing heavy is imported until a trigger runs.
+``function_app.py`` only adapts the host's objects to these coroutines, and imports this module
+when a trigger first runs (indexing stays cheap). Each builds its clients from the app settings
+(:func:`rotation.clients.open_app`), runs the rotation service and returns plain data.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections import Counter
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rotation import errors
-from rotation.appsettings import AppSettings
-from rotation.config import load_config
+from rotation.clients import is_loopback, open_app
+from rotation.engine import run_target
 from rotation.events import ACTIONABLE, MalformedEventError, parse_event
 from rotation.http_api import BadRequestError, parse_rotate_request
 from rotation.report import Outcome
+from rotation.service import needing_work, rotate, select, status
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Mapping
+    from collections.abc import Awaitable, Mapping
 
-    from rotation.config import Config
     from rotation.events import KeyVaultEvent
     from rotation.report import TargetReport
     from rotation.runtime import Runtime
-    from rotation.storage import Storage
 
-__all__ = ["App", "key_vault_event", "open_app", "queued_rotation", "timer_tick"]
+__all__ = [
+    "guarded",
+    "http_rotate",
+    "http_status",
+    "key_vault_event",
+    "queued_rotation",
+    "summarize",
+    "timer_tick",
+]
 
 log = logging.getLogger("rotation")
 MAX_DEQUEUE = 5  # host.json extensions.queues.maxDequeueCount
-
-
-@dataclass(frozen=True, slots=True)
-class App:
-    """One invocation's runtime, settings and storage."""
-
-    rt: Runtime
-    settings: AppSettings
-    storage: Storage | None
-
-
-@asynccontextmanager
-async def open_app(
-    config: Config | None = None, env: Mapping[str, str] | None = None, *, locking: bool = True
-) -> AsyncIterator[App]:
-    """Build the clients from the app settings (managed identity in Azure) and close them after.
-
-    *config* defaults to ``load_config()`` (``ROTATION_CONFIG``). With a storage account
-    configured (and *locking*), targets are locked by blob leases; otherwise by nothing
-    (``NullLock``) and storage is never contacted — for read-only commands.
-    """
-    from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
-
-    from rotation.clients import azure_transport, open_runtime  # noqa: PLC0415
-    from rotation.lease import BlobLeaseLock  # noqa: PLC0415
-    from rotation.storage import open_storage  # noqa: PLC0415
-
-    settings = AppSettings.from_env(env)
-    if not locking:
-        settings = dataclasses.replace(settings, storage=None, storage_account_url=None)
-    config = config or load_config()
-    async with (
-        azure_transport(settings.ca_file) as transport,
-        DefaultAzureCredential(transport=transport) as credential,
-        open_storage(settings, credential) as storage,
-    ):
-        lock = BlobLeaseLock(storage.blobs, container=settings.lock_container) if storage else None
-        async with open_runtime(
-            config, credential=credential, ca_file=settings.ca_file, lock=lock, transport=transport
-        ) as rt:
-            yield App(rt, settings, storage)
 
 
 def summarize(reports: list[TargetReport]) -> str:
@@ -87,8 +50,6 @@ def summarize(reports: list[TargetReport]) -> str:
 
 async def timer_tick(*, past_due: bool = False) -> str:
     """Rotate what is due; fan out through the queue when more is due than one run should do."""
-    from rotation.service import needing_work, rotate  # noqa: PLC0415
-
     async with open_app() as app:
         listing, due = await needing_work(app.rt)
         if app.storage is not None and len(due) > app.settings.fanout_threshold:
@@ -116,9 +77,6 @@ async def queued_rotation(body: str, *, dequeue_count: int = 1) -> TargetReport:
 
     It reads only that target's secret (no vault-wide listing per message).
     """
-    from rotation.engine import run_target  # noqa: PLC0415
-    from rotation.service import select  # noqa: PLC0415
-
     try:
         message = json.loads(body)
         name = message["target"]
@@ -172,9 +130,6 @@ async def _on_expiry(rt: Runtime, event: KeyVaultEvent) -> str:
     One naming an older version is stale (already replaced). One naming no version is a reason
     to look: the target's own plan decides, so a redelivered event never rotates twice.
     """
-    from rotation.clients import is_loopback  # noqa: PLC0415
-    from rotation.engine import run_target  # noqa: PLC0415
-
     vault_url = rt.config.key_vault_url
     vault = vault_url.removeprefix("https://").split("/")[0].lower()
     same_vault = (
@@ -212,8 +167,6 @@ async def http_rotate(
     target: str, params: Mapping[str, str], body: bytes
 ) -> tuple[int, dict[str, Any]]:
     """Handle ``POST /api/rotations/{target}``: (status code, JSON body)."""
-    from rotation.engine import run_target  # noqa: PLC0415
-
     try:
         options = parse_rotate_request(params, body)
     except BadRequestError as exc:
@@ -230,8 +183,6 @@ async def http_rotate(
 
 async def http_status() -> tuple[int, dict[str, Any]]:
     """Handle ``GET /api/rotations``: every target's status (never a value)."""
-    from rotation.service import status  # noqa: PLC0415
-
     async with open_app() as app:
         rows = await status(app.rt)
     return 200, {"targets": [row.to_json() for row in rows]}
