@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rotation.errors import ConfigError
+from rotation.updaters.registry import plugin
 
 __all__ = [
     "Config",
@@ -152,8 +153,6 @@ class UpdaterSpec(_Model):
         kind = data.get("kind")
         if not isinstance(kind, str):
             raise _kind_error(cls, "needs a 'kind' (e.g. 'prequel-source')", kind)
-        from rotation.updaters.registry import plugin  # noqa: PLC0415 — plugins load lazily
-
         try:
             found = plugin(kind)
         except ConfigError as exc:

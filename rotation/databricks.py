@@ -35,18 +35,15 @@ class TokenInfo:
     creation_ms: int
     expiry_ms: int
     comment: str
-    owner_id: str | None = None
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> TokenInfo:
         """Build from a ``PublicTokenInfo`` / ``TokenInfo`` object."""
-        owner = data.get("owner_id")
         return cls(
             token_id=str(data["token_id"]),
             creation_ms=int(data.get("creation_time") or 0),
             expiry_ms=int(data.get("expiry_time") or -1),
             comment=str(data.get("comment") or ""),
-            owner_id=None if owner is None else str(owner),
         )
 
 
@@ -63,7 +60,6 @@ class Me:
     """Who a token authenticates as."""
 
     user_name: str
-    user_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +83,11 @@ class Workspace:
     async def create_token(
         self, auth: httpx.Auth, *, lifetime_seconds: int, comment: str, principal: str
     ) -> NewToken:
-        """Mint a PAT for the caller (never retried: a lost answer is reconciled by comment)."""
+        """Mint a PAT for the caller.
+
+        Retried only when it surely did not happen (a 429, a connection that never opened); after
+        an unknown outcome the caller reconciles through the rotation id in the comment.
+        """
         body: dict[str, Any] = {"comment": comment}
         if lifetime_seconds > 0:
             body["lifetime_seconds"] = lifetime_seconds
@@ -135,7 +135,7 @@ class Workspace:
         """Return who *auth* authenticates as (SCIM ``Me``)."""
         ctx = _Context(self.url, "scim/v2/Me", principal)
         data = await self._retried("GET", "/api/2.0/preview/scim/v2/Me", auth, ctx)
-        return Me(user_name=str(data.get("userName", "")), user_id=str(data.get("id", "")))
+        return Me(user_name=str(data.get("userName", "")))
 
     async def _create(
         self, path: str, auth: httpx.Auth, ctx: _Context, body: dict[str, Any]
@@ -174,7 +174,7 @@ class Workspace:
                 f"Could not reach Databricks workspace {ctx.url} for {ctx.operation} "
                 f"({type(exc).__name__}). Check the workspace URL and network; a retry may help."
             )
-            raise errors.DatabricksError(msg, transient=True, outcome_unknown=sent) from exc
+            raise errors.DatabricksError(msg, transient=True, outcome_unknown=sent) from None
         if response.is_success:
             return json_body(response)
         raise translate(response, url=ctx.url, operation=ctx.operation, principal=ctx.principal)

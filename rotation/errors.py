@@ -26,9 +26,16 @@ Every message says what went wrong *and what to do*; none ever contains a secret
     └── ConsumerError                an updater's consumer (e.g. Prequel) refused or failed
         ├── ConsumerAuthError            the consumer rejected our API key
         └── ConsumerRejectedTokenError   the consumer tested the new PAT and it failed
+
+One rule for translating a library's error at a boundary: ``raise OurError(msg) from None``. The
+message carries everything a person needs (what failed, where, what to do); the library's error
+is left out of the chain because it may quote a URL, a header or a body we do not control — a
+traceback is never a place for a credential.
 """
 
 from __future__ import annotations
+
+from rotation.logs import redact
 
 __all__ = [
     "AppStorageError",
@@ -74,8 +81,6 @@ class RotationError(Exception):
     ) -> None:
         # Messages quote other services' words, which could echo a credential: mask it here,
         # once, so that no report, HTTP body or CLI output built from a message can show one.
-        from rotation.logs import redact  # noqa: PLC0415 — logs imports nothing of ours but secret
-
         super().__init__(redact(message))
         if transient is not None:
             self.transient = transient

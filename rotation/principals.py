@@ -53,7 +53,7 @@ class TokenIssuer(Protocol):
         ...
 
     async def create(self, *, lifetime_seconds: int, comment: str) -> NewToken:
-        """Mint a PAT (never retried)."""
+        """Mint a PAT (retried only when it surely did not happen: 429, no connection)."""
         ...
 
     async def list(self) -> list[TokenInfo]:
@@ -198,12 +198,11 @@ def _entra_error(p: EntraClientSecretPrincipal, detail: str) -> errors.Credentia
     if code is None:  # no AADSTS verdict: a 5xx, a throttle or a broken answer
         msg = f"Entra ID could not issue a token for {p.client_id} right now; retry later."
         return errors.CredentialError(msg, transient=True)
-    hint = _AADSTS_HINTS.get(code or "", "check tenant_id, client_id and the client secret")
+    hint = _AADSTS_HINTS.get(code, "check tenant_id, client_id and the client secret")
     text = hint.format(
         secret=p.client_secret_name, client=p.client_id, tenant=p.tenant_id, scope=DATABRICKS_SCOPE
     )
-    label = f"AADSTS{code}" if code else "authentication failed"
-    msg = f"Entra ID refused a token for service principal {p.client_id} ({label}): {text}."
+    msg = f"Entra ID refused a token for service principal {p.client_id} (AADSTS{code}): {text}."
     return errors.CredentialError(msg)
 
 
@@ -227,7 +226,7 @@ class _DatabricksOAuth:
             )
         except httpx.TransportError as exc:
             msg = f"Could not reach {self._url} ({type(exc).__name__}); retrying later may help."
-            raise errors.CredentialError(msg, transient=True) from exc
+            raise errors.CredentialError(msg, transient=True) from None
         body = json_body(response)
         if not response.is_success or "access_token" not in body:
             raise self._error(response.status_code, body)

@@ -1,7 +1,9 @@
 """Bounded, jittered retries of idempotent calls, honouring ``Retry-After``.
 
-Only calls that are safe to repeat go through :func:`retrying`; ``token/create`` never does —
-a create whose outcome is unknown is reconciled through the rotation id in the PAT's comment.
+Idempotent calls are retried on any transient failure. A call that is not idempotent
+(``token/create``) is retried only when it surely did not happen — a 429, or a connection that
+never opened; a create whose outcome is unknown is never repeated but reconciled through the
+rotation id in the PAT's comment.
 """
 
 from __future__ import annotations

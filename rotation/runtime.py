@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable  # noqa: TC003 — dataclass fields are resolved at runtime
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,8 @@ from rotation.lock import Lock, NullLock
 from rotation.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
     from azure.core.pipeline.transport import AioHttpTransport
 

@@ -103,15 +103,6 @@ class KeyVaultStore:
         value = Secret(secret.value) if secret.value else None
         return _state(secret.properties), value
 
-    async def value(self, name: str, version: str) -> Secret:
-        """Return the value of one version."""
-        with self._translating(name, "get"):
-            secret = await self._client.get_secret(name, version)
-        if not secret.value:
-            msg = f"Key Vault secret {name!r} version {version} is empty."
-            raise errors.SecretMissingError(msg)
-        return Secret(secret.value)
-
     async def add_version(
         self, name: str, value: Secret, *, tags: dict[str, str], expires_on: float | None
     ) -> VersionState:

@@ -237,7 +237,7 @@ class PrequelUpdater:
                 f"Could not reach Prequel at {self._settings.base_url} "
                 f"({type(exc).__name__}); retrying later may help."
             )
-            raise errors.ConsumerError(msg, transient=True) from exc
+            raise errors.ConsumerError(msg, transient=True) from None
         envelope = json_body(response)
         if response.is_success:
             return envelope
