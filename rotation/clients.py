@@ -31,8 +31,10 @@ from rotation.runtime import AzureOptions, Runtime
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
 
+    import httpx
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.core.pipeline.transport import AioHttpTransport
+    from azure.keyvault.secrets.aio import SecretClient
     from azure.storage.blob.aio import BlobServiceClient
     from azure.storage.queue.aio import QueueClient
 
@@ -101,9 +103,7 @@ async def open_runtime(
     variables or a developer login locally). *ca_file* adds a CA bundle (the emulators' CA).
     *transport* is the shared Azure transport (default: a new one from :func:`azure_transport`).
     """
-    import httpx  # noqa: PLC0415
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
-    from azure.keyvault.secrets.aio import SecretClient  # noqa: PLC0415
 
     from rotation.store import KeyVaultStore  # noqa: PLC0415
 
@@ -115,36 +115,50 @@ async def open_runtime(
         if credential is None:
             credential = DefaultAzureCredential(transport=transport)
             stack.push_async_callback(credential.close)
-        client = SecretClient(
-            config.key_vault_url,
-            credential,
-            verify_challenge_resource=not is_loopback(config.key_vault_url),
-            retry_total=max(0, retry.attempts - 1),
-            retry_backoff_factor=retry.wait_initial,
-            retry_backoff_max=retry.wait_max,
-            user_agent=USER_AGENT,
-            **azure.client_kwargs(),
-        )
-        verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=ca_file) if ca_file else True
-        )
-        http = httpx.AsyncClient(
-            verify=verify,
-            timeout=http_timeout,
-            headers={"User-Agent": USER_AGENT},
-            limits=httpx.Limits(max_connections=max(10, config.concurrency * 2)),
-        )
-        await stack.enter_async_context(client)
+        vault = _key_vault_client(config, credential, retry, azure)
+        http = _http_client(config, ca_file, http_timeout)
+        await stack.enter_async_context(vault)
         await stack.enter_async_context(http)
         yield Runtime(
             config=config,
-            store=KeyVaultStore(client),
+            store=KeyVaultStore(vault),
             http=http,
             retry=retry,
             azure=azure,
             lock=lock or NullLock(),
             clock=clock,
         )
+
+
+def _key_vault_client(
+    config: Config, credential: AsyncTokenCredential, retry: RetryPolicy, azure: AzureOptions
+) -> SecretClient:
+    """Return the vault's client, retrying as *retry* says (the SDK's own retry policy)."""
+    from azure.keyvault.secrets.aio import SecretClient  # noqa: PLC0415
+
+    return SecretClient(
+        config.key_vault_url,
+        credential,
+        verify_challenge_resource=not is_loopback(config.key_vault_url),
+        retry_total=max(0, retry.attempts - 1),
+        retry_backoff_factor=retry.wait_initial,
+        retry_backoff_max=retry.wait_max,
+        user_agent=USER_AGENT,
+        **azure.client_kwargs(),
+    )
+
+
+def _http_client(config: Config, ca_file: str | None, timeout: float) -> httpx.AsyncClient:
+    """Return the HTTP client for Databricks and the consumers: one pool, one TLS context."""
+    import httpx  # noqa: PLC0415
+
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    return httpx.AsyncClient(
+        verify=verify,
+        timeout=timeout,
+        headers={"User-Agent": USER_AGENT},
+        limits=httpx.Limits(max_connections=max(10, config.concurrency * 2)),
+    )
 
 
 def storage_failure(settings: AppSettings, exc: Exception) -> errors.AppStorageError:
@@ -177,6 +191,21 @@ async def open_storage(
         yield None
         return
     from azure.core.exceptions import AzureError, ResourceExistsError  # noqa: PLC0415
+
+    blobs, queue = _storage_clients(settings, credential)
+    async with blobs, queue:
+        try:
+            with contextlib.suppress(ResourceExistsError):
+                await queue.create_queue()
+        except AzureError as exc:
+            raise storage_failure(settings, exc) from None
+        yield Storage(blobs, queue)
+
+
+def _storage_clients(
+    settings: AppSettings, credential: AsyncTokenCredential
+) -> tuple[BlobServiceClient, QueueClient]:
+    """Return the blob and queue clients of the app's storage account, failing fast."""
     from azure.storage.blob.aio import BlobServiceClient  # noqa: PLC0415
     from azure.storage.queue import TextBase64EncodePolicy  # noqa: PLC0415
     from azure.storage.queue.aio import QueueClient  # noqa: PLC0415
@@ -192,27 +221,23 @@ async def open_storage(
         "connection_timeout": 3,
     }
     if settings.storage:
-        blobs = BlobServiceClient.from_connection_string(settings.storage, **retry)
-        queue = QueueClient.from_connection_string(
-            settings.storage, settings.queue_name, message_encode_policy=encode, **retry
+        return (
+            BlobServiceClient.from_connection_string(settings.storage, **retry),
+            QueueClient.from_connection_string(
+                settings.storage, settings.queue_name, message_encode_policy=encode, **retry
+            ),
         )
-    else:
-        url = str(settings.storage_account_url)
-        blobs = BlobServiceClient(url, credential=credential, **retry)
-        queue = QueueClient(
+    url = str(settings.storage_account_url)
+    return (
+        BlobServiceClient(url, credential=credential, **retry),
+        QueueClient(
             url.replace(".blob.", ".queue."),
             settings.queue_name,
             credential=credential,
             message_encode_policy=encode,
             **retry,
-        )
-    async with blobs, queue:
-        try:
-            with contextlib.suppress(ResourceExistsError):
-                await queue.create_queue()
-        except AzureError as exc:
-            raise storage_failure(settings, exc) from None
-        yield Storage(blobs, queue)
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -223,32 +223,30 @@ class Config(_Model):
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load the configuration from *path*, else from ``$ROTATION_CONFIG`` (path or inline JSON)."""
-    source = os.fspath(path) if path is not None else os.environ.get(ENV_VAR, "").strip()
+    """Load the configuration from *path*, else from ``$ROTATION_CONFIG``.
+
+    The variable holds a path, or the configuration itself: inline JSON (starts with ``{``) or
+    inline TOML (has a ``=`` or a line break, which no file name here has).
+    """
+    if path is not None:
+        return _load_file(Path(os.fspath(path)))
+    source = os.environ.get(ENV_VAR, "").strip()
     if not source:
         msg = (
             f"No configuration: pass --config PATH or set {ENV_VAR} to a TOML path or inline JSON."
         )
         raise ConfigError(msg)
-    if path is None and not source.startswith("{") and ("=" in source or "\n" in source):
-        try:  # inline TOML in the app setting: no file name has a '=' or a line break
-            return parse_config(tomllib.loads(source), origin=f"{ENV_VAR} (inline TOML)")
-        except tomllib.TOMLDecodeError as exc:
-            msg = f"{ENV_VAR} holds inline TOML that does not parse: {exc}."
-            raise ConfigError(msg) from None
-    if path is None and source.startswith("{"):
-        try:
-            data = json.loads(source)
-        except RecursionError:
-            msg = f"{ENV_VAR} holds JSON nested too deeply."
-            raise ConfigError(msg) from None
-        except json.JSONDecodeError as exc:
-            msg = (
-                f"{ENV_VAR} holds invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
-            )
-            raise ConfigError(msg) from None
-        return parse_config(data, origin=ENV_VAR)
-    file = Path(source)
+    if source.startswith("{"):
+        return parse_config(_json(source, ENV_VAR), origin=ENV_VAR)
+    if "=" in source or "\n" in source:
+        return parse_config(
+            _toml(source, f"{ENV_VAR} (inline TOML)"), origin=f"{ENV_VAR} (inline TOML)"
+        )
+    return _load_file(Path(source))
+
+
+def _load_file(file: Path) -> Config:
+    """Read and parse a TOML file (or JSON, by its suffix)."""
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -257,12 +255,27 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except UnicodeDecodeError:
         msg = f"Configuration file {file} is not UTF-8 text."
         raise ConfigError(msg) from None
-    try:
-        data = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        msg = f"{file} is not valid {'JSON' if file.suffix == '.json' else 'TOML'}: {exc}."
-        raise ConfigError(msg) from None
+    data = _json(text, str(file)) if file.suffix == ".json" else _toml(text, str(file))
     return parse_config(data, origin=str(file))
+
+
+def _json(text: str, origin: str) -> object:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        msg = f"{origin} holds JSON nested too deeply."
+        raise ConfigError(msg) from None
+    except json.JSONDecodeError as exc:
+        msg = f"{origin} holds invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
+        raise ConfigError(msg) from None
+
+
+def _toml(text: str, origin: str) -> object:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"{origin} is not valid TOML: {exc}."
+        raise ConfigError(msg) from None
 
 
 def parse_config(data: object, *, origin: str = "configuration") -> Config:
