@@ -19,6 +19,7 @@ from emulators.keyvault_state import (
     KeyVaultError,
     KeyVaultState,
     SecretVersion,
+    check_content_type,
     check_name,
     check_tags,
 )
@@ -133,6 +134,7 @@ class _KeyVaultApp:
         if not isinstance(tags, dict):
             raise KeyVaultError(400, "BadParameter", "tags must be an object.")
         check_tags(tags)
+        check_content_type(body.get("contentType"))
         attributes = body.get("attributes") or {}
         if not isinstance(attributes, dict):
             raise KeyVaultError(400, "BadParameter", "attributes must be an object.")

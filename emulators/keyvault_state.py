@@ -16,12 +16,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from emulators.clock import Clock
 
-__all__ = ["DeletedSecret", "KeyVaultError", "KeyVaultState", "SecretVersion"]
+__all__ = [
+    "DeletedSecret",
+    "KeyVaultError",
+    "KeyVaultState",
+    "SecretVersion",
+    "check_content_type",
+    "check_name",
+    "check_tags",
+]
 
 NAME_PATTERN = re.compile(r"[0-9a-zA-Z-]{1,127}")
 MAX_VALUE_BYTES = 25 * 1024
 MAX_TAGS = 15
 MAX_TAG_CHARS = 512
+MAX_CONTENT_TYPE_CHARS = 255
 RECOVERABLE_DAYS = 90
 _HELP = " For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
 
@@ -113,6 +122,23 @@ def check_tags(tags: dict[str, str]) -> None:
                 "BadParameter",
                 f"Tag names and values may be at most {MAX_TAG_CHARS} characters long.",
             )
+
+
+def check_content_type(content_type: object) -> None:
+    """Raise 400 BadParameter unless ``content_type`` is absent or a string of <= 255 characters.
+
+    The limit is documented ("About Azure Key Vault secrets"); the message is inferred.
+    """
+    if content_type is None:
+        return
+    if not isinstance(content_type, str):
+        raise KeyVaultError(400, "BadParameter", "contentType must be a string.")
+    if len(content_type) > MAX_CONTENT_TYPE_CHARS:
+        raise KeyVaultError(
+            400,
+            "BadParameter",
+            f"contentType may be at most {MAX_CONTENT_TYPE_CHARS} characters long.",
+        )
 
 
 class KeyVaultState:

@@ -7,7 +7,12 @@ import binascii
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from emulators.keyvault_state import RECOVERABLE_DAYS, KeyVaultError, check_tags
+from emulators.keyvault_state import (
+    RECOVERABLE_DAYS,
+    KeyVaultError,
+    check_content_type,
+    check_tags,
+)
 from emulators.web import base_url
 
 if TYPE_CHECKING:
@@ -156,5 +161,6 @@ def patch_changes(body: dict[str, Any]) -> dict[str, Any]:
         check_tags(tags)
         changes["tags"] = dict(tags)
     if "contentType" in body:
+        check_content_type(body["contentType"])
         changes["content_type"] = body["contentType"]
     return changes

@@ -91,8 +91,9 @@ async def test_invalid_name_is_bad_parameter(
         {"value": "v", "tags": {"t": "x" * 513}},
         {"value": "x" * (25 * 1024 + 1)},
         {"tags": {}},
+        {"value": "v", "contentType": "x" * 256},
     ],
-    ids=["16 tags", "long tag value", "value over 25 KB", "no value"],
+    ids=["16 tags", "long tag value", "value over 25 KB", "no value", "contentType over 255"],
 )
 async def test_put_limits_are_enforced(
     emus: Emulators, http: httpx.AsyncClient, auth: dict[str, str], body: dict[str, object]
@@ -139,6 +140,25 @@ async def test_patch_merges_attributes_and_answers_without_value(
     assert bundle["attributes"]["exp"] == 100
     assert bundle["attributes"]["enabled"] is False
     assert bundle["tags"] == {"x": "1"}
+
+
+async def test_content_type_of_255_characters_is_the_most_put_and_patch_accept(
+    emus: Emulators, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    name = _name()
+    url = f"{emus.keyvault_url}/secrets/{name}"
+    put = await http.put(
+        url, params=API, headers=auth, json={"value": "v", "contentType": "a" * 255}
+    )
+    version = emus.keyvault.latest(name).version
+    too_long = await http.patch(
+        f"{url}/{version}", params=API, headers=auth, json={"contentType": "b" * 256}
+    )
+    assert put.status_code == 200
+    assert too_long.status_code == 400
+    assert too_long.json()["error"]["code"] == "BadParameter"
+    assert "255" in too_long.json()["error"]["message"]
+    assert emus.keyvault.latest(name).content_type == "a" * 255
 
 
 @pytest.mark.parametrize("maxresults", ["0", "26", "x"])
