@@ -46,10 +46,10 @@ def authenticate(state: DatabricksState, request: Request) -> Principal:
             f" [ReqId: {uuid.uuid4()}]",
         )
     if credential.startswith("dapi"):
-        owner = state.authenticate_pat(credential)
-        if owner is None:
+        token = state.authenticate_pat(credential)
+        if token is None:
             raise _invalid_token()
-        return owner
+        return token.owner
     entra_token = state.entra.lookup(credential)
     if entra_token is not None:
         left = entra_token.seconds_left()

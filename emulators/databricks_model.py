@@ -9,6 +9,9 @@ __all__ = ["ApiError", "DatabricksConf", "Principal", "Token", "public_token_inf
 
 TWO_YEARS_SECONDS = 2 * 365 * 24 * 3600
 TOKEN_QUOTA = 600
+DAY_MS = 86_400_000
+INACTIVITY_LIMIT_MS = 90 * DAY_MS
+"""Azure Databricks revokes a PAT not used for 90 days, whatever its expiry [C]."""
 
 
 class ApiError(Exception):
@@ -65,7 +68,11 @@ class Principal:
 
 @dataclass(eq=False)
 class Token:
-    """A personal access token; ``expiry_ms`` is -1 when it never expires."""
+    """A personal access token; ``expiry_ms`` is -1 when it never expires.
+
+    ``last_accessed_ms`` is when the token last authenticated a request (-1: never); for the
+    inactivity rule creation counts as use too.
+    """
 
     token_id: str
     value: str = field(repr=False)
@@ -77,9 +84,18 @@ class Token:
     scopes: tuple[str, ...] = ()
     last_accessed_ms: int = -1
 
+    @property
+    def last_used_ms(self) -> int:
+        """Return when the token was last used: its last authentication, else its creation."""
+        return max(self.creation_ms, self.last_accessed_ms)
+
     def expired(self, now_ms: int) -> bool:
         """Tell whether ``now_ms`` is past the expiry time (never for ``expiry_ms == -1``)."""
         return self.expiry_ms > 0 and now_ms > self.expiry_ms
+
+    def inactive(self, now_ms: int) -> bool:
+        """Tell whether the token has gone unused for 90 days (Azure revokes it then)."""
+        return now_ms - self.last_used_ms >= INACTIVITY_LIMIT_MS
 
 
 def public_token_info(token: Token) -> dict[str, Any]:

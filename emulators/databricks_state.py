@@ -1,11 +1,16 @@
-"""State of one Databricks workspace emulator: principals, PATs and OAuth M2M secrets."""
+"""State of one Databricks workspace emulator: principals, PATs and OAuth M2M secrets.
+
+PATs follow Azure Databricks' lifecycle on the virtual clock: they expire, and one not used
+for 90 days is revoked (applied lazily whenever tokens are looked up or listed or a PAT
+authenticates, so advancing the clock is enough). Revoked tokens keep their reason, for tests.
+"""
 
 from __future__ import annotations
 
 import secrets
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from emulators.databricks_model import (
     TOKEN_QUOTA,
@@ -21,9 +26,13 @@ if TYPE_CHECKING:
     from emulators.entra_state import EntraState
     from emulators.registry import SecretRegistry
 
-__all__ = ["DatabricksState"]
+__all__ = ["DatabricksState", "RevocationReason"]
 
 OAUTH_TOKEN_SECONDS = 3600
+
+RevocationReason = Literal["deleted", "inactive", "can-use-removed", "left-workspace"]
+"""Why a PAT was revoked: an API or test deleted it, 90 days unused, CAN_USE removed, or its
+principal was removed from the workspace."""
 
 
 class DatabricksState:
@@ -56,7 +65,7 @@ class DatabricksState:
         self._tokens: dict[str, Token] = {}
         self._by_value: dict[str, Token] = {}
         self._by_owner: dict[int, dict[str, Token]] = {}
-        self._revoked: set[str] = set()
+        self._revoked: dict[str, tuple[Token, RevocationReason]] = {}
         self._oauth_secrets: dict[str, list[str]] = {}
         self._oauth_tokens: dict[str, tuple[int, float]] = {}
 
@@ -111,19 +120,30 @@ class DatabricksState:
             return list(self._by_app.values())
 
     def set_can_use(self, application_id: str, can_use: bool) -> None:
-        """Grant or remove CAN_USE on tokens; removing it deletes the principal's tokens."""
+        """Grant or remove CAN_USE on tokens.
+
+        Removing it revokes the principal's tokens at once [C]; granting it again brings none
+        back (a localized page says they return [O]; the contract sheet treats them as revoked).
+        """
         with self._lock:
             principal = self._sp(application_id)
             principal.can_use = can_use
             if not principal.may_use_tokens:
-                self._revoke_all(principal)
+                self._revoke_all(principal, "can-use-removed")
 
     def remove_from_workspace(self, application_id: str) -> None:
         """Remove a service principal from the workspace; its tokens are deleted."""
         with self._lock:
             principal = self._sp(application_id)
             principal.in_workspace = False
-            self._revoke_all(principal)
+            self._revoke_all(principal, "left-workspace")
+
+    def require_token_permission(self, principal: Principal) -> None:
+        """Raise what the own-token APIs answer when PATs are off or CAN_USE is missing."""
+        if not self.conf.tokens_enabled:
+            raise ApiError(404, 404, "Tokens are disabled.")
+        if not principal.may_use_tokens:
+            raise ApiError(403, "PERMISSION_DENIED", "User does not have permission to use tokens.")
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -146,12 +166,7 @@ class DatabricksState:
     ) -> Token:
         """Create a token as the API does: checks enablement, CAN_USE, lifetime and quota."""
         with self._lock:
-            if not self.conf.tokens_enabled:
-                raise ApiError(404, 404, "Tokens are disabled.")
-            if not owner.may_use_tokens:
-                raise ApiError(
-                    403, "PERMISSION_DENIED", "User does not have permission to use tokens."
-                )
+            self.require_token_permission(owner)
             if lifetime_seconds is not None and lifetime_seconds <= 0:
                 raise ApiError(
                     400, "INVALID_PARAMETER_VALUE", f"Invalid timeout: {lifetime_seconds}"
@@ -182,23 +197,26 @@ class DatabricksState:
             return self.tokens_owned_by(principal, include_expired=include_expired)
 
     def tokens_owned_by(self, owner: Principal, *, include_expired: bool = False) -> list[Token]:
-        """Return the tokens a principal owns, oldest first."""
+        """Return the tokens a principal owns, oldest first (listing is no use of them)."""
         now = self.clock.now_ms()
         with self._lock:
+            self._revoke_inactive(now)
             tokens = list(self._by_owner.get(owner.id, {}).values())
         return [t for t in tokens if include_expired or not t.expired(now)]
 
     def all_tokens(self) -> list[Token]:
         """Return every token not revoked (expired ones included), oldest first."""
         with self._lock:
+            self._revoke_inactive(self.clock.now_ms())
             return list(self._tokens.values())
 
     def get(self, token_id: str) -> Token | None:
         """Return a token by id; None once revoked or if it never existed."""
         with self._lock:
+            self._revoke_inactive(self.clock.now_ms())
             return self._tokens.get(token_id)
 
-    def revoke(self, token_id: str) -> bool:
+    def revoke(self, token_id: str, reason: RevocationReason = "deleted") -> bool:
         """Delete a token; return whether it existed."""
         with self._lock:
             token = self._tokens.pop(token_id, None)
@@ -206,25 +224,44 @@ class DatabricksState:
                 return False
             del self._by_value[token.value]
             del self._by_owner[token.owner.id][token_id]
-            self._revoked.add(token_id)
+            self._revoked[token_id] = (token, reason)
             return True
 
     def was_revoked(self, token_id: str) -> bool:
-        """Tell whether a token existed and was deleted."""
+        """Tell whether a token existed and was deleted (for any reason)."""
+        return self.revocation_reason(token_id) is not None
+
+    def revocation_reason(self, token_id: str) -> RevocationReason | None:
+        """Return why a token was revoked, or None if it is not (or never existed)."""
         with self._lock:
-            return token_id in self._revoked
+            self._revoke_inactive(self.clock.now_ms())
+            entry = self._revoked.get(token_id)
+            return None if entry is None else entry[1]
+
+    def last_used(self, token_id: str) -> int | None:
+        """Return when a token was last used (epoch ms of the virtual clock), revoked or not.
+
+        Use means the PAT authenticated a request; creation counts as use. Listing tokens with
+        another credential (the principal's Entra or OAuth token) is no use of them. None if
+        the token never existed.
+        """
+        with self._lock:
+            token = self._tokens.get(token_id)
+            if token is None and token_id in self._revoked:
+                token = self._revoked[token_id][0]
+            return None if token is None else token.last_used_ms
 
     def is_live(self, value: str) -> bool:
-        """Tell whether a PAT value would authenticate now."""
+        """Tell whether a PAT value would authenticate now (asking is no use of it)."""
         return self._live_token(value) is not None
 
-    def authenticate_pat(self, value: str) -> Principal | None:
-        """Return the owner of a live PAT (recording its use), or None."""
-        token = self._live_token(value)
-        if token is None:
-            return None
-        token.last_accessed_ms = self.clock.now_ms()
-        return token.owner
+    def authenticate_pat(self, value: str) -> Token | None:
+        """Return the live PAT with this value, recording its use, or None."""
+        with self._lock:
+            token = self._live_token(value)
+            if token is not None:
+                token.last_accessed_ms = self.clock.now_ms()
+            return token
 
     # -- OAuth M2M (Databricks-managed secrets) -----------------------------------------
 
@@ -262,6 +299,7 @@ class DatabricksState:
     def _live_token(self, value: str) -> Token | None:
         now = self.clock.now_ms()
         with self._lock:
+            self._revoke_inactive(now)
             token = self._by_value.get(value)
             if token is None or token.expired(now) or not self.conf.tokens_enabled:
                 return None
@@ -297,11 +335,17 @@ class DatabricksState:
 
     def _live_count(self, owner: Principal) -> int:
         now = self.clock.now_ms()
+        self._revoke_inactive(now)
         return sum(1 for t in self._by_owner.get(owner.id, {}).values() if not t.expired(now))
 
-    def _revoke_all(self, principal: Principal) -> None:
+    def _revoke_inactive(self, now_ms: int) -> None:
+        """Revoke every token not used for 90 days (call with the lock held)."""
+        for token in [t for t in self._tokens.values() if t.inactive(now_ms)]:
+            self.revoke(token.token_id, "inactive")
+
+    def _revoke_all(self, principal: Principal, reason: RevocationReason) -> None:
         for token_id in list(self._by_owner.get(principal.id, {})):
-            self.revoke(token_id)
+            self.revoke(token_id, reason)
 
     def _sp(self, application_id: str) -> Principal:
         principal = self._by_app.get(application_id)

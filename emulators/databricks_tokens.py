@@ -52,11 +52,6 @@ def _comment_and_scopes(body: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     return comment, tuple(scopes)
 
 
-def _require_tokens_enabled(state: DatabricksState) -> None:
-    if not state.conf.tokens_enabled:
-        raise ApiError(404, 404, "Tokens are disabled.")
-
-
 def _require_admin(caller: Principal) -> None:
     if not caller.admin:
         raise ApiError(403, "PERMISSION_DENIED", "Only Admins can access token management APIs.")
@@ -75,9 +70,9 @@ async def create_token(state: DatabricksState, request: Request, caller: Princip
 
 
 async def list_own_tokens(state: DatabricksState, request: Request, caller: Principal) -> Response:
-    """``GET /api/2.0/token/list``: the caller's unexpired tokens."""
+    """``GET /api/2.0/token/list``: the caller's unexpired tokens (no use of them)."""
     del request
-    _require_tokens_enabled(state)
+    state.require_token_permission(caller)
     tokens = state.tokens_owned_by(caller)
     return json_response(200, {"token_infos": [public_token_info(t) for t in tokens]})
 
@@ -88,7 +83,7 @@ async def delete_own_token(state: DatabricksState, request: Request, caller: Pri
     token_id = body.get("token_id")
     if not isinstance(token_id, str) or not token_id:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "Missing required field: token_id")
-    _require_tokens_enabled(state)
+    state.require_token_permission(caller)
     token = state.get(token_id)
     if token is None or token.owner is not caller:
         raise _not_found(token_id)

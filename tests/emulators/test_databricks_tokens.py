@@ -97,6 +97,40 @@ def test_removing_can_use_deletes_the_sps_tokens(emus: Emulators, sp: AppCredent
     assert not emus.databricks.is_live(token.value)
 
 
+async def test_without_can_use_list_and_delete_are_permission_denied(
+    emus: Emulators, sp: AppCredential, http: httpx.AsyncClient, entra_auth: dict[str, str]
+) -> None:
+    emus.databricks.set_can_use(sp.client_id, False)
+    base = f"{emus.databricks_url}/api/2.0/token"
+    listed = await http.get(f"{base}/list", headers=entra_auth)
+    deleted = await http.post(f"{base}/delete", headers=entra_auth, json={"token_id": "0" * 64})
+    denied = {
+        "error_code": "PERMISSION_DENIED",
+        "message": "User does not have permission to use tokens.",
+    }
+    assert [(r.status_code, r.json()) for r in (listed, deleted)] == [(403, denied)] * 2
+
+
+async def test_restoring_can_use_brings_no_revoked_token_back(
+    emus: Emulators,
+    sp: AppCredential,
+    http: httpx.AsyncClient,
+    entra_auth: dict[str, str],
+    admin_auth: dict[str, str],
+) -> None:
+    token = emus.databricks.mint(sp.client_id, 3600, "seed")
+    acl = f"{emus.databricks_url}/api/2.0/permissions/authorization/tokens"
+    grant = [{"service_principal_name": sp.client_id, "permission_level": "CAN_USE"}]
+    await http.put(acl, headers=admin_auth, json={"access_control_list": []})
+    restored = await http.patch(acl, headers=admin_auth, json={"access_control_list": grant})
+    listed = await http.get(f"{emus.databricks_url}/api/2.0/token/list", headers=entra_auth)
+    assert restored.status_code == 200
+    assert emus.databricks.principal(sp.client_id).can_use  # type: ignore[union-attr]
+    assert listed.json() == {"token_infos": []}
+    assert (await scim_me(emus, http, bearer(token.value))).status_code == 403
+    assert emus.databricks.revocation_reason(token.token_id) == "can-use-removed"
+
+
 async def test_the_601st_live_token_exceeds_the_quota(
     emus: Emulators, sp: AppCredential, http: httpx.AsyncClient, entra_auth: dict[str, str]
 ) -> None:
