@@ -1,7 +1,22 @@
 """Databricks workspace emulator: token, token-management, SCIM, permissions and OAuth routes.
 
 Every ``/api`` route authenticates the caller (PAT, Entra token for Azure Databricks, or a
-token from this workspace's ``/oidc/v1/token``) before its handler runs.
+token from this workspace's ``/oidc/v1/token``) before its handler runs, and refuses a scoped
+PAT outside its scopes. The API scope of each route:
+
+=========================================================  ===================================
+route                                                      scope
+=========================================================  ===================================
+``token/create``, ``token/list``, ``token/delete``         ``authentication`` [C]
+``token-management/*`` (with on-behalf-of)                 ``authentication`` [I]
+``permissions/authorization/tokens`` (+ permissionLevels)  ``access-management`` [docs page]
+``preview/scim/v2/Me``                                     any scope [docs page]
+``workspace-conf``                                         ``all-apis`` only (none found) [I]
+=========================================================  ===================================
+
+``all-apis`` reaches every route, an unscoped PAT too. "docs page" is Databricks' API scope
+list (docs.databricks.com/api/workspace/scopes), which names the permission operations under
+``access-management`` and lists SCIM ``Me`` under every scope it shows.
 """
 
 from __future__ import annotations
@@ -15,8 +30,8 @@ from starlette.routing import Route
 
 from emulators import databricks_admin as admin
 from emulators import databricks_tokens as tokens
-from emulators.databricks_auth import authenticate, oauth_metadata, oidc_token
-from emulators.databricks_model import ApiError, DatabricksConf, Principal, Token
+from emulators.databricks_auth import authenticate, host_metadata, oauth_metadata, oidc_token
+from emulators.databricks_model import ALL_APIS, ApiError, DatabricksConf, Principal, Token
 from emulators.databricks_state import DatabricksState
 from emulators.web import BadBodyError, json_response, service_app
 
@@ -33,6 +48,10 @@ __all__ = [
 ]
 
 Handler = Callable[[DatabricksState, Request, Principal], Awaitable[Response]]
+
+_AUTHENTICATION = "authentication"
+_ACCESS_MANAGEMENT = "access-management"
+_ANY_SCOPE = None
 
 _CODES = {
     400: "INVALID_PARAMETER_VALUE",
@@ -68,10 +87,12 @@ def databricks_error_body(status: int, path: str = "") -> dict[str, Any]:
     }
 
 
-def _api(state: DatabricksState, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def _api(
+    state: DatabricksState, handler: Handler, scope: str | None
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            caller = authenticate(state, request)
+            caller = authenticate(state, request, scope)
             return await handler(state, request, caller)
         except ApiError as exc:
             return json_response(exc.status, exc.body(), exc.headers)
@@ -84,33 +105,58 @@ def _api(state: DatabricksState, handler: Handler) -> Callable[[Request], Awaita
 def build_databricks_app(state: DatabricksState) -> Starlette:
     """Build the workspace ASGI app for ``state`` (without the fault/log middleware)."""
 
-    def api(path: str, handler: Handler, *methods: str) -> list[Route]:
-        routes = [Route(f"/api/2.0/{path}", _api(state, handler), methods=list(methods))]
+    def api(path: str, handler: Handler, scope: str | None, *methods: str) -> list[Route]:
+        endpoint = _api(state, handler, scope)
+        routes = [Route(f"/api/2.0/{path}", endpoint, methods=list(methods))]
         if path.startswith(("token-management/", "permissions/")):
-            routes.append(
-                Route(f"/api/2.0/preview/{path}", _api(state, handler), methods=list(methods))
-            )
+            routes.append(Route(f"/api/2.0/preview/{path}", endpoint, methods=list(methods)))
         return routes
 
     async def token_endpoint(request: Request) -> Response:
         return await oidc_token(state, request)
 
+    async def config_endpoint(request: Request) -> Response:
+        return await host_metadata(state, request)
+
+    tokens_acl = "permissions/authorization/tokens"
     return service_app(
         [
-            *api("token/create", tokens.create_token, "POST"),
-            *api("token/list", tokens.list_own_tokens, "GET"),
-            *api("token/delete", tokens.delete_own_token, "POST"),
-            *api("token-management/tokens", tokens.management_list, "GET"),
-            *api("token-management/tokens/{token_id}", tokens.management_get, "GET"),
-            *api("token-management/tokens/{token_id}", tokens.management_delete, "DELETE"),
-            *api("token-management/on-behalf-of/tokens", tokens.on_behalf_of, "POST"),
-            *api("preview/scim/v2/Me", admin.me, "GET"),
-            *api("permissions/authorization/tokens", admin.get_permissions, "GET"),
-            *api("permissions/authorization/tokens", admin.update_permissions, "PATCH", "PUT"),
-            *api("workspace-conf", admin.get_conf, "GET"),
-            *api("workspace-conf", admin.patch_conf, "PATCH"),
+            *api("token/create", tokens.create_token, _AUTHENTICATION, "POST"),
+            *api("token/list", tokens.list_own_tokens, _AUTHENTICATION, "GET"),
+            *api("token/delete", tokens.delete_own_token, _AUTHENTICATION, "POST"),
+            *api("token-management/tokens", tokens.management_list, _AUTHENTICATION, "GET"),
+            *api(
+                "token-management/tokens/{token_id}",
+                tokens.management_get,
+                _AUTHENTICATION,
+                "GET",
+            ),
+            *api(
+                "token-management/tokens/{token_id}",
+                tokens.management_delete,
+                _AUTHENTICATION,
+                "DELETE",
+            ),
+            *api(
+                "token-management/on-behalf-of/tokens",
+                tokens.on_behalf_of,
+                _AUTHENTICATION,
+                "POST",
+            ),
+            *api("preview/scim/v2/Me", admin.me, _ANY_SCOPE, "GET"),
+            *api(tokens_acl, admin.get_permissions, _ACCESS_MANAGEMENT, "GET"),
+            *api(tokens_acl, admin.update_permissions, _ACCESS_MANAGEMENT, "PATCH", "PUT"),
+            *api(
+                f"{tokens_acl}/permissionLevels",
+                admin.permission_levels,
+                _ACCESS_MANAGEMENT,
+                "GET",
+            ),
+            *api("workspace-conf", admin.get_conf, ALL_APIS, "GET"),
+            *api("workspace-conf", admin.patch_conf, ALL_APIS, "PATCH"),
             Route("/oidc/v1/token", token_endpoint, methods=["POST"]),
             Route("/oidc/.well-known/oauth-authorization-server", oauth_metadata, methods=["GET"]),
+            Route("/.well-known/databricks-config", config_endpoint, methods=["GET"]),
         ],
         databricks_error_body,
     )

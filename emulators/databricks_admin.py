@@ -13,7 +13,14 @@ if TYPE_CHECKING:
 
     from emulators.databricks_state import DatabricksState
 
-__all__ = ["get_conf", "get_permissions", "me", "patch_conf", "update_permissions"]
+__all__ = [
+    "get_conf",
+    "get_permissions",
+    "me",
+    "patch_conf",
+    "permission_levels",
+    "update_permissions",
+]
 
 _SCIM_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 _SCIM_WORKSPACE = "urn:ietf:params:scim:schemas:extension:workspace:2.0:User"
@@ -76,6 +83,20 @@ async def get_permissions(state: DatabricksState, request: Request, caller: Prin
     del request
     _require_admin(caller, "permissions APIs")
     return json_response(200, _acl(state))
+
+
+async def permission_levels(
+    state: DatabricksState, request: Request, caller: Principal
+) -> Response:
+    """``GET /api/2.0/permissions/authorization/tokens/permissionLevels``.
+
+    CAN_USE is the only ``TokenPermissionLevel`` (databricks-sdk-py 0.162); that admins alone
+    may ask, and the description text, are inferred.
+    """
+    del state, request
+    _require_admin(caller, "permissions APIs")
+    levels = [{"permission_level": "CAN_USE", "description": "Can use personal access tokens"}]
+    return json_response(200, {"permission_levels": levels})
 
 
 def _parse_acl(

@@ -1,6 +1,7 @@
 """Who is calling a Databricks emulator route: PAT, Entra token or workspace OAuth token.
 
-Also serves the workspace's own OAuth M2M endpoints (``/oidc/v1/token`` and discovery).
+Also checks a scoped PAT against the route's API scope, and serves the workspace's own OAuth
+M2M endpoints (``/oidc/v1/token`` and discovery) and its host metadata.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
-__all__ = ["authenticate", "oauth_metadata", "oidc_token"]
+__all__ = ["authenticate", "host_metadata", "oauth_metadata", "oidc_token"]
 
 _EXPIRY_MARGIN_SECONDS = 30
 
@@ -33,8 +34,23 @@ def _invalid_token() -> ApiError:
     )
 
 
-def authenticate(state: DatabricksState, request: Request) -> Principal:
-    """Return the calling principal or raise the `ApiError` Databricks would answer."""
+def _missing_scope() -> ApiError:
+    """Refuse a scoped PAT outside its scopes.
+
+    The message is the one Databricks answered a token without an endpoint's scopes
+    (databricks-sdk-go #546, account API); the 403 ``PERMISSION_DENIED`` around it is inferred.
+    """
+    return ApiError(
+        403, "PERMISSION_DENIED", "Your token is missing the required scopes for this endpoint"
+    )
+
+
+def authenticate(state: DatabricksState, request: Request, scope: str | None) -> Principal:
+    """Return the calling principal or raise the `ApiError` Databricks would answer.
+
+    ``scope`` is the API scope of the route (None: every scope reaches it). Only PATs carry
+    scopes; a PAT refused for its scopes still counts as used, since it authenticated.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     credential = credential.strip()
@@ -49,6 +65,8 @@ def authenticate(state: DatabricksState, request: Request) -> Principal:
         token = state.authenticate_pat(credential)
         if token is None:
             raise _invalid_token()
+        if not token.allows(scope):
+            raise _missing_scope()
         return token.owner
     entra_token = state.entra.lookup(credential)
     if entra_token is not None:
@@ -127,5 +145,22 @@ async def oauth_metadata(request: Request) -> JSONResponse:
                 "none",
             ],
             "code_challenge_methods_supported": ["S256"],
+        },
+    )
+
+
+async def host_metadata(state: DatabricksState, request: Request) -> JSONResponse:
+    """``GET /.well-known/databricks-config``: unauthenticated host metadata.
+
+    databricks-sdk-py 0.162 reads ``oidc_endpoint`` (the root it appends
+    ``/.well-known/oauth-authorization-server`` to), ``workspace_id`` (a string there) and
+    ``cloud`` (parsed case-insensitively). The lower-case ``"azure"`` is inferred.
+    """
+    return json_response(
+        200,
+        {
+            "oidc_endpoint": f"{base_url(request)}/oidc",
+            "workspace_id": str(state.workspace_id),
+            "cloud": "azure",
         },
     )

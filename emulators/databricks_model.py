@@ -5,13 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ApiError", "DatabricksConf", "Principal", "Token", "public_token_info", "token_info"]
+__all__ = [
+    "ALL_APIS",
+    "ApiError",
+    "DatabricksConf",
+    "Principal",
+    "Token",
+    "public_token_info",
+    "token_info",
+]
 
 TWO_YEARS_SECONDS = 2 * 365 * 24 * 3600
 TOKEN_QUOTA = 600
 DAY_MS = 86_400_000
 INACTIVITY_LIMIT_MS = 90 * DAY_MS
 """Azure Databricks revokes a PAT not used for 90 days, whatever its expiry [C]."""
+ALL_APIS = "all-apis"
+"""The API scope that reaches every route (a PAT picked with "all APIs" in the UI)."""
 
 
 class ApiError(Exception):
@@ -70,8 +80,8 @@ class Principal:
 class Token:
     """A personal access token; ``expiry_ms`` is -1 when it never expires.
 
-    ``last_accessed_ms`` is when the token last authenticated a request (-1: never); for the
-    inactivity rule creation counts as use too.
+    ``scopes`` empty means unscoped (every route). ``last_accessed_ms`` is when the token last
+    authenticated a request (-1: never); for the inactivity rule creation counts as use too.
     """
 
     token_id: str
@@ -97,6 +107,10 @@ class Token:
         """Tell whether the token has gone unused for 90 days (Azure revokes it then)."""
         return now_ms - self.last_used_ms >= INACTIVITY_LIMIT_MS
 
+    def allows(self, scope: str | None) -> bool:
+        """Tell whether the token may call a route of API ``scope`` (None: any scope may)."""
+        return scope is None or not self.scopes or ALL_APIS in self.scopes or scope in self.scopes
+
 
 def public_token_info(token: Token) -> dict[str, Any]:
     """Render a token as ``PublicTokenInfo`` (what ``token/create`` and ``token/list`` show)."""
@@ -114,11 +128,21 @@ def public_token_info(token: Token) -> dict[str, Any]:
 
 
 def token_info(token: Token, workspace_id: int) -> dict[str, Any]:
-    """Render a token as ``TokenInfo`` (what the token-management APIs show)."""
-    return {
-        **public_token_info(token),
+    """Render a token as ``TokenInfo`` (what the token-management APIs show).
+
+    ``TokenInfo`` has ``last_used_day`` where ``PublicTokenInfo`` has ``last_accessed_time``
+    (databricks-sdk-py 0.162: "approximate timestamp for the day the token was last used");
+    rendering it as epoch ms of that UTC midnight, only once the token authenticated, is
+    inferred.
+    """
+    info = public_token_info(token)
+    info.pop("last_accessed_time", None)
+    info |= {
         "created_by_id": token.created_by.id,
         "created_by_username": token.created_by.user_name,
         "owner_id": token.owner.id,
         "workspace_id": workspace_id,
     }
+    if token.last_accessed_ms > 0:
+        info["last_used_day"] = token.last_accessed_ms - token.last_accessed_ms % DAY_MS
+    return info

@@ -43,12 +43,17 @@ def _lifetime(body: dict[str, Any]) -> int | None:
 
 
 def _comment_and_scopes(body: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """Read ``comment`` and ``scopes``; ``autoscope_enabled`` is accepted (a boolean) and unused."""
     comment = body.get("comment") or ""
     scopes = body.get("scopes") or []
     if not isinstance(comment, str):
         raise ApiError(400, "MALFORMED_REQUEST", "Could not parse request object: comment")
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         raise ApiError(400, "MALFORMED_REQUEST", "Could not parse request object: scopes")
+    if not isinstance(body.get("autoscope_enabled", False), bool):
+        raise ApiError(
+            400, "MALFORMED_REQUEST", "Could not parse request object: autoscope_enabled"
+        )
     return comment, tuple(scopes)
 
 

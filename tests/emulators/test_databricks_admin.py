@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.emulators.helpers import user_name
+from tests.emulators.helpers import bearer, scim_me, user_name
 
 if TYPE_CHECKING:
     import httpx
@@ -120,3 +120,37 @@ async def test_workspace_conf_reads_and_writes_flat_strings(
     assert patched.status_code == 204
     assert got.json() == {"enableTokensConfig": "true", "maxTokenLifetimeDays": "30"}
     assert emus.databricks.conf.max_token_lifetime_days == 30
+
+
+async def test_token_management_shows_last_used_day_once_the_pat_authenticated(
+    emus: Emulators, sp: AppCredential, http: httpx.AsyncClient, admin_auth: dict[str, str]
+) -> None:
+    token = emus.databricks.mint(sp.client_id, 3600, "seed")
+    url = f"{emus.databricks_url}/api/2.0/token-management/tokens/{token.token_id}"
+    unused = (await http.get(url, headers=admin_auth)).json()["token_info"]
+    await scim_me(emus, http, bearer(token.value))
+    used = (await http.get(url, headers=admin_auth)).json()["token_info"]
+    listed = await http.get(
+        f"{emus.databricks_url}/api/2.0/token/list", headers=bearer(token.value)
+    )
+    day_ms = 86_400_000
+    assert "last_used_day" not in unused
+    assert used["last_used_day"] == emus.clock.now_ms() // day_ms * day_ms
+    assert "last_accessed_time" not in used
+    assert listed.json()["token_infos"][0]["last_accessed_time"] >= token.creation_ms
+
+
+@pytest.mark.parametrize("prefix", ["/api/2.0", "/api/2.0/preview"])
+async def test_token_permission_levels_offer_can_use_to_admins(
+    emus: Emulators,
+    http: httpx.AsyncClient,
+    admin_auth: dict[str, str],
+    entra_auth: dict[str, str],
+    prefix: str,
+) -> None:
+    url = f"{emus.databricks_url}{prefix}/permissions/authorization/tokens/permissionLevels"
+    levels = (await http.get(url, headers=admin_auth)).json()["permission_levels"]
+    refused = await http.get(url, headers=entra_auth)
+    assert [level["permission_level"] for level in levels] == ["CAN_USE"]
+    assert refused.status_code == 403
+    assert refused.json()["error_code"] == "PERMISSION_DENIED"

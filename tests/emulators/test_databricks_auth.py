@@ -123,3 +123,16 @@ async def test_oauth_discovery_points_at_the_token_endpoint(
     url = f"{emus.databricks_url}/oidc/.well-known/oauth-authorization-server"
     body = (await http.get(url)).json()
     assert body["token_endpoint"] == f"{emus.databricks_url}/oidc/v1/token"
+
+
+async def test_host_metadata_is_served_without_auth_and_leads_to_the_token_endpoint(
+    emus: Emulators, http: httpx.AsyncClient
+) -> None:
+    config = (await http.get(f"{emus.databricks_url}/.well-known/databricks-config")).json()
+    discovery = await http.get(f"{config['oidc_endpoint']}/.well-known/oauth-authorization-server")
+    assert config == {
+        "oidc_endpoint": f"{emus.databricks_url}/oidc",
+        "workspace_id": str(emus.databricks.workspace_id),
+        "cloud": "azure",
+    }
+    assert discovery.json()["token_endpoint"] == f"{emus.databricks_url}/oidc/v1/token"
