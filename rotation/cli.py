@@ -107,6 +107,8 @@ async def _run(
     from rotation.service import rotate, status  # noqa: PLC0415
 
     # `status` only reads: it needs no lock, so no storage account either.
+    for warning in config.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     async with open_app(config, locking=args.command == "rotate") as app:
         rt = dataclasses.replace(app.rt, progress=progress)  # read by main() on Ctrl-C
         if args.command == "status":

@@ -83,12 +83,32 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+INACTIVITY_DAYS = 90
+"""Azure Databricks revokes a PAT that has not been used for this many days (not configurable)."""
+
+_SCOPE = re.compile(r"[a-z][a-z0-9-]{0,62}")
+
+
+def _scopes(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    bad = [s for s in value if not _SCOPE.fullmatch(s)]
+    if bad or not value:
+        msg = f"scopes must be a non-empty list of API scope names such as 'sql', got {value!r}"
+        raise ValueError(msg)
+    return tuple(sorted(set(value)))
+
+
 class Defaults(_Model):
-    """Rotation timing shared by all targets unless a target overrides it."""
+    """Rotation timing and PAT shape shared by all targets unless a target overrides them."""
 
     lifetime_days: int = Field(default=90, ge=1, le=730)
     rotate_before_days: int = Field(default=30, ge=0, le=729)
     grace_period_hours: float = Field(default=0, ge=0, le=24 * 30)
+    health_check_hours: float = Field(default=6, ge=0, le=24 * 90)
+    """How often the current PAT is looked for in the principal's token list (0: never)."""
+    scopes: Annotated[tuple[str, ...] | None, AfterValidator(_scopes)] = None
+    """API scopes of each new PAT; None keeps the scopes of the PAT it replaces."""
 
 
 class _ClientSecretPrincipal(_Model):
@@ -101,6 +121,11 @@ class _ClientSecretPrincipal(_Model):
     def application_id(self) -> str:
         """Return the id Databricks knows the principal by (its client id)."""
         return self.client_id
+
+    @property
+    def credential_secret_name(self) -> str:
+        """Return the Key Vault secret holding the credential that mints PATs."""
+        return self.client_secret_name
 
 
 class EntraClientSecretPrincipal(_ClientSecretPrincipal):
@@ -123,6 +148,11 @@ class DatabricksOboPrincipal(_Model):
     kind: Literal["databricks-obo"]
     application_id: str = Field(min_length=1)
     admin_token_secret_name: SecretName
+
+    @property
+    def credential_secret_name(self) -> str:
+        """Return the Key Vault secret holding the credential that mints PATs."""
+        return self.admin_token_secret_name
 
 
 _PRINCIPALS = (EntraClientSecretPrincipal, DatabricksOAuthPrincipal, DatabricksOboPrincipal)
@@ -182,6 +212,18 @@ class Target(Defaults):
     principal: Principal
     updaters: tuple[UpdaterSpec, ...] = ()
 
+    def inactivity_warning(self) -> str | None:
+        """Say when this target's PAT may be revoked for inactivity before it is rotated."""
+        unused_for = self.lifetime_days - self.rotate_before_days
+        if self.updaters or unused_for <= INACTIVITY_DAYS:
+            return None
+        return (
+            f"target {self.name}: Key Vault is its only consumer and its PAT lives {unused_for} "
+            f"days before it is rotated, but Azure Databricks revokes a PAT unused for "
+            f"{INACTIVITY_DAYS} days; the health check then heals it, so its rotations will "
+            f"show 'healed'. Keep lifetime_days - rotate_before_days ≤ {INACTIVITY_DAYS}."
+        )
+
     @model_validator(mode="after")
     def _timing_fits(self) -> Target:
         if self.lifetime_days * 24 <= self.rotate_before_days * 24 + self.grace_period_hours:
@@ -220,6 +262,10 @@ class Config(_Model):
     def target(self, name: str) -> Target | None:
         """Return the target called *name*, if any."""
         return next((t for t in self.targets if t.name == name), None)
+
+    def warnings(self) -> list[str]:
+        """Return what may surprise the user about this configuration (it still works)."""
+        return [w for t in self.targets if (w := t.inactivity_warning())]
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

@@ -35,16 +35,24 @@ class TokenInfo:
     creation_ms: int
     expiry_ms: int
     comment: str
+    scopes: tuple[str, ...] | None = None
+    """The PAT's API scopes; None when it is not scoped (it may call every API)."""
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> TokenInfo:
         """Build from a ``PublicTokenInfo`` / ``TokenInfo`` object."""
+        scopes = data.get("scopes")
         return cls(
             token_id=str(data["token_id"]),
             creation_ms=int(data.get("creation_time") or 0),
             expiry_ms=int(data.get("expiry_time") or -1),
             comment=str(data.get("comment") or ""),
+            scopes=tuple(sorted(map(str, scopes))) if isinstance(scopes, list) and scopes else None,
         )
+
+    def alive_at(self, now: float) -> bool:
+        """Return whether the token has not expired at *now* (epoch seconds)."""
+        return self.expiry_ms <= 0 or self.expiry_ms / 1000 > now
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,26 +89,34 @@ class Workspace:
         return f"Workspace({self.url!r})"
 
     async def create_token(
-        self, auth: httpx.Auth, *, lifetime_seconds: int, comment: str, principal: str
+        self,
+        auth: httpx.Auth,
+        *,
+        lifetime_seconds: int,
+        comment: str,
+        principal: str,
+        scopes: tuple[str, ...] | None = None,
     ) -> NewToken:
         """Mint a PAT for the caller.
 
         Retried only when it surely did not happen (a 429, a connection that never opened); after
         an unknown outcome the caller reconciles through the rotation id in the comment.
         """
-        body: dict[str, Any] = {"comment": comment}
-        if lifetime_seconds > 0:
-            body["lifetime_seconds"] = lifetime_seconds
+        body = _create_body(comment, lifetime_seconds, scopes)
         ctx = _Context(self.url, "token/create", principal)
         return _new_token(await self._create("/api/2.0/token/create", auth, ctx, body), ctx)
 
     async def create_token_on_behalf_of(
-        self, auth: httpx.Auth, *, application_id: str, lifetime_seconds: int, comment: str
+        self,
+        auth: httpx.Auth,
+        *,
+        application_id: str,
+        lifetime_seconds: int,
+        comment: str,
+        scopes: tuple[str, ...] | None = None,
     ) -> NewToken:
         """Mint a PAT for service principal *application_id* with an admin's credential."""
-        body: dict[str, Any] = {"application_id": application_id, "comment": comment}
-        if lifetime_seconds > 0:
-            body["lifetime_seconds"] = lifetime_seconds
+        body = {"application_id": application_id, **_create_body(comment, lifetime_seconds, scopes)}
         ctx = _Context(self.url, "on-behalf-of token create", application_id)
         path = "/api/2.0/token-management/on-behalf-of/tokens"
         return _new_token(await self._create(path, auth, ctx, body), ctx)
@@ -178,6 +194,18 @@ class Workspace:
         if response.is_success:
             return json_body(response)
         raise translate(response, url=ctx.url, operation=ctx.operation, principal=ctx.principal)
+
+
+def _create_body(
+    comment: str, lifetime_seconds: int, scopes: tuple[str, ...] | None
+) -> dict[str, Any]:
+    """Return a create request's body (no lifetime when ≤ 0: Databricks refuses 0)."""
+    body: dict[str, Any] = {"comment": comment}
+    if lifetime_seconds > 0:
+        body["lifetime_seconds"] = lifetime_seconds
+    if scopes:
+        body["scopes"] = list(scopes)
+    return body
 
 
 def _new_token(data: dict[str, Any], ctx: _Context) -> NewToken:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from rotation import errors
 from rotation.auth import StaticBearerAuth
+from rotation.plan import HEAL_REASON, Plan, heal
 from rotation.report import Outcome, Step, TargetReport, format_time
 from rotation.run import Run, best_effort, bootstrap_note, same_principal
 from rotation.state import Stage, Tag, comment_for, current_version, version_with_token
@@ -38,6 +39,22 @@ if TYPE_CHECKING:
 __all__ = ["run_target"]
 
 log = logging.getLogger("rotation")
+
+
+def _may_call_scim(scopes: tuple[str, ...] | None) -> bool:
+    """Return whether a PAT with *scopes* may call SCIM ``Me`` (an unscoped PAT may)."""
+    return scopes is None or "scim" in scopes
+
+
+def _outcome(plan: Plan) -> Outcome:
+    """Return how a run that carried out *plan* without an error ended."""
+    if plan.healing:
+        return Outcome.HEALED
+    if plan.rotate:
+        return Outcome.ROTATED
+    if plan.revoke_previous_first or plan.sweep:
+        return Outcome.HOUSEKEEPING
+    return Outcome.HEALTHY
 
 
 async def run_target(
@@ -91,6 +108,7 @@ class _Rotation(Run):
         async with self.credentials():
             self.versions = await self.rt.store.versions(self.target.secret_name)
             steps: tuple[Callable[[], Awaitable[None]], ...] = (
+                self.check_health,
                 self.revoke_previous_first,
                 self.sweep,
                 self.clear_intent,
@@ -108,7 +126,8 @@ class _Rotation(Run):
             )
             for step in steps:
                 await step()
-        self.report.outcome = Outcome.ROTATED if self.plan.rotate else Outcome.HOUSEKEEPING
+        self.report.outcome = _outcome(self.plan)
+        await self.refuse_expiring_credential()
 
     async def dry_run(self, *, force: bool) -> None:
         """Say what a run would do, after its read-only checks, due or not; write nothing.
@@ -126,8 +145,36 @@ class _Rotation(Run):
         else:
             rotate = self.plan.rotate
             self.report.outcome = Outcome.WOULD_ROTATE if rotate else Outcome.HOUSEKEEPING
+        await self.refuse_expiring_credential()
 
     # --- the steps, in order ------------------------------------------------------------------
+
+    async def check_health(self) -> None:
+        """Look for the current PAT among the principal's live tokens; if it is gone, heal.
+
+        The list is read with the principal's credential, never with the PAT: a call with the
+        PAT would count as use and keep an otherwise unused PAT alive.
+        """
+        latest = self.latest
+        if not self.plan.check_health or latest is None:
+            return
+        await self.tracker.enter(Step.HEALTH)
+        now = self.rt.clock()
+        tokens = await self.issuer.list()
+        if any(t.token_id == latest.token_id and t.alive_at(now) for t in tokens):
+            tags = latest.with_tags(health_checked_at=f"{now:.0f}")
+            self.latest = await self.rt.store.update(latest, tags=tags)
+            self.tracker.done(Step.HEALTH, token_id=latest.token_id)
+            return
+        self.plan = heal(self.target, latest)
+        self.report.reason = self.plan.reason
+        log.error(
+            "target=%s step=health token_id=%s is gone: %s; its consumers are broken until it "
+            "is replaced — rotating now",
+            self.target.name,
+            latest.token_id,
+            HEAL_REASON,
+        )
 
     async def revoke_previous_first(self) -> None:
         """Revoke the PAT the latest version replaced (its grace is over, or it is replaced)."""
@@ -184,6 +231,9 @@ class _Rotation(Run):
         if self.pending is None or self.pat is None or self.verified:
             return
         await self.tracker.enter(Step.VERIFY)
+        if not _may_call_scim(self.scopes_of(self.pending.token_id)):
+            await self.verify_listed(self.pending)
+            return
         principal = self.issuer.application_id
         try:
             me = await self.workspace.me(StaticBearerAuth(self.pat), principal=principal)
@@ -229,8 +279,11 @@ class _Rotation(Run):
         await self.tracker.enter(Step.MINT)
         lifetime = self.target.lifetime_days * 86_400
         comment = comment_for(self.target.name, self.rotation_id)
+        scopes = self.scopes_for_new_pat()
         try:
-            self.new = await self.issuer.create(lifetime_seconds=lifetime, comment=comment)
+            self.new = await self.issuer.create(
+                lifetime_seconds=lifetime, comment=comment, scopes=scopes
+            )
         except errors.DatabricksError as exc:
             if exc.outcome_unknown:
                 await self.reconcile()

@@ -14,6 +14,7 @@ Every message says what went wrong *and what to do*; none ever contains a secret
     │   ├── SecretMissingError       a credential secret named in the config does not exist
     │   └── SecretDisabledError      the (latest) version asked for is disabled
     ├── CredentialError              the principal could not authenticate (Entra / Databricks OAuth)
+    │   └── CredentialExpiringError      the principal's credential expires within 7 days
     ├── DatabricksError              the workspace refused or failed a call
     │   ├── TokensDisabledError          PATs are disabled in the workspace
     │   ├── MissingCanUseError           the principal lacks CAN_USE on tokens
@@ -45,6 +46,7 @@ __all__ = [
     "ConsumerError",
     "ConsumerRejectedTokenError",
     "CredentialError",
+    "CredentialExpiringError",
     "DatabricksError",
     "InvalidTokenError",
     "LifetimeTooLongError",
@@ -133,6 +135,10 @@ class SecretDisabledError(SecretStoreError):
 
 class CredentialError(RotationError):
     """The service principal (or admin) could not authenticate."""
+
+
+class CredentialExpiringError(CredentialError):
+    """The principal's own credential expires soon and no newer one is stored."""
 
 
 class DatabricksError(RotationError):

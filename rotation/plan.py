@@ -7,7 +7,7 @@ whole vault and makes no other call for targets that need nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from rotation.state import Stage, Tag
@@ -16,9 +16,16 @@ if TYPE_CHECKING:
     from rotation.config import Target
     from rotation.state import VersionState
 
-__all__ = ["Plan", "plan"]
+__all__ = ["HEAL_REASON", "Plan", "heal", "health_checked_at", "plan"]
 
 DAY = 86_400.0
+HOUR = 3_600.0
+HEALTH_SLACK = 15 * 60.0
+"""A health check counts as due this early, so a timer as often as the cadence checks every run."""
+HEAL_REASON = (
+    "the current PAT was revoked outside the rotator (unused for 90 days, CAN_USE removed, "
+    "or revoked by an admin)"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,15 +46,61 @@ class Plan:
     """Finish the latest (pending) version's PAT instead of minting, if it still works."""
     revoke_replaced: bool = False
     """Revoke the replaced PAT right after promotion (no grace period)."""
+    check_health: bool = False
+    """Look for the current PAT in the principal's token list; if it is gone, heal (rotate)."""
+    healing: bool = False
+    """This rotation replaces a PAT that died outside the rotator (outcome ``healed``)."""
 
     @property
     def idle(self) -> bool:
         """Return whether the run has nothing to do."""
-        return not (self.revoke_previous_first or self.sweep or self.rotate)
+        return not (self.revoke_previous_first or self.sweep or self.rotate or self.check_health)
 
 
 def plan(target: Target, latest: VersionState | None, now: float, *, force: bool) -> Plan:
     """Return the plan for *target* given its latest version's state (None: no secret yet)."""
+    decided = _rotation_plan(target, latest, now, force=force)
+    if decided.rotate or latest is None or not _health_due(target, latest, now):
+        return decided
+    checked = health_checked_at(latest)
+    ago = "never" if checked is None else f"{(now - checked) / HOUR:.1f} h ago"
+    why = f"health check due (last {ago}, every {target.health_check_hours:g} h)"
+    reason = why if decided.idle else f"{decided.reason}; {why}"
+    return replace(decided, reason=reason, check_health=True)
+
+
+def heal(target: Target, latest: VersionState) -> Plan:
+    """Return the plan that replaces *latest*'s PAT, found dead by the health check."""
+    return Plan(
+        reason=HEAL_REASON,
+        revoke_previous_first=latest.revoke_previous_at is not None,
+        sweep=True,
+        rotate=True,
+        revoke_replaced=target.grace_period_hours == 0,
+        healing=True,
+    )
+
+
+def health_checked_at(latest: VersionState) -> float | None:
+    """Return when *latest*'s PAT was last known alive: its health check, else its writing."""
+    raw = latest.tag(Tag.HEALTH_CHECKED_AT)
+    try:
+        return float(raw) if raw else latest.order[0] or None
+    except ValueError:
+        return latest.order[0] or None
+
+
+def _health_due(target: Target, latest: VersionState, now: float) -> bool:
+    if target.health_check_hours <= 0 or latest.stage is not Stage.CURRENT:
+        return False
+    if not latest.token_id or not latest.enabled:
+        return False
+    checked = health_checked_at(latest)
+    return checked is None or now - checked >= target.health_check_hours * HOUR - HEALTH_SLACK
+
+
+def _rotation_plan(target: Target, latest: VersionState | None, now: float, *, force: bool) -> Plan:
+    """Return what the latest version's own state calls for (before any health check)."""
     no_grace = target.grace_period_hours == 0
     if latest is None:
         reason = "no secret yet: bootstrap the first PAT"

@@ -32,9 +32,8 @@ if TYPE_CHECKING:
 
     from rotation.databricks import NewToken, TokenInfo, Workspace
     from rotation.runtime import AzureOptions
-    from rotation.updaters.base import SecretReader
 
-__all__ = ["DATABRICKS_SCOPE", "TokenIssuer", "open_issuer"]
+__all__ = ["DATABRICKS_SCOPE", "CredentialReader", "TokenIssuer", "open_issuer"]
 
 DATABRICKS_SCOPE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
 _EARLY = 40.0  # refresh bearer tokens this many seconds before expiry (Databricks rejects < 30 s)
@@ -52,7 +51,14 @@ class TokenIssuer(Protocol):
         """Get the principal's bearer token now, so a bad credential fails at its own step."""
         ...
 
-    async def create(self, *, lifetime_seconds: int, comment: str) -> NewToken:
+    @property
+    def credential_expires_on(self) -> float | None:
+        """Return when the credential that mints PATs expires (Key Vault ``exp``), if known."""
+        ...
+
+    async def create(
+        self, *, lifetime_seconds: int, comment: str, scopes: tuple[str, ...] | None = None
+    ) -> NewToken:
         """Mint a PAT (retried only when it surely did not happen: 429, no connection)."""
         ...
 
@@ -65,24 +71,42 @@ class TokenIssuer(Protocol):
         ...
 
 
-class _SelfIssuer:
-    """The principal acts as itself."""
+class _Issuer:
+    """What every issuer holds: the workspace, the auth it calls with, whom it mints for."""
 
-    def __init__(self, workspace: Workspace, auth: BearerAuth, application_id: str) -> None:
+    def __init__(
+        self, workspace: Workspace, auth: httpx.Auth, application_id: str, expires: float | None
+    ) -> None:
         self._ws = workspace
         self._auth = auth
         self._app = application_id
+        self._expires = expires
 
     @property
     def application_id(self) -> str:
         return self._app
 
-    async def authenticate(self) -> None:
-        await self._auth.token()
+    @property
+    def credential_expires_on(self) -> float | None:
+        return self._expires
 
-    async def create(self, *, lifetime_seconds: int, comment: str) -> NewToken:
+
+class _SelfIssuer(_Issuer):
+    """The principal acts as itself, with a bearer token from Entra ID or Databricks OAuth."""
+
+    async def authenticate(self) -> None:
+        if isinstance(self._auth, BearerAuth):
+            await self._auth.token()
+
+    async def create(
+        self, *, lifetime_seconds: int, comment: str, scopes: tuple[str, ...] | None = None
+    ) -> NewToken:
         return await self._ws.create_token(
-            self._auth, lifetime_seconds=lifetime_seconds, comment=comment, principal=self._app
+            self._auth,
+            lifetime_seconds=lifetime_seconds,
+            comment=comment,
+            principal=self._app,
+            scopes=scopes,
         )
 
     async def list(self) -> list[TokenInfo]:
@@ -92,34 +116,36 @@ class _SelfIssuer:
         return await self._ws.delete_token(self._auth, token_id, principal=self._app)
 
 
-class _OnBehalfOfIssuer:
+class _OnBehalfOfIssuer(_Issuer):
     """An admin PAT mints and manages the principal's tokens."""
-
-    def __init__(self, workspace: Workspace, admin: httpx.Auth, application_id: str) -> None:
-        self._ws = workspace
-        self._admin = admin
-        self._app = application_id
-
-    @property
-    def application_id(self) -> str:
-        return self._app
 
     async def authenticate(self) -> None:
         """Do nothing: the admin PAT is used as it is and judged by Databricks at the first call."""
 
-    async def create(self, *, lifetime_seconds: int, comment: str) -> NewToken:
+    async def create(
+        self, *, lifetime_seconds: int, comment: str, scopes: tuple[str, ...] | None = None
+    ) -> NewToken:
         return await self._ws.create_token_on_behalf_of(
-            self._admin,
+            self._auth,
             application_id=self._app,
             lifetime_seconds=lifetime_seconds,
             comment=comment,
+            scopes=scopes,
         )
 
     async def list(self) -> list[TokenInfo]:
-        return await self._ws.list_all_tokens(self._admin, principal=self._app)
+        return await self._ws.list_all_tokens(self._auth, principal=self._app)
 
     async def revoke(self, token_id: str) -> bool:
-        return await self._ws.delete_token_admin(self._admin, token_id, principal=self._app)
+        return await self._ws.delete_token_admin(self._auth, token_id, principal=self._app)
+
+
+class CredentialReader(Protocol):
+    """Read a principal's credential and its expiry from the secret store."""
+
+    async def read_credential(self, name: str) -> tuple[Secret, float | None]:
+        """Return secret *name*'s latest value and ``exp``; ``SecretMissingError`` if absent."""
+        ...
 
 
 @asynccontextmanager
@@ -127,23 +153,21 @@ async def open_issuer(
     target: Target,
     *,
     workspace: Workspace,
-    secrets: SecretReader,
+    secrets: CredentialReader,
     http: httpx.AsyncClient,
     azure: AzureOptions,
 ) -> AsyncIterator[TokenIssuer]:
     """Yield the issuer for *target*'s principal, reading its credential from Key Vault."""
     p = target.principal
+    secret, expires = await secrets.read_credential(p.credential_secret_name)
     if isinstance(p, DatabricksOboPrincipal):
-        admin = await secrets.read(p.admin_token_secret_name)
-        yield _OnBehalfOfIssuer(workspace, StaticBearerAuth(admin), p.application_id)
+        yield _OnBehalfOfIssuer(workspace, StaticBearerAuth(secret), p.application_id, expires)
     elif isinstance(p, DatabricksOAuthPrincipal):
-        secret = await secrets.read(p.client_secret_name)
         oauth = _DatabricksOAuth(http, workspace.url, p.client_id, secret)
-        yield _SelfIssuer(workspace, BearerAuth(oauth.token), p.client_id)
+        yield _SelfIssuer(workspace, BearerAuth(oauth.token), p.client_id, expires)
     else:
-        secret = await secrets.read(p.client_secret_name)
         async with _EntraToken(p, secret, azure) as entra:
-            yield _SelfIssuer(workspace, BearerAuth(entra.token), p.client_id)
+            yield _SelfIssuer(workspace, BearerAuth(entra.token), p.client_id, expires)
 
 
 class _EntraToken:

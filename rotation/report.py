@@ -18,6 +18,7 @@ class Step(StrEnum):
 
     LOAD = "load"
     CREDENTIALS = "credentials"
+    HEALTH = "health"
     SWEEP = "sweep"
     PREFLIGHT = "preflight"
     INTENT = "intent"
@@ -35,6 +36,8 @@ class Outcome(StrEnum):
     """How a target's run ended."""
 
     ROTATED = "rotated"
+    HEALED = "healed"
+    HEALTHY = "healthy"
     NOT_DUE = "not-due"
     HOUSEKEEPING = "housekeeping"
     WOULD_ROTATE = "would-rotate"
@@ -74,6 +77,7 @@ class TargetReport:
     token_id: str | None = None
     previous_token_id: str | None = None
     expires_on: float | None = None
+    credential_expires_on: float | None = None
     revoked: list[str] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
     consumers: list[ConsumerResult] = field(default_factory=list)
@@ -91,7 +95,8 @@ class TargetReport:
         data = asdict(self)
         data["outcome"] = self.outcome.value
         data["expires_at"] = format_time(self.expires_on)
-        del data["expires_on"]
+        data["credential_expires_at"] = format_time(self.credential_expires_on)
+        del data["expires_on"], data["credential_expires_on"]
         return data
 
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, TypeVar
 from rotation import errors
 from rotation.consumers import Consumers
 from rotation.databricks import Workspace
-from rotation.plan import Plan, plan
+from rotation.plan import DAY, Plan, plan
 from rotation.principals import open_issuer
 from rotation.report import Step, format_time
-from rotation.state import MANAGED_BY, Stage, Tag, parse_comment
+from rotation.state import MANAGED_BY, Stage, Tag, current_version, parse_comment
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable
@@ -32,7 +32,17 @@ if TYPE_CHECKING:
     from rotation.state import VersionState
     from rotation.tracker import Tracker
 
-__all__ = ["Run", "best_effort", "bootstrap_note", "same_principal"]
+__all__ = [
+    "CREDENTIAL_FAIL_DAYS",
+    "CREDENTIAL_WARN_DAYS",
+    "Run",
+    "best_effort",
+    "bootstrap_note",
+    "same_principal",
+]
+
+CREDENTIAL_WARN_DAYS = 30
+CREDENTIAL_FAIL_DAYS = 7
 
 T = TypeVar("T")
 
@@ -87,8 +97,40 @@ class Run:
         ) as issuer:
             self.issuer = issuer
             await issuer.authenticate()
+            self.watch_credential(issuer.credential_expires_on)
             self.tracker.done(Step.CREDENTIALS)
             yield
+
+    def watch_credential(self, expires_on: float | None) -> None:
+        """Report when the principal's credential expires; a note when it is soon."""
+        self.report.credential_expires_on = expires_on
+        left = self.credential_days_left()
+        if left is not None and left < CREDENTIAL_WARN_DAYS:
+            self.report.notes.append(
+                f"the principal's credential (Key Vault secret "
+                f"{self.target.principal.credential_secret_name!r}) expires in {left:.1f} days: "
+                "create a new one and store it as a new version of that secret"
+            )
+
+    def credential_days_left(self) -> float | None:
+        """Return the days left on the principal's credential, if its expiry is known."""
+        expires = self.report.credential_expires_on
+        return None if expires is None else (expires - self.rt.clock()) / DAY
+
+    async def refuse_expiring_credential(self) -> None:
+        """Fail the run (after its work) when the credential expires within a week."""
+        left = self.credential_days_left()
+        if left is None or left >= CREDENTIAL_FAIL_DAYS:
+            return
+        await self.tracker.enter(Step.CREDENTIALS, check_lease=False)
+        name = self.target.principal.credential_secret_name
+        msg = (
+            f"The credential of target {self.target.name}'s principal (Key Vault secret {name!r}) "
+            f"expires in {left:.1f} days and no newer version is stored; after that every "
+            "rotation fails. Create a new client secret / OAuth secret / admin PAT and store it "
+            f"as a new version of {name!r}."
+        )
+        raise errors.CredentialExpiringError(msg)
 
     def consumers(self) -> Consumers:
         """Return this run's consumers (built once; their results are the report's)."""
@@ -129,6 +171,54 @@ class Run:
         if current is not None and current.token_id:
             tags[Tag.PREVIOUS_TOKEN_ID] = current.token_id
         return {str(k): v for k, v in tags.items()}
+
+    async def verify_listed(self, state: VersionState) -> None:
+        """Verify a PAT whose scopes forbid SCIM ``Me``: it is listed, alive, for the principal."""
+        now = self.rt.clock()
+        listed = any(t.token_id == state.token_id and t.alive_at(now) for t in self.tokens)
+        if not listed:  # the sweep's list may predate a fresh PAT: look again
+            self.tokens = await self.issuer.list()
+            listed = any(t.token_id == state.token_id and t.alive_at(now) for t in self.tokens)
+        if listed:
+            self.verified = True
+            self.report.notes.append(
+                "the new PAT's scopes do not allow SCIM Me: verified by finding it in the "
+                "principal's token list; the consumers' test proves it works"
+            )
+            self.tracker.done(Step.VERIFY, token_id=state.token_id)
+            return
+        if self.resumed:
+            await self.abandon(state, "the pending PAT is no longer listed")
+            self.pending = self.pat = None
+            self.resumed = False
+            return
+        msg = (
+            f"The new PAT {state.token_id} of target {self.target.name} is not in the principal's "
+            "token list right after it was made; it cannot be verified. Retry later."
+        )
+        raise errors.VerificationError(msg, transient=True)
+
+    def scopes_of(self, token_id: str | None) -> tuple[str, ...] | None:
+        """Return the scopes of PAT *token_id*, from its create answer or the token list."""
+        if self.new is not None and self.new.info.token_id == token_id:
+            return self.new.info.scopes or self.target.scopes
+        found = next((t for t in self.tokens if t.token_id == token_id), None)
+        return found.scopes if found else None
+
+    def scopes_for_new_pat(self) -> tuple[str, ...] | None:
+        """Return the new PAT's scopes: configured, else those of the PAT it replaces."""
+        current = current_version(self.versions, self.target.name)
+        kept = self.scopes_of(current.token_id) if current and current.token_id else None
+        wanted = self.target.scopes
+        if wanted is None:
+            return kept
+        if current is not None and current.token_id and wanted != kept:
+            was = ", ".join(kept) if kept else "unscoped"
+            self.report.notes.append(
+                f"scopes change as configured: the new PAT gets {', '.join(wanted)} (the PAT it "
+                f"replaces had {was})"
+            )
+        return wanted
 
     async def revoke_replaced_by(self, current: VersionState) -> VersionState:
         """Revoke the PAT *current* replaced and mark its versions revoked; return it updated."""

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from rotation.engine import run_target
 from rotation.errors import UnknownTargetError
-from rotation.plan import DAY, plan
+from rotation.plan import DAY, health_checked_at, plan
 from rotation.report import Outcome, TargetReport, format_time
-from rotation.state import Tag
+from rotation.state import Stage, Tag
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -78,6 +78,13 @@ async def needing_work(rt: Runtime) -> tuple[dict[str, VersionState], list[Targe
     return listing, busy
 
 
+def _checked(latest: VersionState | None) -> float | None:
+    """Return when the current PAT was last known alive (checked, or verified when written)."""
+    if latest is None or latest.stage is not Stage.CURRENT:
+        return None
+    return health_checked_at(latest)
+
+
 def _idle(target: Target, latest: VersionState | None, reason: str) -> TargetReport:
     report = TargetReport(target.name, outcome=Outcome.NOT_DUE, reason=reason)
     if latest is not None:
@@ -103,6 +110,9 @@ class StatusRow:
     last_result: str | None
     consumers: str | None
     revoke_previous_at: float | None
+    health_checked_at: float | None
+    credential_expires_on: float | None
+    credential_days_left: float | None
 
     def to_json(self) -> dict[str, object]:
         """Return the stable JSON form (documented in the README)."""
@@ -113,23 +123,32 @@ class StatusRow:
             "stage": self.stage,
             "created_at": format_time(self.created_on),
             "expires_at": format_time(self.expires_on),
-            "days_left": None if self.days_left is None else round(self.days_left, 2),
+            "days_left": _days(self.days_left),
             "due": self.due,
             "reason": self.reason,
             "last_result": self.last_result,
             "consumers": self.consumers,
             "revoke_previous_at": format_time(self.revoke_previous_at),
+            "health_checked_at": format_time(self.health_checked_at),
+            "credential_expires_at": format_time(self.credential_expires_on),
+            "credential_days_left": _days(self.credential_days_left),
         }
 
 
+def _days(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
 async def status(rt: Runtime) -> list[StatusRow]:
-    """Return every target's status from one paged listing."""
+    """Return every target's status from one paged listing (credential expiry included)."""
     listing = await rt.store.list_latest()
     now = rt.clock()
     rows = []
     for t in rt.config.targets:
         v = listing.get(t.secret_name.lower())
         p = plan(t, v, now, force=False)
+        credential = listing.get(t.principal.credential_secret_name.lower())
+        cred_exp = credential.expires_on if credential else None
         rows.append(
             StatusRow(
                 target=t.name,
@@ -144,6 +163,9 @@ async def status(rt: Runtime) -> list[StatusRow]:
                 last_result=v.tag(Tag.LAST_RESULT) if v else None,
                 consumers=v.tag(Tag.CONSUMERS) if v else None,
                 revoke_previous_at=v.revoke_previous_at if v else None,
+                health_checked_at=_checked(v),
+                credential_expires_on=cred_exp,
+                credential_days_left=None if cred_exp is None else (cred_exp - now) / DAY,
             )
         )
     return rows

@@ -55,6 +55,8 @@ class Tag(StrEnum):
     CONSUMERS = "consumers"
     WRITTEN_AT = "written-at"
     """Sub-second creation time: orders versions that Key Vault's whole seconds cannot."""
+    HEALTH_CHECKED_AT = "health-checked-at"
+    """When the health check last found this version's PAT listed for the principal."""
 
 
 @dataclass(frozen=True, slots=True)

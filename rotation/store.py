@@ -62,12 +62,18 @@ class KeyVaultStore:
 
     async def read(self, name: str) -> Secret:
         """Return the latest value of secret *name* (a credential the config names)."""
+        value, _ = await self.read_credential(name)
+        return value
+
+    async def read_credential(self, name: str) -> tuple[Secret, float | None]:
+        """Return the latest value of secret *name* and its ``exp`` (epoch seconds, or None)."""
         with self._translating(name, "get"):
             secret = await self._client.get_secret(name)
         if not secret.value:
             msg = f"Key Vault secret {name!r} in {self.vault_url} is empty; store the value in it."
             raise errors.SecretMissingError(msg)
-        return Secret(secret.value)
+        expires = secret.properties.expires_on
+        return Secret(secret.value), expires.timestamp() if expires else None
 
     async def list_latest(self) -> dict[str, VersionState]:
         """Return every secret's latest-version state, from one paged listing (no values).

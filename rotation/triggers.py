@@ -51,6 +51,8 @@ def summarize(reports: list[TargetReport]) -> str:
 async def timer_tick(*, past_due: bool = False) -> str:
     """Rotate what is due; fan out through the queue when more is due than one run should do."""
     async with open_app() as app:
+        for warning in app.rt.config.warnings():
+            log.warning("config: %s", warning)
         listing, due = await needing_work(app.rt)
         if app.storage is not None and len(due) > app.settings.fanout_threshold:
             for target in due:
