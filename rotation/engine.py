@@ -106,9 +106,9 @@ class _Rotation(Run):
             self.report.outcome = Outcome.NOT_DUE
             return
         async with self.credentials():
-            self.versions = await self.rt.store.versions(self.target.secret_name)
             steps: tuple[Callable[[], Awaitable[None]], ...] = (
                 self.check_health,
+                self.load_versions,
                 self.revoke_previous_first,
                 self.sweep,
                 self.clear_intent,
@@ -175,6 +175,12 @@ class _Rotation(Run):
             latest.token_id,
             HEAL_REASON,
         )
+
+    async def load_versions(self) -> None:
+        """Read every version of the target's secret (a health check alone needs none)."""
+        plan = self.plan
+        if plan.revoke_previous_first or plan.sweep or plan.rotate:
+            self.versions = await self.rt.store.versions(self.target.secret_name)
 
     async def revoke_previous_first(self) -> None:
         """Revoke the PAT the latest version replaced (its grace is over, or it is replaced)."""
