@@ -9,7 +9,10 @@ Modes (all may add ``delay`` seconds first):
   instead of sending the response;
 - ``delay``: wait ``delay`` seconds, then process normally;
 - ``hold``: wait until the ``hold`` event is set (``Fault.arrived`` tells a test the request
-  is waiting), then process normally.
+  is waiting), then process normally;
+- ``stall``: answer nothing and keep the connection open until the client gives up on it
+  (closes it: a client-side timeout) or the fault is released, then drop it, without
+  processing. A timeout that costs the server nothing but the client's own wait.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any, Literal, get_args
 
 __all__ = ["MODES", "Fault", "FaultMode", "FaultPlan"]
 
-FaultMode = Literal["respond", "drop", "drop_after", "delay", "hold"]
+FaultMode = Literal["respond", "drop", "drop_after", "delay", "hold", "stall"]
 MODES: frozenset[str] = frozenset(get_args(FaultMode))
 
 
@@ -48,6 +51,8 @@ class Fault:
     arrived: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     """Set when a request the fault let through (delay, hold, drop_after) was fully processed."""
+    abandoned: threading.Event = field(default_factory=threading.Event)
+    """Set when the client of a ``stall``ed request gave up on it (closed the connection)."""
 
     def matches(self, service: str, method: str, path: str) -> bool:
         """Tell whether a request is one this fault is aimed at (ignores ``remaining``)."""
@@ -58,7 +63,7 @@ class Fault:
         )
 
     def release(self) -> None:
-        """Let requests held by a ``hold`` fault proceed."""
+        """Let requests held by a ``hold`` fault proceed; drop those a ``stall`` keeps."""
         if self.hold is not None:
             self.hold.set()
 
@@ -100,7 +105,8 @@ class FaultPlan:
         """Plan a fault for requests of ``service`` whose method and path (a regex) match.
 
         ``times`` is how many matching requests it applies to (-1 = all). A ``hold`` fault
-        without an event gets a fresh one (release it with `Fault.release`). Earlier faults
+        or ``stall`` fault without an event gets a fresh one (release it with `Fault.release`;
+        `FaultPlan.clear` releases every fault). Earlier faults
         win when several match. ``skip`` lets that many matching requests through first.
         """
         if mode not in MODES:
@@ -113,7 +119,7 @@ class FaultPlan:
             raise ValueError("skip must not be negative")
         if delay < 0:
             raise ValueError("delay must not be negative")
-        if mode == "hold" and hold is None:
+        if mode in ("hold", "stall") and hold is None:
             hold = threading.Event()
         fault = Fault(
             service=service,
@@ -153,7 +159,7 @@ class FaultPlan:
             return list(self._faults)
 
     def clear(self) -> None:
-        """Remove all faults, releasing requests that ``hold`` faults keep waiting."""
+        """Remove all faults, releasing requests that ``hold`` and ``stall`` faults keep waiting."""
         with self._lock:
             faults, self._faults = self._faults, []
         for fault in faults:

@@ -73,6 +73,10 @@ class ServiceMiddleware:
         elif fault.mode == "drop":
             record(0)
             drop_connection(send)
+        elif fault.mode == "stall":
+            await self._stall(fault, receive)
+            record(0)
+            drop_connection(send)
         elif fault.mode == "drop_after":
             try:
                 await self._drop_after(scope, receive, send, record)
@@ -127,11 +131,30 @@ class ServiceMiddleware:
             record(0)
             drop_connection(send)
 
+    def _released(self, fault: Fault) -> bool:
+        return (fault.hold is None or fault.hold.is_set()) or self.faults.closing.is_set()
+
     async def _hold(self, fault: Fault) -> None:
-        hold = fault.hold
         # The hold is a threading.Event set from another thread: poll it without blocking the loop.
-        while hold is not None and not hold.is_set() and not self.faults.closing.is_set():  # noqa: ASYNC110
+        while not self._released(fault):  # noqa: ASYNC110
             await asyncio.sleep(_HOLD_POLL_SECONDS)
+
+    async def _stall(self, fault: Fault, receive: Receive) -> None:
+        """Keep the request unanswered until its client disconnects or the fault is released."""
+        gone = asyncio.ensure_future(_disconnect(receive))
+        try:
+            while not gone.done() and not self._released(fault):
+                await asyncio.wait({gone}, timeout=_HOLD_POLL_SECONDS)
+            if gone.done() and gone.exception() is None:
+                fault.abandoned.set()
+        finally:
+            gone.cancel()
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Return once the client has closed the connection (reading and discarding any body)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class _Recorder:

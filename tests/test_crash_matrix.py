@@ -3,6 +3,10 @@
 For each case: a due rotation runs with the fault injected at one call, the invariants I1-I2 are
 checked, the fault is removed, a second run follows, and I1-I3 must hold. The figure is printed
 at the end of the session: "N of N fault cases end with I1-I4 held" (I4 is the suite-wide scan).
+Nothing here sleeps on a fixed delay: a "timeout" is a stall the emulator keeps until the
+rotator's client gives up (only the faulted run has a short read timeout; the others keep the
+rotator's defaults), and the retry waits a ``Retry-After`` or a backoff asks for are computed as
+ever but not slept (stamina's test mode; the Azure SDKs sleep through their transport).
 A second part kills the CLI process (SIGKILL) while the emulator holds one of its calls, then
 lets the server finish that call with nobody listening (a request whose body was fully read is
 carried out; one the server still had to read is abandoned, as a real server would), and re-runs
@@ -11,6 +15,7 @@ the CLI.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -19,16 +24,25 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import stamina
+from azure.core.pipeline.transport import AioHttpTransport
 
 from emulators.scenario import SeededTarget, config_table, rotator_env
+from rotation.clients import azure_transport
 from rotation.report import Outcome
 from tests import hygiene, matrix
 from tests.invariants import violations
 from tests.world import World
 
-TIMEOUT = 1.0  # the rotator's HTTP and Azure read timeouts in this file
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from rotation.report import TargetReport
+
+FAULTED_TIMEOUT = 0.5  # the rotator's HTTP and Azure read timeouts while a fault is planned
 HEX = "[0-9a-f]{32}"
 
 
@@ -86,10 +100,44 @@ FAULTS: dict[str, dict[str, object]] = {
     "503": {"status": 503},
     "429 Retry-After": {"status": 429, "headers": {"Retry-After": "1"}},
     "429": {"status": 429},
-    "timeout": {"mode": "drop", "delay": TIMEOUT * 2},  # the client gives up first
+    "timeout": {"mode": "stall"},  # no answer until the client gives up, then dropped
     "dropped connection": {"mode": "drop"},
     "dies after success": {"mode": "drop_after"},
 }
+
+
+@pytest.fixture(autouse=True)
+def _retry_waits_pass_at_once() -> Iterator[None]:
+    """Run stamina in test mode: the policy's attempts, no waits (the CLI process is unaffected)."""
+    with stamina.set_testing(True, attempts=1_000, cap=True):
+        yield
+
+
+class _NoWaitTransport(AioHttpTransport):
+    """The Azure SDKs' shared transport, on whose `sleep` their retry policies wait: it doesn't."""
+
+    async def sleep(self, duration: float) -> None:
+        del duration
+        await asyncio.sleep(0)
+
+
+async def _run(
+    world: World, seeded: SeededTarget, *, read_timeout: float | None = None
+) -> TargetReport:
+    """Rotate *seeded* once; *read_timeout* is for every call (default: the rotator's own)."""
+    from rotation.service import rotate
+
+    timeouts: dict[str, float] = {}
+    sdk: dict[str, float] = {}  # the SDK clients ignore theirs on a transport they did not build
+    if read_timeout:
+        timeouts = {"http_timeout": read_timeout, "azure_timeout": read_timeout}
+        sdk = {"read_timeout": read_timeout, "connection_timeout": read_timeout}
+    async with azure_transport(str(world.emu.ca_path)) as shared:
+        transport = _NoWaitTransport(session=shared.session, session_owner=False, **sdk)
+        async with world.runtime(world.config(seeded), transport=transport, **timeouts) as rt:
+            (report,) = await rotate(rt)
+    hygiene.record_text("crash-matrix report", json.dumps(report.to_json()))
+    return report
 
 
 async def _due_target(world: World) -> SeededTarget:
@@ -98,17 +146,6 @@ async def _due_target(world: World) -> SeededTarget:
     assert first.outcome is Outcome.ROTATED, first.error
     world.emu.clock.advance(8 * 86_400)  # 2 days left: due
     return seeded
-
-
-async def _run(world: World, seeded: SeededTarget):  # type: ignore[no-untyped-def]
-    async with world.runtime(
-        world.config(seeded), http_timeout=TIMEOUT, azure_timeout=TIMEOUT
-    ) as rt:
-        from rotation.service import rotate
-
-        (report,) = await rotate(rt)
-    hygiene.record_text("crash-matrix report", json.dumps(report.to_json()))
-    return report
 
 
 async def test_the_baseline_makes_exactly_these_calls(world: World) -> None:
@@ -137,7 +174,7 @@ async def test_fault_case(world: World, call: Call, fault: str) -> None:
         times=1,
         **FAULTS[fault],  # type: ignore[arg-type]
     )
-    first = await _run(world, seeded)
+    first = await _run(world, seeded, read_timeout=FAULTED_TIMEOUT)
     broken = [f"after the faulty run: {v}" for v in violations(emu, seeded, settled=first.ok)]
     emu.faults.clear()
     second = await _run(world, seeded)

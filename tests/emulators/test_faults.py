@@ -1,4 +1,4 @@
-"""Fault plans (respond, drop, drop_after, delay, hold) and the request log, on every service."""
+"""Fault plans (respond, drop, drop_after, delay, hold, stall) and the request log, per service."""
 
 from __future__ import annotations
 
@@ -128,6 +128,32 @@ async def test_hold_does_not_block_other_requests(emus: Emulators, http: httpx.A
     assert not held.done()
     fault.release()
     assert (await held).status_code == 401
+
+
+async def test_stall_keeps_the_request_until_the_client_gives_up(
+    emus: Emulators, sp: AppCredential, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    fault = emus.faults.add("databricks", "POST", CREATE, mode="stall")
+    with pytest.raises(httpx.ReadTimeout):
+        await http.post(f"{emus.databricks_url}{CREATE}", headers=auth, json={}, timeout=0.2)
+    assert await asyncio.to_thread(fault.abandoned.wait, 10), "the server never saw the client go"
+    assert emus.databricks.tokens_of(sp.client_id) == []
+    [entry] = emus.requests.find("databricks", "POST", CREATE)[-1:]
+    assert (entry.status, entry.faulted) == (0, "stall")
+
+
+async def test_a_released_stall_drops_the_connection(
+    emus: Emulators, sp: AppCredential, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    fault = emus.faults.add("databricks", "POST", CREATE, mode="stall")
+    call = asyncio.create_task(http.post(f"{emus.databricks_url}{CREATE}", headers=auth, json={}))
+    assert await asyncio.to_thread(fault.arrived.wait, 10)
+    assert not call.done()
+    emus.faults.clear()
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        await call
+    assert not fault.abandoned.is_set()
+    assert emus.databricks.tokens_of(sp.client_id) == []
 
 
 async def test_request_log_counts_by_service_method_and_path_regex(
