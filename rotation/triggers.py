@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from rotation import errors
+from rotation import errors, telemetry
 from rotation.clients import is_loopback, open_app
 from rotation.engine import run_target
 from rotation.events import ACTIONABLE, MalformedEventError, parse_event
@@ -49,22 +49,32 @@ def summarize(reports: list[TargetReport]) -> str:
 
 
 async def timer_tick(*, past_due: bool = False) -> str:
-    """Rotate what is due; fan out through the queue when more is due than one run should do."""
+    """Rotate what is due; fan out through the queue when more is due than one run should do.
+
+    Writes the timer's heartbeat and one telemetry record per target that it ran or found idle
+    (idle targets cost nothing beyond the listing); fanned-out targets report from the queue.
+    """
+    telemetry.configure()
     async with open_app() as app:
         for warning in app.rt.config.warnings():
             log.warning("config: %s", warning)
         listing, due = await needing_work(app.rt)
-        if app.storage is not None and len(due) > app.settings.fanout_threshold:
+        telemetry.emit_timer(len(app.rt.config.targets), len(due))
+        fan_out = app.storage is not None and len(due) > app.settings.fanout_threshold
+        if fan_out and app.storage is not None:
             for target in due:
                 await app.storage.queue.send_message(json.dumps({"target": target.name}))
-            summary = f"fanned out {len(due)} due targets to queue {app.settings.queue_name}"
-            log.info("timer: %s (past_due=%s)", summary, past_due)
-            return summary
-        names = [t.name for t in due]
+        names = [t.name for t in app.rt.config.targets if not (fan_out and t in due)]
         reports = await rotate(app.rt, names, listing=listing) if names else []
-    idle = len(app.rt.config.targets) - len(reports)
-    summary = summarize(reports) + (f"; {idle} not due" if idle else "")
-    failed = [r.target for r in reports if r.outcome is Outcome.FAILED]
+        telemetry.emit_runs(reports, app.rt.clock(), "timer")
+    if fan_out:
+        summary = f"fanned out {len(due)} due targets to queue {app.settings.queue_name}"
+        log.info("timer: %s (past_due=%s)", summary, past_due)
+        return summary
+    worked = [r for r in reports if r.outcome is not Outcome.NOT_DUE]
+    idle = len(reports) - len(worked)
+    summary = summarize(worked) + (f"; {idle} not due" if idle else "")
+    failed = [r.target for r in worked if r.outcome is Outcome.FAILED]
     log.info("timer: %s (past_due=%s)", summary, past_due)
     if failed:
         msg = (
@@ -91,9 +101,11 @@ async def queued_rotation(body: str, *, dequeue_count: int = 1) -> TargetReport:
         )
         log.error(msg)
         raise ValueError(msg) from None
+    telemetry.configure()
     async with open_app() as app:
         (target,) = select(app.rt.config, [name])
         report = await run_target(app.rt, target)
+        telemetry.emit_runs([report], app.rt.clock(), "queue")
     if report.ok:
         return report
     reason = report.error.message if report.error else report.outcome.value
@@ -121,6 +133,7 @@ async def key_vault_event(
         return _ack(f"ignored a malformed event: {exc}")
     if event.event_type not in ACTIONABLE:
         return _ack(f"ignored {event.event_type} for secret {event.secret_name}")
+    telemetry.configure()
     async with open_app() as app:
         return await _on_expiry(app.rt, event)
 
@@ -153,6 +166,7 @@ async def _on_expiry(rt: Runtime, event: KeyVaultEvent) -> str:
             return _ack(f"ignored {event.event_type} for {target.name}: version already replaced")
         force = True
     report = await run_target(rt, target, force=force)
+    telemetry.emit_runs([report], rt.clock(), "event")
     if report.outcome is Outcome.BUSY or (report.error and report.error.transient):
         msg = f"event for {target.name}: {report.outcome.value}; Event Grid will deliver it again"
         raise RuntimeError(msg)
@@ -173,12 +187,15 @@ async def http_rotate(
         options = parse_rotate_request(params, body)
     except BadRequestError as exc:
         return 400, {"error": str(exc)}
+    telemetry.configure()
     async with open_app() as app:
         found = app.rt.config.target(target)
         if found is None:
             known = [t.name for t in app.rt.config.targets]
             return 404, {"error": f"unknown target {target[:64]!r}", "known_targets": known}
         report = await run_target(app.rt, found, force=options.force, dry_run=options.dry_run)
+        if not options.dry_run:
+            telemetry.emit_runs([report], app.rt.clock(), "http")
     status = {Outcome.BUSY: 409, Outcome.FAILED: 502}.get(report.outcome, 200)
     return status, report.to_json()
 
