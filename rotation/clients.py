@@ -66,11 +66,15 @@ def is_loopback(url: str) -> bool:
 
 
 @asynccontextmanager
-async def azure_transport(ca_file: str | None = None) -> AsyncIterator[AioHttpTransport]:
+async def azure_transport(
+    ca_file: str | None = None, *, read_timeout: float | None = None
+) -> AsyncIterator[AioHttpTransport]:
     """Yield one aiohttp transport for every Azure client of a run, trusting *ca_file* too.
 
     Sharing it keeps one connection pool and one TLS context per run instead of one session per
-    credential (and, with ``connection_verify``, one TLS context per request).
+    credential (and, with ``connection_verify``, one TLS context per request). *read_timeout* is its
+    connect and read timeout in seconds (azure-core's defaults when None); the clients that use
+    it cannot change it.
     """
     import aiohttp  # noqa: PLC0415
     from azure.core.pipeline.transport import AioHttpTransport  # noqa: PLC0415
@@ -81,7 +85,12 @@ async def azure_transport(ca_file: str | None = None) -> AsyncIterator[AioHttpTr
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=context, limit=100), trust_env=True
     ) as session:
-        yield AioHttpTransport(session=session, session_owner=False)
+        timeouts = (
+            {"connection_timeout": read_timeout, "read_timeout": read_timeout}
+            if read_timeout
+            else {}
+        )
+        yield AioHttpTransport(session=session, session_owner=False, **timeouts)
 
 
 @asynccontextmanager
@@ -101,7 +110,9 @@ async def open_runtime(
 
     *credential* defaults to ``DefaultAzureCredential`` (managed identity in Azure, ``AZURE_*``
     variables or a developer login locally). *ca_file* adds a CA bundle (the emulators' CA).
-    *transport* is the shared Azure transport (default: a new one from :func:`azure_transport`).
+    *transport* is the shared Azure transport (default: a new one from :func:`azure_transport`
+    with *azure_timeout*; a given transport keeps its own timeouts). *http_timeout* is the
+    Databricks and consumer calls' timeout.
     """
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
 
@@ -110,8 +121,10 @@ async def open_runtime(
     retry = retry or RetryPolicy()
     async with AsyncExitStack() as stack:
         if transport is None:
-            transport = await stack.enter_async_context(azure_transport(ca_file))
-        azure = AzureOptions(transport=transport, read_timeout=azure_timeout)
+            transport = await stack.enter_async_context(
+                azure_transport(ca_file, read_timeout=azure_timeout)
+            )
+        azure = AzureOptions(transport=transport)
         if credential is None:
             credential = DefaultAzureCredential(transport=transport)
             stack.push_async_callback(credential.close)

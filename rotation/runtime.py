@@ -29,15 +29,12 @@ class AzureOptions:
     """
 
     transport: AioHttpTransport | None = None
-    read_timeout: float | None = None
-    """Seconds to wait for an Azure answer (the SDK's default when None)."""
+    """Its timeouts are the transport's own: a client ignores timeouts given to it when it did
+    not build its transport."""
 
     def client_kwargs(self) -> dict[str, Any]:
         """Return the keyword arguments every Azure SDK client and credential takes from these."""
-        kwargs: dict[str, Any] = {"transport": self.transport} if self.transport else {}
-        if self.read_timeout:
-            kwargs |= {"read_timeout": self.read_timeout, "connection_timeout": self.read_timeout}
-        return kwargs
+        return {"transport": self.transport} if self.transport else {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from emulators.harness import Emulators
+from emulators.scenario import SeededTarget
 from tests import hygiene, matrix
+from tests.functions import configure
 from tests.world import World
 
 if TYPE_CHECKING:
@@ -101,3 +103,14 @@ def azurite(_azurite_process):  # type: ignore[no-untyped-def]
     """The session's Azurite, checked to be alive before each test that uses it."""
     _azurite_process.check()
     return _azurite_process
+
+
+@pytest.fixture
+def app(world: World, azurite, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Configure the app for the targets a test seeds: ``app(seeded, ..., **settings)``."""
+
+    def setup(*seeded: SeededTarget, storage: bool = True, **settings: str) -> None:
+        conn = azurite.connection_string if storage else None
+        configure(monkeypatch, world.emu, conn, *seeded, **settings)
+
+    return setup

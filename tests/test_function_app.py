@@ -18,7 +18,7 @@ from emulators.scenario import SeededTarget
 from rotation import errors
 from rotation.report import Step
 from tests import hygiene
-from tests.functions import Http, configure, deliver, get_status, grid_event, post, tick
+from tests.functions import Http, deliver, get_status, grid_event, post, tick
 from tests.invariants import rotator_tokens, violations
 from tests.world import World
 
@@ -48,17 +48,6 @@ def _event_data(
         "EXP": 1_900_000_000,
         **over,
     }
-
-
-@pytest.fixture
-def app(world: World, azurite, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Configure the app for the targets a test seeds: ``app(seeded, ..., **settings)``."""
-
-    def setup(*seeded: SeededTarget, storage: bool = True, **settings: str) -> None:
-        conn = azurite.connection_string if storage else None
-        configure(monkeypatch, world.emu, conn, *seeded, **settings)
-
-    return setup
 
 
 # --- HTTP ---------------------------------------------------------------------------------

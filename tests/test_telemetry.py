@@ -9,7 +9,6 @@ import pytest
 from rotation import telemetry
 from rotation.telemetry import RUN_EVENT, TIMER_EVENT, Field
 from tests.functions import post, tick
-from tests.test_function_app import app  # noqa: F401 — the fixture
 from tests.world import World
 
 
@@ -18,7 +17,9 @@ def _records(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.Log
 
 
 async def test_the_timer_writes_a_heartbeat_and_one_record_per_target(
-    world: World, app, caplog: pytest.LogCaptureFixture  # noqa: F811
+    world: World,
+    app,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="rotation.telemetry")
     fresh, done = world.target(), world.target()
@@ -40,7 +41,9 @@ async def test_the_timer_writes_a_heartbeat_and_one_record_per_target(
 
 
 async def test_a_failed_http_rotation_records_its_error(
-    world: World, app, caplog: pytest.LogCaptureFixture  # noqa: F811
+    world: World,
+    app,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="rotation.telemetry")
     seeded = world.target()
