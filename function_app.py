@@ -43,6 +43,15 @@ async def rotate_target(req: func.HttpRequest) -> func.HttpResponse:
     return _json(*await guarded(http_rotate(target, dict(req.params), req.get_body())))
 
 
+@app.route(route="rotations/{target}/doctor", methods=["GET"])
+async def doctor_target(req: func.HttpRequest) -> func.HttpResponse:
+    """Check, read-only, that one target can rotate: ``{"ok": bool, "checks": [...]}``."""
+    _redacting_logs()
+    from rotation.triggers import guarded, http_doctor  # noqa: PLC0415
+
+    return _json(*await guarded(http_doctor(req.route_params.get("target", ""))))
+
+
 @app.route(route="rotations", methods=["GET"])
 async def rotation_status(req: func.HttpRequest) -> func.HttpResponse:
     """Report every target's state (token ids, expiry, stage, last result — never a value)."""

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["emit_reports", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_ADMIN_LOGIN = (
+    "act as a workspace admin with your own Entra login (DefaultAzureCredential) instead of "
+    "the targets' admin_token_secret_name"
+)
 _QUIET_LOGGERS = ("azure", "httpx", "httpcore", "aiohttp")  # HTTP dumps: only with debug
 
 
@@ -50,7 +54,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     rot.add_argument("--json", action="store_true", help="machine-readable output")
     st = sub.add_parser("status", help="show every target's PAT state (never a value)")
     st.add_argument("--json", action="store_true", help="machine-readable output")
-    return parser, {"rotate": rot, "status": st}
+    doc = sub.add_parser("doctor", help="check, read-only, that targets can rotate")
+    doc.add_argument("--target", action="append", default=[], help="only this target (repeat)")
+    doc.add_argument("--json", action="store_true", help="machine-readable output")
+    doc.add_argument("--admin-login", action="store_true", help=_ADMIN_LOGIN)
+    grant = sub.add_parser("grant", help="give a target's service principal CAN_USE on tokens")
+    grant.add_argument("--target", action="append", required=True, help="this target (repeat)")
+    grant.add_argument("--admin-login", action="store_true", help=_ADMIN_LOGIN)
+    return parser, {"rotate": rot, "status": st, "doctor": doc, "grant": grant}
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
@@ -106,15 +117,20 @@ async def _run(
     from rotation.clients import open_app  # noqa: PLC0415
     from rotation.service import rotate, status  # noqa: PLC0415
 
-    # `status` only reads: it needs no lock, so no storage account either.
     for warning in config.warnings():
         print(f"warning: {warning}", file=sys.stderr)
+    # Only `rotate` writes: the other commands need no lock, so no storage account either.
     async with open_app(config, locking=args.command == "rotate") as app:
         rt = dataclasses.replace(app.rt, progress=progress)  # read by main() on Ctrl-C
         if args.command == "status":
             rows = await status(rt)
             _emit_status(rows, out, as_json=args.json)
             return EXIT_OK
+        if args.command in {"doctor", "grant"}:
+            from rotation.cli_admin import doctor, grant  # noqa: PLC0415
+
+            command = doctor if args.command == "doctor" else grant
+            return await command(rt, args, out)
         reports = await rotate(rt, args.target, force=args.force, dry_run=args.dry_run)
     if not args.json:
         print(f"note: {rt.lock.description}", file=sys.stderr)

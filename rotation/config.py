@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 ENV_VAR = "ROTATION_CONFIG"
+VAULT_VAR = "ROTATION_KEY_VAULT_URL"
+"""The vault's URL as its own app setting (set by the Bicep); used when the config has none."""
 _SECRET_NAME = re.compile(r"[0-9a-zA-Z-]{1,127}")
 _TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
@@ -109,6 +111,8 @@ class Defaults(_Model):
     """How often the current PAT is looked for in the principal's token list (0: never)."""
     scopes: Annotated[tuple[str, ...] | None, AfterValidator(_scopes)] = None
     """API scopes of each new PAT; None keeps the scopes of the PAT it replaces."""
+    admin_token_secret_name: SecretName | None = None
+    """A workspace admin's PAT in Key Vault, for ``doctor``'s admin checks and ``grant`` only."""
 
 
 class _ClientSecretPrincipal(_Model):
@@ -283,12 +287,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         )
         raise ConfigError(msg)
     if source.startswith("{"):
-        return parse_config(_json(source, ENV_VAR), origin=ENV_VAR)
+        return parse_config(_json(source, ENV_VAR), origin=ENV_VAR, vault_url=_vault_url())
     if "=" in source or "\n" in source:
-        return parse_config(
-            _toml(source, f"{ENV_VAR} (inline TOML)"), origin=f"{ENV_VAR} (inline TOML)"
-        )
+        origin = f"{ENV_VAR} (inline TOML)"
+        return parse_config(_toml(source, origin), origin=origin, vault_url=_vault_url())
     return _load_file(Path(source))
+
+
+def _vault_url() -> str | None:
+    return os.environ.get(VAULT_VAR, "").strip() or None
 
 
 def _load_file(file: Path) -> Config:
@@ -302,7 +309,7 @@ def _load_file(file: Path) -> Config:
         msg = f"Configuration file {file} is not UTF-8 text."
         raise ConfigError(msg) from None
     data = _json(text, str(file)) if file.suffix == ".json" else _toml(text, str(file))
-    return parse_config(data, origin=str(file))
+    return parse_config(data, origin=str(file), vault_url=_vault_url())
 
 
 def _json(text: str, origin: str) -> object:
@@ -324,11 +331,19 @@ def _toml(text: str, origin: str) -> object:
         raise ConfigError(msg) from None
 
 
-def parse_config(data: object, *, origin: str = "configuration") -> Config:
-    """Validate raw configuration *data*; raise one ``ConfigError`` listing every problem."""
+def parse_config(
+    data: object, *, origin: str = "configuration", vault_url: str | None = None
+) -> Config:
+    """Validate raw configuration *data*; raise one ``ConfigError`` listing every problem.
+
+    *vault_url* (the ``ROTATION_KEY_VAULT_URL`` app setting) is used when the data has no
+    ``key_vault_url``.
+    """
     if not isinstance(data, dict):
         msg = f"{origin}: the configuration must be a table/object at the top level."
         raise ConfigError(msg)
+    if vault_url and "key_vault_url" not in data:
+        data = {**data, "key_vault_url": vault_url}
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -366,6 +381,7 @@ _KINDS = ", ".join(map(repr, PRINCIPAL_KINDS))
 _MESSAGES = {  # (pydantic error type, path) → what to say instead of pydantic's words
     ("missing", "targets"): "missing — add at least one [[targets]] table (see the README)",
     ("tuple_type", "targets"): "must be a list of tables ([[targets]] in TOML)",
+    ("missing", "key_vault_url"): f"missing — set key_vault_url, or the app setting {VAULT_VAR}",
 }
 
 

@@ -153,6 +153,45 @@ class Workspace:
         data = await self._retried("GET", "/api/2.0/preview/scim/v2/Me", auth, ctx)
         return Me(user_name=str(data.get("userName", "")))
 
+    async def workspace_conf(
+        self, auth: httpx.Auth, keys: tuple[str, ...], *, principal: str
+    ) -> dict[str, str | None]:
+        """Return workspace settings *keys* (``GET /api/2.0/workspace-conf``; admin only)."""
+        ctx = _Context(self.url, "workspace-conf", principal)
+        path = f"/api/2.0/workspace-conf?keys={','.join(keys)}"
+        data = await self._retried("GET", path, auth, ctx)
+        return {k: None if data.get(k) is None else str(data[k]) for k in keys}
+
+    async def token_users(self, auth: httpx.Auth, *, principal: str) -> set[str]:
+        """Return the service principals with ``CAN_USE`` on tokens (admin only)."""
+        ctx = _Context(self.url, "token permissions", principal)
+        data = await self._retried("GET", "/api/2.0/permissions/authorization/tokens", auth, ctx)
+        return {
+            str(entry["service_principal_name"]).lower()
+            for entry in data.get("access_control_list") or []
+            if isinstance(entry, dict)
+            and entry.get("service_principal_name")
+            and any(
+                p.get("permission_level") == "CAN_USE"
+                for p in entry.get("all_permissions") or []
+                if isinstance(p, dict)
+            )
+        }
+
+    async def grant_can_use(self, auth: httpx.Auth, application_id: str, *, principal: str) -> None:
+        """Add ``CAN_USE`` on tokens for service principal *application_id* (admin only).
+
+        Always ``PATCH``, which merges: a ``PUT`` that omits a principal deletes its tokens.
+        """
+        ctx = _Context(self.url, "token permissions update", principal)
+        body = {
+            "access_control_list": [
+                {"service_principal_name": application_id, "permission_level": "CAN_USE"}
+            ]
+        }
+        path = "/api/2.0/permissions/authorization/tokens"
+        await retrying(self._retry, lambda: self._call("PATCH", path, auth, ctx, json=body))
+
     async def _create(
         self, path: str, auth: httpx.Auth, ctx: _Context, body: dict[str, Any]
     ) -> dict[str, Any]:

@@ -62,6 +62,10 @@ class TokenIssuer(Protocol):
         """Mint a PAT (retried only when it surely did not happen: 429, no connection)."""
         ...
 
+    async def whoami(self) -> str | None:
+        """Return the SCIM ``userName`` the principal's own token answers to (None: cannot ask)."""
+        ...
+
     async def list(self) -> list[TokenInfo]:
         """List the PATs this issuer can see for the principal."""
         ...
@@ -112,6 +116,9 @@ class _SelfIssuer(_Issuer):
     async def list(self) -> list[TokenInfo]:
         return await self._ws.list_tokens(self._auth, principal=self._app)
 
+    async def whoami(self) -> str | None:
+        return (await self._ws.me(self._auth, principal=self._app)).user_name
+
     async def revoke(self, token_id: str) -> bool:
         return await self._ws.delete_token(self._auth, token_id, principal=self._app)
 
@@ -135,6 +142,10 @@ class _OnBehalfOfIssuer(_Issuer):
 
     async def list(self) -> list[TokenInfo]:
         return await self._ws.list_all_tokens(self._auth, principal=self._app)
+
+    async def whoami(self) -> str | None:
+        """Return None: the admin PAT answers as the admin, not as the principal."""
+        return None
 
     async def revoke(self, token_id: str) -> bool:
         return await self._ws.delete_token_admin(self._auth, token_id, principal=self._app)

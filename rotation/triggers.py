@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotation import errors, telemetry
 from rotation.clients import is_loopback, open_app
+from rotation.doctor import diagnose
 from rotation.engine import run_target
 from rotation.events import ACTIONABLE, MalformedEventError, parse_event
 from rotation.http_api import BadRequestError, parse_rotate_request
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "guarded",
+    "http_doctor",
     "http_rotate",
     "http_status",
     "key_vault_event",
@@ -198,6 +200,21 @@ async def http_rotate(
             telemetry.emit_runs([report], app.rt.clock(), "http")
     status = {Outcome.BUSY: 409, Outcome.FAILED: 502}.get(report.outcome, 200)
     return status, report.to_json()
+
+
+async def http_doctor(target: str) -> tuple[int, dict[str, Any]]:
+    """Handle ``GET /api/rotations/{target}/doctor``: the read-only checks, ``ok`` if all pass.
+
+    Admin checks use the target's ``admin_token_secret_name`` (the app has no admin login).
+    """
+    async with open_app(locking=False) as app:
+        found = app.rt.config.target(target)
+        if found is None:
+            known = [t.name for t in app.rt.config.targets]
+            return 404, {"error": f"unknown target {target[:64]!r}", "known_targets": known}
+        checks = await diagnose(app.rt, found, admin=None)
+    ok = not any(c.ok is False for c in checks)
+    return 200, {"ok": ok, "checks": [c.to_json() for c in checks]}
 
 
 async def http_status() -> tuple[int, dict[str, Any]]:

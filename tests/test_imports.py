@@ -41,6 +41,7 @@ def test_indexing_finds_every_function() -> None:
     assert done.stdout.strip() == str(
         sorted(
             [
+                "doctor_target",
                 "key_vault_events",
                 "rotate_queued",
                 "rotate_target",
