@@ -153,7 +153,12 @@ async def test_the_baseline_makes_exactly_these_calls(world: World) -> None:
     world.emu.requests.clear()
     report = await _run(world, seeded)
     assert report.outcome is Outcome.ROTATED
-    seen = [(e.service, e.method, e.path) for e in world.emu.requests.entries()]
+    seen: list[tuple[str, str, str]] = []
+    for e in world.emu.requests.entries():
+        call = (e.service, e.method, e.path)
+        if call == ("keyvault", "GET", "/secrets") and seen and seen[-1] == call:
+            continue  # the listing's next page: the vault holds every test's secrets
+        seen.append(call)
     expected = [(c.service, c.method, c.regex(seeded, world.emu.tenant_id)) for c in CALLS]
     assert len(seen) == len(expected), seen
     for (service, method, path), (e_service, e_method, pattern) in zip(seen, expected, strict=True):
