@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
     from rotation.secret import Secret
 
-__all__ = ["BearerAuth", "StaticBearerAuth"]
+DATABRICKS_SCOPE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
+"""Azure Databricks' first-party application in Entra ID: the scope of every Entra token for it."""
+
+__all__ = ["DATABRICKS_SCOPE", "BearerAuth", "StaticBearerAuth"]
 
 
 class BearerAuth(httpx.Auth):

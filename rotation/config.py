@@ -36,7 +36,9 @@ __all__ = [
     "DatabricksOboPrincipal",
     "Defaults",
     "EntraClientSecretPrincipal",
+    "ManagedIdentityPrincipal",
     "Principal",
+    "SelfPrincipal",
     "Target",
     "UpdaterSpec",
     "load_config",
@@ -159,12 +161,73 @@ class DatabricksOboPrincipal(_Model):
         return self.admin_token_secret_name
 
 
-_PRINCIPALS = (EntraClientSecretPrincipal, DatabricksOAuthPrincipal, DatabricksOboPrincipal)
+SYSTEM_IDENTITY = "system"
+
+
+class ManagedIdentityPrincipal(_Model):
+    """The Function App's own managed identity, an Entra service principal: nothing stored.
+
+    ``client_id`` names a user-assigned identity, or ``"system"`` the system-assigned one (then
+    ``application_id`` must be given: ``az ad sp show --id <principalId> --query appId``).
+    """
+
+    kind: Literal["managed-identity"]
+    client_id: str = Field(min_length=1)
+    application_id_: str | None = Field(default=None, alias="application_id")
+
+    @model_validator(mode="after")
+    def _system_needs_its_application_id(self) -> ManagedIdentityPrincipal:
+        if self.client_id == SYSTEM_IDENTITY and not self.application_id_:
+            msg = (
+                "a system-assigned identity needs application_id (az ad sp show --id "
+                "<the identity's principal id> --query appId)"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def application_id(self) -> str:
+        """Return the id Databricks knows the identity by (its application / client id)."""
+        return self.application_id_ or self.client_id
+
+    @property
+    def credential_secret_name(self) -> None:
+        """Return None: a managed identity's credential is never stored."""
+        return None
+
+
+class SelfPrincipal(_Model):
+    """A PAT that renews itself: the current PAT (the target's own secret) mints its successor.
+
+    A person places the first PAT in the target's secret; if the current PAT dies, the target
+    cannot heal itself and fails with what to do.
+    """
+
+    kind: Literal["self"]
+    application_id: str = Field(min_length=1)
+
+    @property
+    def credential_secret_name(self) -> None:
+        """Return None: the credential is the target's own PAT, not a separate secret."""
+        return None
+
+
+_PRINCIPALS = (
+    EntraClientSecretPrincipal,
+    DatabricksOAuthPrincipal,
+    DatabricksOboPrincipal,
+    ManagedIdentityPrincipal,
+    SelfPrincipal,
+)
 PRINCIPAL_KINDS: tuple[str, ...] = tuple(
     get_args(model.model_fields["kind"].annotation)[0] for model in _PRINCIPALS
 )
 Principal = Annotated[
-    EntraClientSecretPrincipal | DatabricksOAuthPrincipal | DatabricksOboPrincipal,
+    EntraClientSecretPrincipal
+    | DatabricksOAuthPrincipal
+    | DatabricksOboPrincipal
+    | ManagedIdentityPrincipal
+    | SelfPrincipal,
     Field(discriminator="kind"),
 ]
 
@@ -215,6 +278,17 @@ class Target(Defaults):
     secret_name: SecretName
     principal: Principal
     updaters: tuple[UpdaterSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _a_self_renewing_pat_may_create_tokens(self) -> Target:
+        scopes = self.scopes
+        if isinstance(self.principal, SelfPrincipal) and scopes and "authentication" not in scopes:
+            msg = (
+                "a 'self' principal's PAT mints its successor, so its scopes must include "
+                "'authentication' (a scoped PAT without it cannot create tokens)"
+            )
+            raise ValueError(msg)
+        return self
 
     def inactivity_warning(self) -> str | None:
         """Say when this target's PAT may be revoked for inactivity before it is rotated."""

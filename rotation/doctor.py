@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from rotation import errors
 from rotation.auth import StaticBearerAuth
-from rotation.config import DatabricksOboPrincipal
+from rotation.config import DatabricksOboPrincipal, ManagedIdentityPrincipal
 from rotation.consumers import Consumers
 from rotation.databricks import Workspace
 from rotation.plan import DAY
@@ -94,6 +94,8 @@ class _Doctor:
 
     async def credential(self) -> bool:
         name = self.target.principal.credential_secret_name
+        if name is None:
+            return await self.no_stored_credential()
         try:
             _, expires = await self.rt.store.read_credential(name)
         except errors.RotationError as exc:
@@ -113,6 +115,20 @@ class _Doctor:
             ok=ok,
             detail=f"secret {name!r} expires in {left:.1f} days{warn}",
         )
+
+    async def no_stored_credential(self) -> bool:
+        """Check the credentials that are not secrets: a managed identity, a `self` PAT."""
+        check = "Key Vault: the principal's credential"
+        if isinstance(self.target.principal, ManagedIdentityPrincipal):
+            return self.add(check, ok=True, detail="none stored: the app's managed identity")
+        found = await self.rt.store.latest(self.target.secret_name)
+        if found is None or found[1] is None:
+            detail = (
+                f"no PAT in secret {self.target.secret_name!r}: create one as the service "
+                "principal and store it there first (az keyvault secret set), then rotate"
+            )
+            return self.add(check, ok=False, detail=detail)
+        return self.add(check, ok=True, detail="the current PAT mints its successor")
 
     async def principal(self, issuer: TokenIssuer) -> None:
         await issuer.authenticate()

@@ -18,11 +18,13 @@ import httpx
 
 from rotation import errors
 from rotation._http import is_transient_status, json_body
-from rotation.auth import BearerAuth, StaticBearerAuth
+from rotation.auth import DATABRICKS_SCOPE, BearerAuth, StaticBearerAuth
 from rotation.config import (
     DatabricksOAuthPrincipal,
     DatabricksOboPrincipal,
     EntraClientSecretPrincipal,
+    ManagedIdentityPrincipal,
+    SelfPrincipal,
     Target,
 )
 from rotation.secret import Secret
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DATABRICKS_SCOPE", "CredentialReader", "TokenIssuer", "open_issuer"]
 
-DATABRICKS_SCOPE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
 _EARLY = 40.0  # refresh bearer tokens this many seconds before expiry (Databricks rejects < 30 s)
 
 
@@ -151,6 +152,54 @@ class _OnBehalfOfIssuer(_Issuer):
         return await self._ws.delete_token_admin(self._auth, token_id, principal=self._app)
 
 
+class _RenewingIssuer(_SelfIssuer):
+    """The current PAT acts for the principal: it mints its successor (kind ``self``)."""
+
+    async def authenticate(self) -> None:
+        """Do nothing: the PAT is used as it is and judged by Databricks at the first call."""
+
+    async def list(self) -> list[TokenInfo]:
+        try:
+            return await super().list()
+        except errors.InvalidTokenError:
+            raise _dead_pat(self._app) from None
+
+    async def create(
+        self, *, lifetime_seconds: int, comment: str, scopes: tuple[str, ...] | None = None
+    ) -> NewToken:
+        try:
+            return await super().create(
+                lifetime_seconds=lifetime_seconds, comment=comment, scopes=scopes
+            )
+        except errors.InvalidTokenError:
+            raise _dead_pat(self._app) from None
+
+
+def _dead_pat(application_id: str) -> errors.CredentialError:
+    msg = (
+        f"The current PAT of service principal {application_id} no longer works (revoked, "
+        "expired, or unused for 90 days). A PAT that renews itself cannot heal itself: create a "
+        "new PAT as the service principal and store it as the next version of the target's "
+        "secret (az keyvault secret set --vault-name <vault> --name <secret_name> --value <PAT>)."
+    )
+    return errors.CredentialError(msg)
+
+
+async def _current_pat(target: Target, secrets: CredentialReader) -> Secret:
+    """Return the PAT in the target's own secret: the credential of a ``self`` principal."""
+    try:
+        pat, _ = await secrets.read_credential(target.secret_name)
+    except errors.SecretStoreError as exc:
+        msg = (
+            f"Target {target.name} renews its PAT with itself, so a first PAT must be in Key Vault "
+            f"secret {target.secret_name!r}: create one as the service principal and store it "
+            f"there (az keyvault secret set --name {target.secret_name} --value <PAT> "
+            f"--expires <its expiry>). {exc}"
+        )
+        raise errors.CredentialError(msg) from None
+    return pat
+
+
 class CredentialReader(Protocol):
     """Read a principal's credential and its expiry from the secret store."""
 
@@ -168,8 +217,22 @@ async def open_issuer(
     http: httpx.AsyncClient,
     azure: AzureOptions,
 ) -> AsyncIterator[TokenIssuer]:
-    """Yield the issuer for *target*'s principal, reading its credential from Key Vault."""
+    """Yield the issuer for *target*'s principal, reading its credential from Key Vault.
+
+    A ``managed-identity`` principal has no stored credential; a ``self`` principal's is the
+    target's own current PAT.
+    """
     p = target.principal
+    if isinstance(p, SelfPrincipal):
+        pat = await _current_pat(target, secrets)
+        yield _RenewingIssuer(workspace, StaticBearerAuth(pat), p.application_id, None)
+        return
+    if isinstance(p, ManagedIdentityPrincipal):
+        from rotation.identity import ManagedIdentityToken  # noqa: PLC0415 — azure-identity
+
+        async with ManagedIdentityToken(p, azure) as identity:
+            yield _SelfIssuer(workspace, BearerAuth(identity.token), p.application_id, None)
+        return
     secret, expires = await secrets.read_credential(p.credential_secret_name)
     if isinstance(p, DatabricksOboPrincipal):
         yield _OnBehalfOfIssuer(workspace, StaticBearerAuth(secret), p.application_id, expires)

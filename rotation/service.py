@@ -147,7 +147,8 @@ async def status(rt: Runtime) -> list[StatusRow]:
     for t in rt.config.targets:
         v = listing.get(t.secret_name.lower())
         p = plan(t, v, now, force=False)
-        credential = listing.get(t.principal.credential_secret_name.lower())
+        stored = t.principal.credential_secret_name
+        credential = listing.get(stored.lower()) if stored else None
         cred_exp = credential.expires_on if credential else None
         rows.append(
             StatusRow(
