@@ -1,39 +1,119 @@
-"""The Bicep template parses (pycep) and wires what the app reads; no Bicep compiler exists here."""
+"""The Bicep templates parse (pycep) and wire what the app reads; no Bicep compiler exists here.
+
+The alert rules in infra/app/alerts.bicep are checked against rotation.telemetry: their queries
+may name only the fields the code emits (Field) and must filter on its event names, so the
+Python module stays the one source of truth and the Bicep follows it. The committed
+rotation.sample.toml is loaded with the real configuration parser, alternatives included.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pycep import BicepParser
 
-INFRA = Path(__file__).resolve().parent.parent / "infra"
+from rotation.config import Config, parse_config
+from rotation.errors import ConfigError
+from rotation.report import Outcome
+from rotation.telemetry import RUN_EVENT, TIMER_EVENT, Field
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+SAMPLE = ROOT / "rotation.sample.toml"
+VAULT_URL = "https://kv-sample.vault.azure.net"
+
+FIELDS = {f.value for f in Field}
+OUTCOMES = {o.value for o in Outcome}
+
+# Rule name → (event its query filters on, outcomes it matches, parameters its query is built with)
+ALERTS: dict[str, tuple[str, set[str], list[str]]] = {
+    "rotation-failed": (RUN_EVENT, {Outcome.FAILED.value}, []),
+    "pat-expiring": (RUN_EVENT, set(), ["patDaysLeftThreshold"]),
+    "pat-healed": (RUN_EVENT, {Outcome.HEALED.value}, []),
+    "credential-expiring": (RUN_EVENT, set(), ["credentialDaysLeftThreshold"]),
+    "timer-silent": (TIMER_EVENT, set(), ["heartbeatWindowHours", "deployedAt"]),
+}
+# What Azure accepts (minutes) for a log search alert's windowSize and evaluationFrequency.
+WINDOWS = {5, 10, 15, 30, 45, 60, 120, 180, 240, 300, 360, 1440, 2880}
+FREQUENCIES = {1, 5, 10, 15, 30, 45, 60, 120, 180, 240, 300, 360, 1440}
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    return BicepParser().parse(file_path=path)
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return BicepParser().parse(file_path=INFRA / "main.bicep")
+    return _parse(INFRA / "main.bicep")
 
 
-def test_every_parameter_and_output_is_described(template: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def alerts() -> dict[str, Any]:
+    return _parse(INFRA / "app" / "alerts.bicep")
+
+
+def _body(resource: dict[str, Any]) -> dict[str, Any]:
+    """Return a resource's own properties (pycep nests them once more under a condition/loop)."""
+    config = resource["config"]
+    return config["config"] if "condition" in config or "loop_type" in config else config
+
+
+def _decorator(item: dict[str, Any], kind: str) -> Any:
+    return next((d.get("argument") for d in item.get("decorators", []) if d["type"] == kind), None)
+
+
+def _minutes(duration: str) -> int:
+    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?", duration)
+    assert match, duration
+    days, hours, minutes = (int(g or 0) for g in match.groups())
+    return days * 1440 + hours * 60 + minutes
+
+
+# --- the parse gate ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(INFRA.rglob("*.bicep")), ids=lambda p: p.name)
+def test_every_template_parses_and_describes_its_parameters_and_outputs(path: Path) -> None:
+    parsed = _parse(path)
     for kind in ("parameters", "outputs"):
-        for name, item in template[kind].items():
-            kinds = [d["type"] for d in item.get("decorators", [])]
-            assert "description" in kinds, f"{kind} {name} has no @description"
+        for name, item in parsed.get(kind, {}).items():
+            assert _decorator(item, "description"), (
+                f"{path.name}: {kind} {name} has no @description"
+            )
+
+
+def test_every_checkov_skip_says_why() -> None:
+    for path in INFRA.rglob("*.bicep"):
+        for line in path.read_text().splitlines():
+            if "checkov:skip" in line:
+                assert re.search(r"//\s*checkov:skip=CKV_[A-Z0-9_]+:\s*\S.{20,}", line), (
+                    f"{path.name}: a checkov skip without a reason: {line.strip()}"
+                )
+
+
+# --- main.bicep -------------------------------------------------------------------------------
 
 
 def test_role_assignments_are_named_with_guid(template: dict[str, Any]) -> None:
-    assignments = [
-        (name, r)
+    assignments = {
+        name: _body(r)
         for name, r in template["resources"].items()
         if r["type"] == "Microsoft.Authorization/roleAssignments"
-    ]
-    assert len(assignments) == 4
-    for name, resource in assignments:
-        assert resource["config"]["name"]["function"]["type"] == "guid", name
+    }
+    assert set(assignments) == {
+        "vaultSecretsOfficer",
+        "deployerSecretsOfficer",
+        "blobOwner",
+        "queueContributor",
+        "metricsPublisher",
+    }
+    for name, body in assignments.items():
+        assert body["name"]["function"]["type"] == "guid", name
 
 
 def test_the_app_gets_every_setting_the_rotator_reads() -> None:
@@ -41,12 +121,70 @@ def test_the_app_gets_every_setting_the_rotator_reads() -> None:
     names = set(re.findall(r"\{ name: '([A-Za-z_]+)'", text))
     assert {
         "ROTATION_CONFIG",
+        "ROTATION_KEY_VAULT_URL",
         "ROTATION_SCHEDULE",
         "ROTATION_QUEUE",
         "ROTATION_FANOUT_THRESHOLD",
         "AzureWebJobsStorage__accountName",
         "AZURE_CLIENT_ID",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",  # the exporter signs in with it (no local auth)
     } <= names
+    assert "{ name: 'ROTATION_KEY_VAULT_URL', value: keyVaultUrl }" in text
+
+
+def test_the_vault_url_is_the_vaults_own_and_is_an_output(template: dict[str, Any]) -> None:
+    url = template["variables"]["keyVaultUrl"]["value"]
+    assert url == "https://${keyVaultName}${environment().suffixes.keyvaultDns}"
+    outputs = template["outputs"]
+    assert outputs["KEY_VAULT_URL"]["value"] == "keyVaultUrl"
+    assert {
+        "KEY_VAULT_URL",
+        "KEY_VAULT_NAME",
+        "FUNCTION_APP_NAME",
+        "IDENTITY_CLIENT_ID",
+        "IDENTITY_PRINCIPAL_ID",
+    } <= set(outputs)
+
+
+def test_the_deployer_may_store_credentials(template: dict[str, Any]) -> None:
+    resource = template["resources"]["deployerSecretsOfficer"]
+    condition = resource["config"]["condition"]["operator"]
+    assert condition["type"] == "not"
+    assert condition["operands"]["bool_value"]["function"]["parameters"]["item_to_test"] == (
+        "principalId"
+    )
+    body = _body(resource)
+    assert body["scope"] == "vault"
+    assert body["properties"]["principalId"] == "principalId"
+    assert body["properties"]["principalType"] == "principalType"
+    role = body["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+    assert role["operator"]["operands"]["operand_2"] == "keyVaultSecretsOfficer"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    assert parameters["principalType"]["value"] == "${AZURE_PRINCIPAL_TYPE}"
+
+
+def test_purge_protection_is_a_parameter_off_by_default(template: dict[str, Any]) -> None:
+    parameter = template["parameters"]["enablePurgeProtection"]
+    assert parameter["default"] is False
+    description = _decorator(parameter, "description")
+    assert "azd down --purge" in description
+    assert "true" in description
+    value = _body(template["resources"]["newVault"])["properties"]["enablePurgeProtection"]
+    # Key Vault accepts only true: false must be left unset (null), never sent.
+    assert value["operator"]["type"] == "conditional"
+    assert value["operator"]["operands"] == {
+        "condition": "enablePurgeProtection",
+        "true_value": True,
+        "false_value": None,
+    }
+
+
+def test_an_existing_vault_s_requirements_are_stated(template: dict[str, Any]) -> None:
+    description = _decorator(template["parameters"]["existingKeyVaultName"], "description")
+    for requirement in ("resource group", "enableRbacAuthorization true", "region", "system topic"):
+        assert requirement in description
 
 
 def test_key_vault_events_reach_the_function_by_its_name(template: dict[str, Any]) -> None:
@@ -59,5 +197,245 @@ def test_key_vault_events_reach_the_function_by_its_name(template: dict[str, Any
 def test_parameters_file_names_only_declared_parameters(template: dict[str, Any]) -> None:
     parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert set(parameters) <= set(template["parameters"])
-    required = {n for n, p in template["parameters"].items() if "default" not in p}
+    required = {n for n, p in template["parameters"].items() if p.get("default") is None}
+    assert required == {"environmentName", "alertEmail"}
     assert required <= set(parameters)
+    assert parameters["alertEmail"]["value"] == "${ALERT_EMAIL}"
+    # azd substitutes into the JSON text: a value with quotes (inline JSON) would break it, so the
+    # configuration reaches the app as a file name.
+    assert parameters["rotationConfig"]["value"] == "${ROTATION_CONFIG=rotation.toml}"
+
+
+def test_the_heartbeat_window_follows_the_schedule(template: dict[str, Any]) -> None:
+    parameters = template["parameters"]
+    assert parameters["rotationPeriodHours"]["default"] == 6
+    assert parameters["rotationSchedule"]["default"] == "0 0 */${rotationPeriodHours} * * *"
+    window = parameters["heartbeatWindowHours"]["default"]["operator"]
+    assert window == {
+        "type": "multiply",
+        "operands": {"operand_1": 2, "operand_2": "rotationPeriodHours"},
+    }
+    assert _decorator(parameters["heartbeatWindowHours"], "max_value") == 48
+    assert _decorator(parameters["rotationPeriodHours"], "max_value") * 2 <= 48
+
+
+def test_main_passes_every_alert_parameter_to_the_module(
+    template: dict[str, Any], alerts: dict[str, Any]
+) -> None:
+    module = template["modules"]["alerts"]
+    assert module["detail"]["path"] == "app/alerts.bicep"
+    params = module["config"]["params"]
+    for name in (
+        "alertEmail",
+        "alertWebhookUrl",
+        "patDaysLeftThreshold",
+        "credentialDaysLeftThreshold",
+        "heartbeatWindowHours",
+    ):
+        assert params[name] == name, name
+        assert name in template["parameters"], name
+        assert name in alerts["parameters"], name
+    assert params["workspaceId"]["operator"]["operands"] == {"operand_1": "logs", "operand_2": "id"}
+    required = {n for n, p in alerts["parameters"].items() if p.get("default") is None}
+    assert required <= set(params)
+    assert template["parameters"]["patDaysLeftThreshold"]["default"] == 14
+    assert template["parameters"]["credentialDaysLeftThreshold"]["default"] == 30
+    assert template["parameters"]["alertEmail"].get("default") is None
+    assert template["parameters"]["alertWebhookUrl"]["default"] == ""
+    assert any(
+        d["type"] == "secure" for d in template["parameters"]["alertWebhookUrl"]["decorators"]
+    )
+
+
+# --- alerts.bicep: the queries follow rotation.telemetry -----------------------------------------
+
+
+def _rules(alerts: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {rule["name"]: rule for rule in alerts["variables"]["rules"]["value"]}
+
+
+def _query(alerts: dict[str, Any], rule: dict[str, Any]) -> tuple[str, list[str]]:
+    """Return a rule's KQL (format placeholders left in) and the parameters filled into it."""
+    value = alerts["variables"][rule["query"]]["value"]
+    if isinstance(value, str):
+        return value, []
+    function = value["function"]
+    assert function["type"] == "format", rule["name"]
+    parameters = function["parameters"]
+    args = sorted((k for k in parameters if k.startswith("arg_")), key=lambda k: int(k[4:]))
+    return parameters["format_string"], [parameters[k] for k in args]
+
+
+def _properties_named(kql: str) -> set[str]:
+    dotted = re.findall(r"\bProperties\s*\.\s*([A-Za-z_]\w*)", kql)
+    indexed = re.findall(r"\bProperties\s*\[\s*['\"]([^'\"]*)['\"]\s*\]", kql)
+    return set(dotted) | set(indexed)
+
+
+def test_the_five_alerts_exist(alerts: dict[str, Any]) -> None:
+    assert set(_rules(alerts)) == set(ALERTS)
+    loop = alerts["resources"]["alertRules"]
+    assert loop["type"] == "Microsoft.Insights/scheduledQueryRules"
+    assert loop["config"]["loop_type"]["detail"] == {"item_name": "rule", "array_name": "rules"}
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_each_query_names_only_fields_the_code_emits(alerts: dict[str, Any], name: str) -> None:
+    kql, _ = _query(alerts, _rules(alerts)[name])
+    assert kql.lstrip().startswith("AppTraces\n"), "one table throughout: AppTraces/Properties"
+    assert "customDimensions" not in kql
+    named = _properties_named(kql)
+    assert named <= FIELDS, f"{name} reads fields the code never writes: {named - FIELDS}"
+    event = ALERTS[name][0]
+    if event == RUN_EVENT:
+        assert Field.TARGET.value in named, f"{name} must say which target"
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_each_query_filters_on_its_event_by_the_exact_string(
+    alerts: dict[str, Any], name: str
+) -> None:
+    kql, _ = _query(alerts, _rules(alerts)[name])
+    event = ALERTS[name][0]
+    other = TIMER_EVENT if event == RUN_EVENT else RUN_EVENT
+    assert f'| where Message == "{event}"' in kql
+    assert other not in kql
+    assert set(re.findall(r'Message\s*==\s*"([^"]*)"', kql)) == {event}
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_each_query_matches_outcomes_the_code_has(alerts: dict[str, Any], name: str) -> None:
+    kql, _ = _query(alerts, _rules(alerts)[name])
+    matched = set(re.findall(r'Properties\.outcome\)\s*==\s*"([^"]*)"', kql))
+    assert matched <= OUTCOMES
+    assert matched == ALERTS[name][1]
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_each_query_takes_its_parameters(alerts: dict[str, Any], name: str) -> None:
+    kql, args = _query(alerts, _rules(alerts)[name])
+    assert args == ALERTS[name][2]
+    for i, arg in enumerate(args):
+        assert f"{{{i}}}" in kql, f"{name} never uses {arg}"
+        assert _decorator(alerts["parameters"][arg], "description")
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_each_rule_is_one_azure_accepts(alerts: dict[str, Any], name: str) -> None:
+    rule = _rules(alerts)[name]
+    kql, _ = _query(alerts, rule)
+    assert rule["severity"] in range(5)
+    window, frequency = _minutes(rule["windowSize"]), _minutes(rule["evaluationFrequency"])
+    assert window in WINDOWS
+    assert frequency in FREQUENCIES
+    assert frequency <= window
+    for column in rule["dimensions"]:
+        assert f"by {column} = " in kql, f"{name} splits by {column}, which its query lacks"
+    assert rule["displayName"].startswith("pat-rotator: ")
+    assert len(rule["description"]) < 2048
+
+
+def test_the_heartbeat_window_fits_its_rule(alerts: dict[str, Any]) -> None:
+    hours = _decorator(alerts["parameters"]["heartbeatWindowHours"], "max_value")
+    assert hours * 60 <= _minutes(_rules(alerts)["timer-silent"]["windowSize"])
+    kql, _ = _query(alerts, _rules(alerts)["timer-silent"])
+    assert "ago({0}h)" in kql
+
+
+def test_every_rule_notifies_the_action_group(alerts: dict[str, Any]) -> None:
+    properties = _body(alerts["resources"]["alertRules"])["properties"]
+    assert properties["scopes"] == ["workspaceId"]
+    assert properties["autoMitigate"] is True
+    actions = properties["actions"]["actionGroups"]
+    assert actions == [
+        {
+            "operator": {
+                "type": "property_accessor",
+                "operands": {"operand_1": "actionGroup", "operand_2": "id"},
+            }
+        }
+    ]
+    group = alerts["resources"]["actionGroup"]["config"]["properties"]
+    assert group["emailReceivers"][0]["emailAddress"] == "alertEmail"
+    webhooks = group["webhookReceivers"]["operator"]
+    assert webhooks["operands"]["condition"]["function"]["parameters"]["item_to_test"] == (
+        "alertWebhookUrl"
+    )
+    assert webhooks["operands"]["false_value"][0]["serviceUri"] == "alertWebhookUrl"
+
+
+# --- rotation.sample.toml -------------------------------------------------------------------------
+
+
+def _sample() -> dict[str, Any]:
+    return tomllib.loads(SAMPLE.read_text(encoding="utf-8"))
+
+
+def _load(data: dict[str, Any]) -> Config:
+    return parse_config(data, origin=SAMPLE.name, vault_url=VAULT_URL)
+
+
+def _alternatives(text: str) -> list[dict[str, Any]]:
+    """Return the commented-out tables of the sample (a '# [...' header and its '# key =' lines)."""
+    found, block = [], None
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("# [") and "=" not in line:
+            block = [line[2:]]
+        elif block is not None and re.match(r"# [a-z_]+ = ", line):
+            block.append(line[2:])
+        elif block is not None:
+            found.append(tomllib.loads("\n".join(block)))
+            block = None
+    return found
+
+
+def test_the_sample_configuration_parses() -> None:
+    config = _load(_sample())
+    assert config.key_vault_url == VAULT_URL
+    assert config.warnings() == []
+    (target,) = config.targets
+    assert target.principal.kind == "entra-client-secret"
+    assert [u.kind for u in target.updaters] == ["prequel-source"]
+
+
+def test_the_sample_needs_only_the_vault_setting_for_its_vault() -> None:
+    with pytest.raises(ConfigError, match="key_vault_url"):
+        parse_config(_sample(), origin=SAMPLE.name)
+
+
+def test_the_sample_s_commented_keys_are_valid() -> None:
+    """Uncommenting every optional key (outside the alternative tables) still parses."""
+    lines, in_alternative = [], False
+    for line in SAMPLE.read_text(encoding="utf-8").splitlines():
+        in_alternative = (line.startswith("# [") or in_alternative) and line.startswith("#")
+        optional = not in_alternative and re.match(r"# [a-z_]+ = ", line)
+        lines.append(line[2:] if optional else line)
+    config = _load(tomllib.loads("\n".join(lines)))
+    assert config.defaults.scopes == ("sql",)
+    assert config.targets[0].lifetime_days == 60
+
+
+def test_the_sample_s_alternatives_are_valid() -> None:
+    alternatives = _alternatives(SAMPLE.read_text(encoding="utf-8"))
+    principals = [
+        a["targets"]["principal"] for a in alternatives if "principal" in a.get("targets", {})
+    ]
+    updaters = [
+        a["targets"]["updaters"][0] for a in alternatives if "updaters" in a.get("targets", {})
+    ]
+    assert {p["kind"] for p in principals} == {"databricks-oauth", "databricks-obo"}
+    assert {u["kind"] for u in updaters} == {"prequel-destination", "prequel-import-source"}
+    for principal in principals:
+        data = _sample()
+        data["targets"][0]["principal"] = principal
+        assert _load(data).targets[0].principal.kind == principal["kind"]
+    for updater in updaters:
+        data = _sample()
+        data["targets"][0]["updaters"] = [updater]
+        assert _load(data).targets[0].updaters[0].kind == updater["kind"]
+
+
+def test_local_settings_sample_points_at_the_sample() -> None:
+    values = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    assert (ROOT / values["ROTATION_CONFIG"]).resolve() == SAMPLE
+    assert values["ROTATION_KEY_VAULT_URL"].startswith("https://")
