@@ -423,7 +423,12 @@ def test_the_sample_s_alternatives_are_valid() -> None:
     updaters = [
         a["targets"]["updaters"][0] for a in alternatives if "updaters" in a.get("targets", {})
     ]
-    assert {p["kind"] for p in principals} == {"databricks-oauth", "databricks-obo"}
+    assert {p["kind"] for p in principals} == {
+        "managed-identity",
+        "databricks-oauth",
+        "databricks-obo",
+        "self",
+    }
     assert {u["kind"] for u in updaters} == {"prequel-destination", "prequel-import-source"}
     for principal in principals:
         data = _sample()
