@@ -47,8 +47,8 @@ param credentialDaysLeftThreshold int = 30
 @description('Heartbeat: alert when no pat-rotator.timer record arrived for this many hours. Keep it two periods of the timer schedule (12 for every 6 h).')
 param heartbeatWindowHours int = 12
 
-@description('When this deployment ran (UTC); the heartbeat alert stays quiet for one heartbeat window after it, while a fresh app has not run its timer yet. Leave the default.')
-param deployedAt string = utcNow('u')
+@description('When this deployment ran (UTC, ISO 8601 round-trip format); the heartbeat alert stays quiet for one heartbeat window after it, while a fresh app has not run its timer yet. Leave the default.')
+param deployedAt string = utcNow('o')
 
 var failedQuery = '''
 AppTraces
