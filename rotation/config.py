@@ -365,7 +365,22 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     if "=" in source or "\n" in source:
         origin = f"{ENV_VAR} (inline TOML)"
         return parse_config(_toml(source, origin), origin=origin, vault_url=_vault_url())
-    return _load_file(Path(source))
+    return _load_file(_app_path(Path(source)))
+
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+"""The folder of ``function_app.py``: where the deployed package's files are."""
+
+
+def _app_path(path: Path) -> Path:
+    """Return *path*; a relative one that is not in the current folder is the app root's.
+
+    In Azure the current folder of the worker is not guaranteed to be the app root.
+    """
+    if path.is_absolute() or path.exists():
+        return path
+    beside_app = APP_ROOT / path
+    return beside_app if beside_app.exists() else path
 
 
 def _vault_url() -> str | None:

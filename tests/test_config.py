@@ -228,3 +228,14 @@ def test_an_odd_key_is_quoted_in_its_path_and_never_splits_a_line() -> None:
         parse_config({"key_vault_url": "https://v.vault.azure.net", "targets": [], "a\x1eb": 1})
     lines = str(caught.value).splitlines()
     assert any(line.startswith("  - ['a\\x1eb']: ") for line in lines), lines
+
+
+def test_a_relative_config_path_is_found_beside_the_app(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the worker's current folder is not the app root
+    monkeypatch.setenv("ROTATION_CONFIG", "rotation.sample.toml")
+    monkeypatch.setenv("ROTATION_KEY_VAULT_URL", "https://my-vault.vault.azure.net")
+    config = load_config()
+    assert config.key_vault_url == "https://my-vault.vault.azure.net"
+    assert config.targets
