@@ -170,13 +170,16 @@ class KeyVaultStore:
             raise errors.SecretStoreError(msg, transient=True) from None
 
 
+_DNS_ERRORS = frozenset({"ClientConnectorDNSError", "DNSError"})  # aiohttp's, aiodns'
+
+
 def _name_not_resolved(exc: BaseException) -> bool:
     """Return whether a DNS lookup failure is anywhere in *exc*'s chain of causes."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, socket.gaierror):
+        if isinstance(current, socket.gaierror) or type(current).__name__ in _DNS_ERRORS:
             return True
         inner = getattr(current, "inner_exception", None) or getattr(current, "os_error", None)
         current = inner if isinstance(inner, BaseException) else current.__cause__
