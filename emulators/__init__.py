@@ -2,7 +2,8 @@
 
 Each emulator is a Starlette app served by uvicorn on 127.0.0.1 over TLS (a throwaway
 trustme CA), in a thread of its own, following the contract sheets in ``reference/``.
-They never contact anything outside loopback. Start them all with `Emulators`.
+They never contact anything outside loopback. Start them all with `Emulators`. The Function
+App's managed identity endpoint is served beside them over plain HTTP, as App Service does.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from emulators.clock import Clock
 from emulators.databricks_model import DatabricksConf, Principal, Token
 from emulators.databricks_state import DatabricksState
-from emulators.entra_state import AppCredential, EntraState, IssuedToken
+from emulators.entra_state import AppCredential, EntraState, IssuedToken, ManagedIdentity
 from emulators.faults import Fault, FaultPlan
 from emulators.harness import Emulators
 from emulators.keyvault_state import KeyVaultState, SecretVersion
@@ -32,6 +33,7 @@ __all__ = [
     "IssuedToken",
     "KeyVaultState",
     "LoggedRequest",
+    "ManagedIdentity",
     "PrequelState",
     "Principal",
     "RequestLog",

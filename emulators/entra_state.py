@@ -1,4 +1,9 @@
-"""State of the Entra ID emulator: app registrations, their secrets and issued access tokens."""
+"""State of the Entra ID emulator: app registrations, managed identities and issued tokens.
+
+A managed identity is a service principal without app registration or secret: only the identity
+endpoint (`emulators.identity`) issues its tokens, which are the same `IssuedToken` an app gets
+from the token endpoint, so every emulator accepts them alike.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ __all__ = [
     "AppCredential",
     "EntraState",
     "IssuedToken",
+    "ManagedIdentity",
+    "audience_of",
 ]
 
 DATABRICKS_RESOURCE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
@@ -32,6 +39,11 @@ KNOWN_RESOURCES: dict[str, str] = {
     "https://management.azure.com": "https://management.azure.com/",
 }
 """Resource named in a ``<resource>/.default`` scope -> audience of the issued token."""
+
+
+def audience_of(resource: str) -> str | None:
+    """Return the audience of a token for ``resource`` (trailing ``/`` ignored), None if unknown."""
+    return KNOWN_RESOURCES.get(resource.rstrip("/"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +70,22 @@ class IssuedToken:
         return self.expires_real - time.time()
 
 
+@dataclass(frozen=True, slots=True)
+class ManagedIdentity:
+    """A managed identity assigned to the (one emulated) Function App.
+
+    ``client_id`` is its application id (what Databricks knows it by), ``principal_id`` its
+    object id; ``resource_id`` is the ARM id of a user-assigned identity ("" for the
+    system-assigned one).
+    """
+
+    client_id: str
+    principal_id: str
+    resource_id: str
+    system: bool
+    display_name: str
+
+
 @dataclass
 class _App:
     client_id: str
@@ -76,6 +104,7 @@ class EntraState:
         """Seconds (real time) an issued access token lives; lower it to test refreshing."""
         self._registry = registry
         self._apps: dict[str, _App] = {}
+        self._identities: dict[str, ManagedIdentity] = {}
         self._tokens: dict[str, IssuedToken] = {}
         self._lock = threading.Lock()
 
@@ -123,6 +152,69 @@ class EntraState:
         with self._lock:
             app = self._apps.get(client_id)
             return app is not None and any(secrets.compare_digest(secret, s) for s in app.secrets)
+
+    def add_managed_identity(
+        self, display_name: str | None = None, *, system: bool = False
+    ) -> ManagedIdentity:
+        """Assign a new user-assigned identity to the app, or its system-assigned one.
+
+        An app has at most one system-assigned identity: asking again returns the same one.
+        """
+        with self._lock:
+            current = self._system_identity()
+            if system and current is not None:
+                return current
+            client_id, principal_id = str(uuid.uuid4()), str(uuid.uuid4())
+            name = display_name or ("function-app" if system else f"id-{client_id[:8]}")
+            resource_id = (
+                ""
+                if system
+                else (
+                    f"/subscriptions/{uuid.uuid4()}/resourceGroups/rg-emulated/providers/"
+                    f"Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+                )
+            )
+            identity = ManagedIdentity(client_id, principal_id, resource_id, system, name)
+            self._identities[client_id] = identity
+            return identity
+
+    def remove_managed_identity(self, client_id: str) -> None:
+        """Unassign a managed identity from the app (tokens already issued stay valid)."""
+        with self._lock:
+            self._identities.pop(client_id, None)
+
+    def managed_identities(self) -> list[ManagedIdentity]:
+        """Return the identities assigned to the app, oldest first."""
+        with self._lock:
+            return list(self._identities.values())
+
+    def find_managed_identity(
+        self,
+        *,
+        client_id: str | None = None,
+        principal_id: str | None = None,
+        resource_id: str | None = None,
+    ) -> ManagedIdentity | None:
+        """Return the identity one selector names (ids caseless), or the system-assigned one.
+
+        With no selector: the system-assigned identity, None if the app has none.
+        """
+        with self._lock:
+            if client_id is None and principal_id is None and resource_id is None:
+                return self._system_identity()
+            for identity in self._identities.values():
+                if identity.system:
+                    continue
+                if (
+                    _same(client_id, identity.client_id)
+                    or _same(principal_id, identity.principal_id)
+                    or _same(resource_id, identity.resource_id)
+                ):
+                    return identity
+            return None
+
+    def _system_identity(self) -> ManagedIdentity | None:
+        return next((i for i in self._identities.values() if i.system), None)
 
     def issue(self, client_id: str, audience: str) -> IssuedToken:
         """Issue an access token for ``audience`` to an app (no checks)."""
@@ -172,7 +264,14 @@ class EntraState:
 
     def __repr__(self) -> str:
         with self._lock:
-            return f"EntraState(tenant_id={self.tenant_id!r}, apps={len(self._apps)})"
+            return (
+                f"EntraState(tenant_id={self.tenant_id!r}, apps={len(self._apps)},"
+                f" identities={len(self._identities)})"
+            )
+
+
+def _same(wanted: str | None, actual: str) -> bool:
+    return wanted is not None and bool(actual) and wanted.lower() == actual.lower()
 
 
 def _new_client_secret() -> str:

@@ -1,4 +1,7 @@
-"""Start the Entra ID, Databricks, Key Vault and Prequel emulators on loopback HTTPS."""
+"""Start the Entra ID, Databricks, Key Vault and Prequel emulators on loopback HTTPS.
+
+Beside them, the Function App's managed identity endpoint, on loopback plain HTTP as in Azure.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,12 @@ from emulators.databricks_state import DatabricksState
 from emulators.entra import build_entra_app, entra_error_body
 from emulators.entra_state import EntraState
 from emulators.faults import FaultPlan
+from emulators.identity import (
+    IDENTITY_PATH,
+    IdentityServerThread,
+    build_identity_app,
+    identity_error_body,
+)
 from emulators.keyvault import build_keyvault_app, keyvault_error_body
 from emulators.keyvault_state import KeyVaultState
 from emulators.middleware import ErrorBody, ServiceMiddleware
@@ -40,6 +49,10 @@ class Emulators:
     State objects exist from construction (so tests may seed them before `start`); URLs
     and ``ca_path`` are valid between `start` and `stop`. One fault plan, request log and
     secret registry are shared by all servers.
+
+    The Function App's managed identity endpoint (service ``identity`` in the request log and
+    the fault plan) serves `add_managed_identity`'s identities at ``identity_endpoint`` over
+    plain HTTP; `identity_env` gives a process the variables azure-identity reads.
     """
 
     def __init__(self, *, clock: Clock | None = None) -> None:
@@ -52,7 +65,12 @@ class Emulators:
         self.databricks = self._new_workspace()
         self.keyvault = KeyVaultState(clock=self.clock, tenant_id=self.tenant_id)
         self.prequel = PrequelState(registry=self.secrets)
+        self.identity_header = str(uuid.uuid4())
+        """The app's ``IDENTITY_HEADER``: the endpoint answers 401 without it."""
+        self.secrets.add(self.identity_header, "identity_header")
         self.entra_url = self.databricks_url = self.keyvault_url = self.prequel_url = ""
+        self.identity_url = ""
+        """``http://127.0.0.1:<port>`` of the identity endpoint (see `identity_endpoint`)."""
         self._servers: list[ServerThread] = []
         self._tls: LoopbackTLS | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
@@ -66,8 +84,31 @@ class Emulators:
             raise RuntimeError("the emulators are not running: call start() first")
         return self._tls.ca_path
 
+    @property
+    def identity_endpoint(self) -> str:
+        """The app's ``IDENTITY_ENDPOINT``: ``http://127.0.0.1:<port>/msi/token``."""
+        if not self.identity_url:
+            raise RuntimeError("the emulators are not running: call start() first")
+        return f"{self.identity_url}{IDENTITY_PATH}"
+
+    def identity_env(self) -> dict[str, str]:
+        """Return ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER`` as App Service sets them."""
+        return {
+            "IDENTITY_ENDPOINT": self.identity_endpoint,
+            "IDENTITY_HEADER": self.identity_header,
+        }
+
+    def add_managed_identity(self, *, system: bool = False, name: str | None = None) -> str:
+        """Assign a user-assigned identity (or the system-assigned one) to the app.
+
+        Returns its client id, which is also its application id: add it to a workspace with
+        ``databricks.add_service_principal(client_id)`` as for an Entra app. The system-assigned
+        identity is one per app; asking again returns the same client id.
+        """
+        return self.entra.add_managed_identity(name, system=system).client_id
+
     def start(self) -> None:
-        """Start all four servers (idempotent)."""
+        """Start all servers (idempotent)."""
         with self._lock:
             if self._started:
                 return
@@ -83,15 +124,25 @@ class Emulators:
                     "keyvault", build_keyvault_app(self.keyvault, self.entra), keyvault_error_body
                 ),
                 self._server("prequel", build_prequel_app(self.prequel), prequel_error_body),
+                self._server(
+                    "identity",
+                    build_identity_app(self.entra, self.identity_header),
+                    identity_error_body,
+                    plain_http=True,
+                ),
             ]
             try:
                 self._launch(servers)
             except BaseException:
                 self._shutdown()
                 raise
-            self.entra_url, self.databricks_url, self.keyvault_url, self.prequel_url = (
-                s.url for s in servers
-            )
+            (
+                self.entra_url,
+                self.databricks_url,
+                self.keyvault_url,
+                self.prequel_url,
+                self.identity_url,
+            ) = (s.url for s in servers)
             self._started = True
 
     def add_workspace(self) -> tuple[DatabricksState, str]:
@@ -125,13 +176,16 @@ class Emulators:
     def _new_workspace(self) -> DatabricksState:
         return DatabricksState(entra=self.entra, clock=self.clock, registry=self.secrets)
 
-    def _server(self, service: str, app: ASGIApp, error_body: ErrorBody) -> ServerThread:
+    def _server(
+        self, service: str, app: ASGIApp, error_body: ErrorBody, *, plain_http: bool = False
+    ) -> ServerThread:
         if self._tls is None:
             raise RuntimeError("TLS material is missing")
         wrapped = ServiceMiddleware(
             app, service=service, faults=self.faults, log=self.requests, error_body=error_body
         )
-        server = ServerThread(wrapped, self._tls, service)
+        kind = IdentityServerThread if plain_http else ServerThread
+        server = kind(wrapped, self._tls, service)
         self._servers.append(server)
         return server
 

@@ -3,6 +3,10 @@
 A scenario is what a real user prepares by hand (seed procedure): a service principal added to
 the workspace with CAN_USE, its credential in Key Vault, a Prequel source or destination holding
 a PAT a person made, and the Prequel API key in Key Vault. All values are generated now.
+
+Principal kinds without a stored credential: ``managed-identity`` (a user-assigned identity of
+the Function App, served by the emulated identity endpoint) and ``self`` (the person's first PAT
+is also placed in the target's own secret, and each PAT mints its successor).
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ __all__ = [
     "seed_target",
 ]
 
-PrincipalKind = Literal["entra-client-secret", "databricks-oauth", "databricks-obo"]
+PrincipalKind = Literal[
+    "entra-client-secret", "databricks-oauth", "databricks-obo", "managed-identity", "self"
+]
 ConsumerKind = Literal["prequel-source", "prequel-destination", "prequel-import-source"]
 
 
@@ -39,7 +45,11 @@ class Consumer:
 
 @dataclass(slots=True)
 class SeededTarget:
-    """A target ready to rotate: its config table and the ids needed to inspect it."""
+    """A target ready to rotate: its config table and the ids needed to inspect it.
+
+    ``human_token_id`` is the PAT a person made and gave the consumers (for ``self``, also the
+    first PAT in the target's secret).
+    """
 
     name: str
     kind: PrincipalKind
@@ -60,7 +70,10 @@ def rotator_env(emu: Emulators, config: str) -> dict[str, str]:
     """Return the app settings that point ``python -m rotation`` / the Function App at *emu*.
 
     *config* is the ``ROTATION_CONFIG`` value (a path or inline JSON). A new rotator identity is
-    registered; its client secret is in the result, so never print it.
+    registered; its client secret is in the result, so never print it. ``IDENTITY_ENDPOINT`` and
+    ``IDENTITY_HEADER`` point azure-identity's ``ManagedIdentityCredential`` at the emulated
+    identity endpoint (principal kind ``managed-identity``); Key Vault is still reached as the
+    rotator identity (``EnvironmentCredential`` only).
     """
     tenant, client, secret = rotator_identity(emu)
     return {
@@ -71,6 +84,7 @@ def rotator_env(emu: Emulators, config: str) -> dict[str, str]:
         "AZURE_CLIENT_SECRET": secret,
         "AZURE_AUTHORITY_HOST": emu.entra_url,
         "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential",  # no managed-identity probes
+        **emu.identity_env(),
     }
 
 
@@ -100,6 +114,8 @@ def seed_target(
     emu.keyvault.set_secret(key_name, emu.prequel.add_api_key())
     host = emu.databricks_url.removeprefix("https://")
     seeded = SeededTarget(name, kind, app_id, f"{name}-pat", {}, human_token_id=human.token_id)
+    if kind == "self":  # the person also places that PAT in the target's secret, untagged
+        emu.keyvault.set_secret(seeded.secret_name, human.value, exp=human.expiry_ms // 1000)
     updaters = []
     adders: dict[str, tuple[Callable[..., str], str]] = {
         "prequel-source": (emu.prequel.add_source, "source_id"),
@@ -143,12 +159,18 @@ def _principal(emu: Emulators, name: str, kind: PrincipalKind) -> tuple[dict[str
             "authority_host": emu.entra_url,
         }
         return table, app.client_id
+    if kind == "managed-identity":
+        client_id = emu.add_managed_identity(name=f"{name}-id")
+        emu.databricks.add_service_principal(client_id, f"{name}-id")
+        return {"kind": kind, "client_id": client_id}, client_id
     app_id = _uuid()
     emu.databricks.add_service_principal(app_id, f"{name}-sp")
     if kind == "databricks-oauth":
         emu.keyvault.set_secret(secret_name, emu.databricks.add_oauth_secret(app_id))
         table = {"kind": kind, "client_id": app_id, "client_secret_name": secret_name}
         return table, app_id
+    if kind == "self":
+        return {"kind": kind, "application_id": app_id}, app_id
     emu.keyvault.set_secret(secret_name, emu.databricks.add_admin_user(f"admin-{name}@example.com"))
     table = {"kind": kind, "application_id": app_id, "admin_token_secret_name": secret_name}
     return table, app_id
