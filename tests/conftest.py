@@ -8,6 +8,7 @@ or in any CLI output the tests captured (see ``hygiene``).
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -68,6 +69,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def emu() -> Iterator[Emulators]:
     with Emulators() as emulators:
         hygiene.watch(emulators.secrets)
+        # ManagedIdentityCredential finds the (emulated) App Service identity endpoint here.
+        os.environ.update(emulators.identity_env())
         yield emulators
 
 

@@ -95,6 +95,19 @@ CALLS = [
     ),
 ]
 
+ENTRA_TOKEN = "Entra token for the SP"
+# A managed-identity target reads no credential and gets its token from the identity endpoint.
+IDENTITY_CALLS = [
+    Call("managed identity token", "identity", "GET", "/msi/token")
+    if c.label == ENTRA_TOKEN
+    else c
+    for c in CALLS
+    if c.label != "read the SP credential"
+]
+CASES = [("entra-client-secret", c) for c in CALLS] + [
+    ("managed-identity", c) for c in IDENTITY_CALLS
+]
+
 FAULTS: dict[str, dict[str, object]] = {
     "500": {"status": 500},
     "503": {"status": 503},
@@ -140,8 +153,8 @@ async def _run(
     return report
 
 
-async def _due_target(world: World) -> SeededTarget:
-    seeded = world.target(timing={"lifetime_days": 10, "rotate_before_days": 3})
+async def _due_target(world: World, kind: str = "entra-client-secret") -> SeededTarget:
+    seeded = world.target(kind=kind, timing={"lifetime_days": 10, "rotate_before_days": 3})
     first = await _run(world, seeded)
     assert first.outcome is Outcome.ROTATED, first.error
     world.emu.clock.advance(8 * 86_400)  # 2 days left: due
@@ -167,10 +180,10 @@ async def test_the_baseline_makes_exactly_these_calls(world: World) -> None:
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-@pytest.mark.parametrize("call", CALLS, ids=[c.label for c in CALLS])
-async def test_fault_case(world: World, call: Call, fault: str) -> None:
+@pytest.mark.parametrize(("kind", "call"), CASES, ids=[f"{k}: {c.label}" for k, c in CASES])
+async def test_fault_case(world: World, kind: str, call: Call, fault: str) -> None:
     emu = world.emu
-    seeded = await _due_target(world)
+    seeded = await _due_target(world, kind)
     emu.faults.add(
         call.service,
         call.method,
@@ -186,7 +199,7 @@ async def test_fault_case(world: World, call: Call, fault: str) -> None:
     if not second.ok:
         broken.append(f"the run without the fault failed: {second.error}")
     broken += [f"after the second run: {v}" for v in violations(emu, seeded)]
-    matrix.record(f"{call.label} x {fault}", broken)
+    matrix.record(f"{kind}: {call.label} x {fault}", broken)
     assert broken == []
 
 

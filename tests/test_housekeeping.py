@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rotation.report import Outcome, Step
 from rotation.state import comment_for
 from tests.invariants import rotator_tokens, violations
@@ -10,10 +12,11 @@ from tests.world import World
 HOUR = 3600.0
 
 
-async def test_grace_period_keeps_the_previous_pat_until_it_passes(world: World) -> None:
+@pytest.mark.parametrize("kind", ["entra-client-secret", "managed-identity", "self"])
+async def test_grace_period_keeps_the_previous_pat_until_it_passes(world: World, kind: str) -> None:
     emu = world.emu
-    seeded = world.target(timing={"grace_period_hours": 24})
-    first = await world.rotate_one(seeded)
+    seeded = world.target(kind=kind, timing={"grace_period_hours": 24})
+    first = await world.rotate_one(seeded, force=kind == "self")
     second = await world.rotate_one(seeded, force=True)
     assert second.revoked == []
     assert emu.databricks.is_live(emu.databricks.get(first.token_id).value)  # type: ignore[union-attr]
@@ -45,10 +48,11 @@ async def test_a_new_rotation_cuts_an_outstanding_grace_short(world: World) -> N
     assert violations(emu, seeded, max_live=2) == []
 
 
-async def test_orphans_are_swept_and_a_persons_pat_is_not(world: World) -> None:
+@pytest.mark.parametrize("kind", ["entra-client-secret", "managed-identity", "self"])
+async def test_orphans_are_swept_and_a_persons_pat_is_not(world: World, kind: str) -> None:
     emu = world.emu
-    seeded = world.target()
-    await world.rotate_one(seeded)
+    seeded = world.target(kind=kind)
+    await world.rotate_one(seeded, force=kind == "self")
     orphan = emu.databricks.mint(
         seeded.application_id, 86_400, comment_for(seeded.name, "crashed1")
     )

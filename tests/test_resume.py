@@ -50,11 +50,14 @@ STEPS = [
 ]
 
 
+@pytest.mark.parametrize("kind", ["entra-client-secret", "managed-identity", "self"])
 @pytest.mark.parametrize("step", STEPS)
-async def test_failure_at_a_step_is_finished_by_the_next_run(world: World, step: Step) -> None:
+async def test_failure_at_a_step_is_finished_by_the_next_run(
+    world: World, step: Step, kind: str
+) -> None:
     emu = world.emu
-    seeded = world.target(timing={"lifetime_days": 10, "rotate_before_days": 3})
-    first = await world.rotate_one(seeded)
+    seeded = world.target(kind=kind, timing={"lifetime_days": 10, "rotate_before_days": 3})
+    first = await world.rotate_one(seeded, force=kind == "self")  # `self` starts from a PAT
     old = emu.keyvault.latest(seeded.secret_name)
     assert old is not None
     creates = _successful_creates(world)

@@ -171,3 +171,55 @@ async def test_a_token_field_prequel_does_not_read_is_caught_before_minting(
     seeded = world.target()
     seeded.table["updaters"][0]["token_field"] = field
     await _fails(world, seeded, "consumer", hint)
+
+
+async def test_a_managed_identity_not_in_the_workspace(world: World) -> None:
+    seeded = world.target(kind="managed-identity")
+    world.emu.databricks.remove_from_workspace(seeded.application_id)
+    await _fails(world, seeded, "principal-not-in-workspace", "Import", seeded.application_id)
+
+
+async def test_a_managed_identity_without_can_use(world: World) -> None:
+    seeded = world.target(kind="managed-identity")
+    world.emu.databricks.set_can_use(seeded.application_id, False)
+    await _fails(world, seeded, "missing-can-use", "CAN_USE", seeded.application_id)
+
+
+async def test_a_managed_identity_where_none_exists(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded = world.target(kind="managed-identity")
+    monkeypatch.delenv("IDENTITY_ENDPOINT")
+    monkeypatch.delenv("IDENTITY_HEADER")
+    monkeypatch.delenv("MSI_ENDPOINT", raising=False)
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9")  # never IMDS
+    report = await world.rotate_one(seeded)
+    assert report.error is not None
+    assert report.error.kind == "credential"
+    assert report.error.step == "credentials"
+    assert "works only in Azure" in report.error.message
+    assert rotator_tokens(world.emu, seeded) == []
+
+
+async def test_a_self_target_without_its_first_pat(world: World) -> None:
+    seeded = world.target(kind="self")
+    world.emu.keyvault.delete(seeded.secret_name)
+    world.emu.keyvault.purge(seeded.secret_name)
+    report = await world.rotate_one(seeded)
+    assert report.error is not None
+    assert report.error.kind == "credential"
+    assert "a first PAT must be in Key Vault secret" in report.error.message
+    assert rotator_tokens(world.emu, seeded) == []
+
+
+async def test_a_self_target_whose_pat_died_cannot_heal_itself(world: World) -> None:
+    seeded = world.target(kind="self")
+    first = await world.rotate_one(seeded, force=True)
+    assert first.outcome is Outcome.ROTATED, first.error
+    world.emu.databricks.revoke(first.token_id)
+    report = await world.rotate_one(seeded, force=True)
+    assert report.outcome is Outcome.FAILED
+    assert report.error is not None
+    assert report.error.kind == "credential"
+    assert "cannot heal itself" in report.error.message
+    assert rotator_tokens(world.emu, seeded) == []
