@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -56,7 +57,9 @@ def _show_state(emu: Emulators, seeded: SeededTarget) -> None:
         )
 
 
-async def _rotate_twice(emu: Emulators, seeded: SeededTarget, rotator: tuple[str, str, str]) -> int:
+async def _rotate_twice(
+    emu: Emulators, targets: list[SeededTarget], rotator: tuple[str, str, str]
+) -> int:
     from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
 
     from rotation.cli import emit_reports  # noqa: PLC0415
@@ -64,7 +67,7 @@ async def _rotate_twice(emu: Emulators, seeded: SeededTarget, rotator: tuple[str
     from rotation.config import parse_config  # noqa: PLC0415
     from rotation.service import rotate  # noqa: PLC0415
 
-    config = parse_config(config_table(emu, seeded), origin="sandbox")
+    config = parse_config(config_table(emu, *targets), origin="sandbox")
     ca = str(emu.ca_path)
     tenant, client, secret = rotator
     failures = 0
@@ -82,7 +85,8 @@ async def _rotate_twice(emu: Emulators, seeded: SeededTarget, rotator: tuple[str
             reports = await rotate(rt, force=force)
             emit_reports(reports, sys.stdout, as_json=False)
             failures += sum(not r.ok for r in reports)
-            _show_state(emu, seeded)
+            for seeded in targets:
+                _show_state(emu, seeded)
     return failures
 
 
@@ -97,14 +101,23 @@ def sandbox() -> int:
         _say(f"Emulators on loopback: Entra {emu.entra_url}, Databricks {emu.databricks_url},")
         _say(f"  Key Vault {emu.keyvault_url}, Prequel {emu.prequel_url}")
         rotator = rotator_identity(emu)
-        seeded = seed_target(emu, "prequel-prod")
-        _say("\n== 0. seeded: a service principal, its secret in Key Vault, a Prequel source ==")
-        _show_state(emu, seeded)
-        failures = asyncio.run(_rotate_twice(emu, seeded, rotator))
+        os.environ.update(emu.identity_env())  # the app's (emulated) managed identity endpoint
+        targets = [
+            seed_target(emu, "prequel-mi", kind="managed-identity"),
+            seed_target(emu, "prequel-prod"),
+        ]
+        _say(
+            "\n== 0. seeded: prequel-mi, whose principal is the app's managed identity (nothing "
+            "stored), and prequel-prod, an Entra service principal with its client secret in Key "
+            "Vault; each with a Prequel source =="
+        )
+        for seeded in targets:
+            _show_state(emu, seeded)
+        failures = asyncio.run(_rotate_twice(emu, targets, rotator))
         calls = emu.requests.entries()
         per = {
             s: sum(1 for c in calls if c.service == s)
-            for s in ("entra", "databricks", "keyvault", "prequel")
+            for s in ("identity", "entra", "databricks", "keyvault", "prequel")
         }
         _say(f"\nHTTP calls made by the two runs and the seeding checks: {per}")
     _say("sandbox: OK" if not failures else f"sandbox: {failures} target run(s) failed")
