@@ -394,7 +394,7 @@ def test_the_sample_configuration_parses() -> None:
     assert config.key_vault_url == VAULT_URL
     assert config.warnings() == []
     (target,) = config.targets
-    assert target.principal.kind == "entra-client-secret"
+    assert target.principal.kind == "managed-identity"  # the recommended default
     assert [u.kind for u in target.updaters] == ["prequel-source"]
 
 
@@ -424,7 +424,7 @@ def test_the_sample_s_alternatives_are_valid() -> None:
         a["targets"]["updaters"][0] for a in alternatives if "updaters" in a.get("targets", {})
     ]
     assert {p["kind"] for p in principals} == {
-        "managed-identity",
+        "entra-client-secret",
         "databricks-oauth",
         "databricks-obo",
         "self",
