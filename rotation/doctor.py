@@ -18,7 +18,7 @@ from rotation.config import DatabricksOboPrincipal, ManagedIdentityPrincipal
 from rotation.consumers import Consumers
 from rotation.databricks import Workspace
 from rotation.plan import DAY
-from rotation.principals import open_issuer
+from rotation.principals import issuer_for
 from rotation.report import TargetReport
 from rotation.run import CREDENTIAL_FAIL_DAYS, CREDENTIAL_WARN_DAYS, same_principal
 from rotation.tracker import Tracker
@@ -78,13 +78,7 @@ class _Doctor:
         if not await self.credential():
             return self.checks
         try:
-            async with open_issuer(
-                self.target,
-                workspace=self.workspace,
-                secrets=self.rt.store,
-                http=self.rt.http,
-                azure=self.rt.azure,
-            ) as issuer:
+            async with issuer_for(self.rt, self.target, self.workspace) as issuer:
                 await self.principal(issuer)
         except errors.RotationError as exc:
             self.add("principal gets a token", ok=False, detail=str(exc))

@@ -31,11 +31,12 @@ from rotation.secret import Secret
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from contextlib import AbstractAsyncContextManager
 
     from rotation.databricks import NewToken, TokenInfo, Workspace
-    from rotation.runtime import AzureOptions
+    from rotation.runtime import AzureOptions, Runtime
 
-__all__ = ["DATABRICKS_SCOPE", "CredentialReader", "TokenIssuer", "open_issuer"]
+__all__ = ["DATABRICKS_SCOPE", "CredentialReader", "TokenIssuer", "issuer_for", "open_issuer"]
 
 _EARLY = 40.0  # refresh bearer tokens this many seconds before expiry (Databricks rejects < 30 s)
 
@@ -198,6 +199,13 @@ async def _current_pat(target: Target, secrets: CredentialReader) -> Secret:
         )
         raise errors.CredentialError(msg) from None
     return pat
+
+
+def issuer_for(
+    rt: Runtime, target: Target, workspace: Workspace
+) -> AbstractAsyncContextManager[TokenIssuer]:
+    """Return :func:`open_issuer` for *target* with the runtime's store and clients."""
+    return open_issuer(target, workspace=workspace, secrets=rt.store, http=rt.http, azure=rt.azure)
 
 
 class CredentialReader(Protocol):

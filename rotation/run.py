@@ -17,7 +17,7 @@ from rotation import errors
 from rotation.consumers import Consumers
 from rotation.databricks import Workspace
 from rotation.plan import DAY, Plan, plan
-from rotation.principals import open_issuer
+from rotation.principals import issuer_for
 from rotation.report import Step, format_time
 from rotation.state import MANAGED_BY, Stage, Tag, current_version, parse_comment
 
@@ -88,13 +88,7 @@ class Run:
     async def credentials(self) -> AsyncIterator[None]:
         """Read the principal's credential and authenticate; close what it opened after."""
         await self.tracker.enter(Step.CREDENTIALS)
-        async with open_issuer(
-            self.target,
-            workspace=self.workspace,
-            secrets=self.rt.store,
-            http=self.rt.http,
-            azure=self.rt.azure,
-        ) as issuer:
+        async with issuer_for(self.rt, self.target, self.workspace) as issuer:
             self.issuer = issuer
             await issuer.authenticate()
             self.watch_credential(issuer.credential_expires_on)
