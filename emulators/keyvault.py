@@ -2,10 +2,15 @@
 
 Works with the real ``azure.keyvault.secrets`` clients (sync and aio) built with
 ``verify_challenge_resource=False`` and ``connection_verify=<ca.pem>``.
+
+Key Vault's service limits (`KeyVaultState.set_limits`, off by default) refuse an authenticated
+request over the limit with 429 ``Throttled``, counted as Key Vault counts: secret creates
+(``PUT``) apart from every other transaction, refused requests not at all.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -16,6 +21,7 @@ from starlette.routing import Route
 from emulators.entra_state import VAULT_RESOURCE, EntraState
 from emulators.keyvault_state import (
     MAX_VALUE_BYTES,
+    THROTTLED_MESSAGE,
     KeyVaultError,
     KeyVaultState,
     SecretVersion,
@@ -96,11 +102,23 @@ class _KeyVaultApp:
         if name is not None:
             check_name(name)
 
-    def endpoint(self, handler: Handler, *, write: bool) -> Handler:
+    def admit(self, *, create: bool) -> None:
+        """Raise 429 ``Throttled`` when the vault's service limits refuse this request."""
+        throttle = self.state.throttle
+        if throttle is None:
+            return
+        wait = throttle.admit(create=create)
+        if wait is not None:
+            raise _ThrottledError(wait, retry_after=throttle.limits.retry_after)
+
+    def endpoint(self, handler: Handler, *, write: bool, create: bool = False) -> Handler:
         async def run(request: Request) -> Response:
             try:
                 self.guard(request, write=write)
+                self.admit(create=create)
                 return await handler(request)
+            except _ThrottledError as exc:
+                return json_response(429, exc.body(), exc.headers())
             except KeyVaultError as exc:
                 headers = self._challenge_header() if exc.status == 401 else None
                 return json_response(exc.status, exc.body(), headers)
@@ -209,6 +227,19 @@ class _KeyVaultApp:
         return no_content()
 
 
+class _ThrottledError(KeyVaultError):
+    """429 ``Throttled``: over the vault's service limits; ``wait`` is when it would fit."""
+
+    def __init__(self, wait: float, *, retry_after: bool) -> None:
+        super().__init__(429, "Throttled", THROTTLED_MESSAGE)
+        self.wait = wait
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str] | None:
+        """Return ``Retry-After`` (whole seconds, at least 1) when the limits say to send it."""
+        return {"Retry-After": str(max(1, math.ceil(self.wait)))} if self.retry_after else None
+
+
 def _forbidden(client_id: str, request: Request) -> str:
     return (
         "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny"
@@ -228,11 +259,14 @@ def build_keyvault_app(state: KeyVaultState, entra: EntraState) -> Starlette:
     def write(handler: Handler) -> Handler:
         return kv.endpoint(handler, write=True)
 
+    def create(handler: Handler) -> Handler:
+        return kv.endpoint(handler, write=True, create=True)
+
     return service_app(
         [
             Route("/secrets", read(kv.list_secrets), methods=["GET"]),
             Route("/secrets/{name}/versions", read(kv.list_versions), methods=["GET"]),
-            Route("/secrets/{name}", write(kv.put_secret), methods=["PUT"]),
+            Route("/secrets/{name}", create(kv.put_secret), methods=["PUT"]),
             Route("/secrets/{name}", write(kv.delete_secret), methods=["DELETE"]),
             Route("/secrets/{name}", read(kv.get_secret), methods=["GET"]),
             Route("/secrets/{name}/", read(kv.get_secret), methods=["GET"]),

@@ -7,13 +7,17 @@ Timestamps are whole epoch seconds of the virtual clock.
 from __future__ import annotations
 
 import bisect
+import collections
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from emulators.clock import Clock
 
 __all__ = [
@@ -21,6 +25,8 @@ __all__ = [
     "KeyVaultError",
     "KeyVaultState",
     "SecretVersion",
+    "ServiceLimits",
+    "Throttle",
     "check_content_type",
     "check_name",
     "check_tags",
@@ -141,6 +147,70 @@ def check_content_type(content_type: object) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceLimits:
+    """Key Vault's service limits for secrets: transactions per vault per ``window`` seconds.
+
+    Documented: 300 secret creates (Set Secret, ``PUT /secrets/{name}``) and 4,000 other
+    transactions per 10 s per vault per region; a throttled request answers 429 ``Throttled``
+    and does not count. Key Vault documents no ``Retry-After`` on that 429 (a captured answer,
+    vcsjones/AzureSignTool#219, has none) and asks clients to back off 1, 2, 4, 8, 16 s:
+    ``retry_after`` adds the header (the seconds until the request would be admitted) anyway.
+    """
+
+    creates: int = 300
+    others: int = 4000
+    window: float = 10.0
+    retry_after: bool = False
+
+
+class Throttle:
+    """A sliding-window count of admitted requests against `ServiceLimits`; thread-safe.
+
+    *now* is a monotonic clock in seconds (real time: the virtual `Clock` jumps days).
+    """
+
+    def __init__(self, limits: ServiceLimits, now: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self._now = now
+        self._creates: collections.deque[float] = collections.deque()
+        self._others: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+        self.admitted = {"creates": 0, "others": 0}
+        """How many requests were admitted so far, by kind."""
+        self.throttled = 0
+        """How many requests were refused so far."""
+
+    def admit(self, *, create: bool) -> float | None:
+        """Count one request and return None, or refuse it: return the seconds until it fits."""
+        limits = self.limits
+        with self._lock:
+            now = self._now()
+            log, limit = (
+                (self._creates, limits.creates) if create else (self._others, limits.others)
+            )
+            while log and log[0] <= now - limits.window:
+                log.popleft()
+            if len(log) < limit:
+                log.append(now)
+                self.admitted["creates" if create else "others"] += 1
+                return None
+            self.throttled += 1
+            return max(0.0, log[0] + limits.window - now) if log else limits.window
+
+    def counts(self) -> dict[str, int]:
+        """Return the requests admitted (``creates``, ``others``) and refused (``throttled``)."""
+        with self._lock:
+            return {**self.admitted, "throttled": self.throttled}
+
+
+THROTTLED_MESSAGE = (
+    "Request was not processed because too many requests were received."
+    " Reason: VaultRequestTypeLimitReached"
+)
+"""The message of a real 429 (vcsjones/AzureSignTool#219); code ``Throttled``."""
+
+
 class KeyVaultState:
     """The secrets of one vault; every method is thread-safe.
 
@@ -156,6 +226,23 @@ class KeyVaultState:
         self._secrets: dict[str, _Secret] = {}
         self._active: list[str] = []
         self._lock = threading.Lock()
+        self.throttle: Throttle | None = None
+        """Key Vault's service limits, enforced when set (`set_limits`); off by default."""
+
+    def set_limits(
+        self, limits: ServiceLimits | None = None, *, now: Callable[[], float] | None = None
+    ) -> None:
+        """Enforce *limits* from now on (a fresh count), or none when None (the default).
+
+        *now* replaces the monotonic clock the window is counted on (for tests).
+        """
+        self.throttle = None if limits is None else Throttle(limits, now or time.monotonic)
+
+    def throttle_counts(self) -> dict[str, int]:
+        """Return the requests the current limits admitted (creates, others) and refused."""
+        if self.throttle is None:
+            return {"creates": 0, "others": 0, "throttled": 0}
+        return self.throttle.counts()
 
     # -- helpers for tests ----------------------------------------------------------------
 

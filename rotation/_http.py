@@ -1,13 +1,21 @@
-"""Small helpers shared by the HTTP adapters (Databricks, Prequel): errors in, facts out."""
+"""Small helpers shared by the HTTP adapters (Databricks, Prequel): errors in, facts out.
+
+And :class:`HostPools`, the transport of the run's one HTTP client: a connection pool per host.
+"""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import httpx
+import httpx
 
-__all__ = ["is_transient_status", "json_body", "retry_after"]
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import AsyncIterator
+
+__all__ = ["HostPools", "is_transient_status", "json_body", "retry_after"]
 
 _TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -35,3 +43,131 @@ def json_body(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+@dataclass(eq=False, slots=True)
+class _Slot:
+    """One connection of a host: an httpcore pool that holds at most one connection."""
+
+    transport: httpx.AsyncHTTPTransport
+    active: int = 0
+    """Requests sent through it whose response is not closed yet (more than one: queued)."""
+
+
+@dataclass(eq=False, slots=True)
+class _Host:
+    slots: list[_Slot] = field(default_factory=list)
+    active: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class _Release(httpx.AsyncByteStream):
+    """A response body that frees its slot when it is closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, host: _Host, slot: _Slot) -> None:
+        self._stream = stream
+        self._held: tuple[_Host, _Slot] | None = (host, slot)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            _release(*held)
+        await self._stream.aclose()
+
+
+def _release(host: _Host, slot: _Slot) -> None:
+    slot.active -= 1
+    host.active -= 1
+    host.last_used = time.monotonic()
+
+
+class HostPools(httpx.AsyncBaseTransport):
+    """A connection pool per origin (scheme, host, port), every connection on one TLS context.
+
+    httpcore's pool walks every connection it holds, polling each idle socket, whenever a request
+    starts or ends, so its cost per request grows with its size (one pool for every host made that
+    walk as long as all the run's connections). Here a host's connections are *slots*, each an
+    httpcore pool of one connection: a request takes the host's first free slot, reusing its
+    connection when the server kept it alive (so the first slots stay warm and the others expire),
+    and httpcore never walks more than that one connection. ``limits.max_connections`` is the
+    number of slots per host and ``keepalive_expiry`` how long an idle connection is kept; with
+    every slot busy a request queues on the slot with the fewest waiting (``pool`` timeout). When
+    another host opens, hosts with nothing in flight that have been idle for longer than the
+    keep-alive expiry, or the least recently used beyond *max_hosts*, are closed.
+    """
+
+    def __init__(
+        self, *, ssl_context: ssl.SSLContext, limits: httpx.Limits, max_hosts: int = 64
+    ) -> None:
+        self._ssl_context = ssl_context
+        self._slot_limits = httpx.Limits(
+            max_connections=1, max_keepalive_connections=1, keepalive_expiry=limits.keepalive_expiry
+        )
+        self._slots_per_host = max(1, limits.max_connections or 100)
+        self._expiry = limits.keepalive_expiry or 0.0
+        self._max_hosts = max_hosts
+        self._hosts: dict[tuple[bytes, bytes, int | None], _Host] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send *request* on a connection of its host (the host's slots open on first use)."""
+        url = request.url
+        key = (url.raw_scheme, url.raw_host, url.port)
+        host = self._hosts.get(key)
+        if host is None:
+            host = await self._open(key)
+        slot = self._slot(host)
+        slot.active += 1
+        host.active += 1
+        try:
+            response = await slot.transport.handle_async_request(request)
+        except BaseException:
+            _release(host, slot)
+            raise
+        if not isinstance(response.stream, httpx.AsyncByteStream):  # pragma: no cover
+            msg = "an async transport answered a sync stream"
+            raise TypeError(msg)
+        response.stream = _Release(response.stream, host, slot)
+        return response
+
+    def _slot(self, host: _Host) -> _Slot:
+        for slot in host.slots:
+            if not slot.active:
+                return slot
+        if len(host.slots) < self._slots_per_host:
+            transport = httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=self._slot_limits)
+            host.slots.append(_Slot(transport))
+            return host.slots[-1]
+        return min(host.slots, key=lambda s: s.active)  # all busy: queue where fewest wait
+
+    async def _open(self, key: tuple[bytes, bytes, int | None]) -> _Host:
+        idle = sorted(
+            ((k, h) for k, h in self._hosts.items() if h.active == 0),
+            key=lambda item: item[1].last_used,
+        )
+        expired = time.monotonic() - self._expiry
+        surplus = len(self._hosts) + 1 - self._max_hosts
+        for k, h in idle:
+            if h.last_used < expired or surplus > 0:
+                del self._hosts[k]
+                surplus -= 1
+                await _close(h)
+        return self._hosts.setdefault(key, _Host())  # another request may have opened it meanwhile
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        hosts = list(self._hosts.values())
+        self._hosts.clear()
+        for host in hosts:
+            await _close(host)
+
+    def __repr__(self) -> str:
+        return f"HostPools(<{len(self._hosts)} hosts>)"
+
+
+async def _close(host: _Host) -> None:
+    for slot in host.slots:
+        await slot.transport.aclose()

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import ipaddress
+import logging
+import os
+import random
 import ssl
 import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from rotation import errors
@@ -33,7 +38,9 @@ if TYPE_CHECKING:
 
     import httpx
     from azure.core.credentials_async import AsyncTokenCredential
-    from azure.core.pipeline.transport import AioHttpTransport
+    from azure.core.pipeline import PipelineRequest, PipelineResponse
+    from azure.core.pipeline.policies import AsyncHTTPPolicy
+    from azure.core.pipeline.transport import AioHttpTransport, AsyncHttpTransport
     from azure.keyvault.secrets.aio import SecretClient
     from azure.storage.blob.aio import BlobServiceClient
     from azure.storage.queue.aio import QueueClient
@@ -52,6 +59,8 @@ __all__ = [
 ]
 
 USER_AGENT = "pat-rotator/0.1"
+_THROTTLED = 429
+_log = logging.getLogger(__name__)
 
 
 def is_loopback(url: str) -> bool:
@@ -65,6 +74,19 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+def _environment_matters() -> bool:
+    """Return whether aiohttp's ``trust_env`` would find anything: proxy variables or a netrc."""
+    import urllib.request  # noqa: PLC0415
+
+    if urllib.request.getproxies_environment():
+        return True
+    netrc = os.environ.get("NETRC")
+    candidates = [Path(netrc)] if netrc else [Path.home() / ".netrc", Path.home() / "_netrc"]
+    with contextlib.suppress(OSError, RuntimeError):  # no home folder: no netrc either
+        return any(path.is_file() for path in candidates)
+    return False
+
+
 @asynccontextmanager
 async def azure_transport(
     ca_file: str | None = None, *, read_timeout: float | None = None
@@ -74,7 +96,9 @@ async def azure_transport(
     Sharing it keeps one connection pool and one TLS context per run instead of one session per
     credential (and, with ``connection_verify``, one TLS context per request). *read_timeout* is its
     connect and read timeout in seconds (azure-core's defaults when None); the clients that use
-    it cannot change it.
+    it cannot change it. The session trusts the environment (proxy variables, a netrc file) only
+    when there is something to find there: aiohttp looks both up in a worker thread on every
+    request otherwise.
     """
     import aiohttp  # noqa: PLC0415
     from azure.core.pipeline.transport import AioHttpTransport  # noqa: PLC0415
@@ -83,7 +107,7 @@ async def azure_transport(
         ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
     )
     async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=context, limit=100), trust_env=True
+        connector=aiohttp.TCPConnector(ssl=context, limit=100), trust_env=_environment_matters()
     ) as session:
         timeouts = (
             {"connection_timeout": read_timeout, "read_timeout": read_timeout}
@@ -146,31 +170,104 @@ async def open_runtime(
 def _key_vault_client(
     config: Config, credential: AsyncTokenCredential, retry: RetryPolicy, azure: AzureOptions
 ) -> SecretClient:
-    """Return the vault's client, retrying as *retry* says (the SDK's own retry policy)."""
+    """Return the vault's client, retrying as *retry* says (see `_key_vault_retry`)."""
     from azure.keyvault.secrets.aio import SecretClient  # noqa: PLC0415
 
     return SecretClient(
         config.key_vault_url,
         credential,
         verify_challenge_resource=not is_loopback(config.key_vault_url),
-        retry_total=max(0, retry.attempts - 1),
-        retry_backoff_factor=retry.wait_initial,
-        retry_backoff_max=retry.wait_max,
+        retry_policy=_key_vault_retry()(retry),
         user_agent=USER_AGENT,
         **azure.client_kwargs(),
     )
 
 
+def _throttle_wait(policy: RetryPolicy, retry_after: float | None, throttled: int) -> float | None:
+    """Return how long to wait before sending a request Key Vault throttled again, or None.
+
+    *throttled* counts the 429s in a row so far. None (give up) past ``throttle_attempts``, or when
+    ``Retry-After`` exceeds ``max_retry_after``; otherwise ``Retry-After`` or, as Key Vault sends
+    none, a wait doubling from ``throttle_wait_initial`` to ``throttle_wait_max``, each 50-100 %.
+    """
+    if throttled > policy.throttle_attempts:
+        return None
+    if retry_after is not None:
+        return retry_after if retry_after <= policy.max_retry_after else None
+    ceiling = min(policy.throttle_wait_max, policy.throttle_wait_initial * 2 ** (throttled - 1))
+    return float(ceiling * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not a secret
+
+
+@functools.cache
+def _key_vault_retry() -> Callable[[RetryPolicy], AsyncHTTPPolicy[Any, Any]]:
+    """Return the class of the vault client's retry policy (azure-core is imported on first use).
+
+    Everything but 429 is azure-core's retry policy as *retry* configures it: ``attempts - 1``
+    retries, exponential backoff from ``wait_initial`` up to ``wait_max``, ``Retry-After``
+    honoured. A 429 is Key Vault's throttling (300 secret creates and 4,000 other transactions per
+    10 s per vault): the request was not processed, so it is sent again whatever its method, as
+    :func:`_throttle_wait` says — short waits use each window's capacity as it frees, and jitter
+    keeps the senders from hammering in step (429s do not count against the limit).
+    """
+    from azure.core.pipeline.policies import AsyncRetryPolicy  # noqa: PLC0415
+
+    class KeyVaultRetryPolicy(AsyncRetryPolicy[Any, Any]):
+        def __init__(self, policy: RetryPolicy) -> None:
+            super().__init__(
+                retry_total=max(0, policy.attempts - 1),
+                retry_backoff_factor=policy.wait_initial,
+                retry_backoff_max=policy.wait_max,
+            )
+            self.policy = policy
+
+        def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
+            if response.http_response.status_code == _THROTTLED:
+                return False  # sent again by send(), on its own budget
+            return bool(super().is_retry(settings, response))
+
+        async def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+            transport = cast("AsyncHttpTransport[Any, Any]", request.context.transport)
+            throttled = 0
+            while True:
+                response = await super().send(request)
+                if response.http_response.status_code != _THROTTLED:
+                    return response
+                throttled += 1
+                wait = _throttle_wait(self.policy, self.get_retry_after(response), throttled)
+                if wait is None:
+                    return response
+                _log.info(
+                    "Key Vault throttled a request (429, %d in a row); sending it again in %.1f s",
+                    throttled,
+                    wait,
+                )
+                await transport.sleep(wait)
+
+    return KeyVaultRetryPolicy
+
+
 def _http_client(config: Config, ca_file: str | None, timeout: float) -> httpx.AsyncClient:
-    """Return the HTTP client for Databricks and the consumers: one pool, one TLS context."""
+    """Return the HTTP client for Databricks and the consumers: pools per host, one TLS context.
+
+    Every host's pools (:class:`~rotation._http.HostPools`) share the one TLS context built here:
+    *ca_file* when given, otherwise what httpx trusts by default (certifi, or ``SSL_CERT_FILE``).
+    """
     import httpx  # noqa: PLC0415
 
-    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    from rotation._http import HostPools  # noqa: PLC0415
+
+    context = (
+        ssl.create_default_context(cafile=ca_file)
+        if ca_file
+        else httpx.create_ssl_context(verify=True, trust_env=True)
+    )
+    limits = httpx.Limits(max_connections=max(10, config.concurrency * 2))
     return httpx.AsyncClient(
-        verify=verify,
+        verify=context,
         timeout=timeout,
         headers={"User-Agent": USER_AGENT},
-        limits=httpx.Limits(max_connections=max(10, config.concurrency * 2)),
+        limits=limits,
+        transport=HostPools(ssl_context=context, limits=limits),
     )
 
 

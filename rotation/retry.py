@@ -34,6 +34,12 @@ class RetryPolicy:
     timeout: float = 60.0
     max_retry_after: float = 30.0
     """Cap on a server's ``Retry-After``: a longer wait fails the call (the next run retries)."""
+    throttle_attempts: int = 10
+    """How often a Key Vault request refused as throttled (429) is sent again."""
+    throttle_wait_initial: float = 1.0
+    throttle_wait_max: float = 4.0
+    """Waits after a 429 without ``Retry-After``: doubling from *throttle_wait_initial* up to
+    *throttle_wait_max*, each 50-100 % of that (Key Vault documents no ``Retry-After``)."""
 
 
 def _hook(policy: RetryPolicy, *, idempotent: bool) -> Callable[[Exception], bool | float]:
