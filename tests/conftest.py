@@ -15,7 +15,7 @@ import pytest
 
 from emulators.harness import Emulators
 from emulators.scenario import SeededTarget
-from tests import hygiene, matrix
+from tests import hygiene, matrix, simulation
 from tests.functions import configure
 from tests.world import World
 
@@ -28,10 +28,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    line = matrix.summary()
-    if line:
-        terminalreporter.ensure_newline()
-        terminalreporter.write_line(line, bold=True)
+    for line in (matrix.summary(), simulation.summary()):
+        if line:
+            terminalreporter.ensure_newline()
+            terminalreporter.write_line(line, bold=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
