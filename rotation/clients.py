@@ -183,19 +183,24 @@ def _key_vault_client(
     )
 
 
-def _throttle_wait(policy: RetryPolicy, retry_after: float | None, throttled: int) -> float | None:
+def _throttle_wait(
+    policy: RetryPolicy, retry_after: float | None, throttled: int, waited: float
+) -> float | None:
     """Return how long to wait before sending a request Key Vault throttled again, or None.
 
-    *throttled* counts the 429s in a row so far. None (give up) past ``throttle_attempts``, or when
-    ``Retry-After`` exceeds ``max_retry_after``; otherwise ``Retry-After`` or, as Key Vault sends
-    none, a wait doubling from ``throttle_wait_initial`` to ``throttle_wait_max``, each 50-100 %.
+    *throttled* counts the 429s in a row so far, *waited* the seconds already waited for them.
+    ``Retry-After`` when given (above ``max_retry_after``: None, give up); otherwise, as Key Vault
+    sends none, a wait doubling from ``throttle_wait_initial`` to ``throttle_wait_max``, each
+    50-100 % of that. None once the waits would pass ``throttle_timeout`` in all.
     """
-    if throttled > policy.throttle_attempts:
-        return None
     if retry_after is not None:
-        return retry_after if retry_after <= policy.max_retry_after else None
-    ceiling = min(policy.throttle_wait_max, policy.throttle_wait_initial * 2 ** (throttled - 1))
-    return float(ceiling * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not a secret
+        wait = retry_after if retry_after <= policy.max_retry_after else None
+    else:
+        ceiling = min(policy.throttle_wait_max, policy.throttle_wait_initial * 2 ** (throttled - 1))
+        wait = float(ceiling * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not a secret
+    if wait is None or waited + wait > policy.throttle_timeout:
+        return None
+    return wait
 
 
 @functools.cache
@@ -227,15 +232,17 @@ def _key_vault_retry() -> Callable[[RetryPolicy], AsyncHTTPPolicy[Any, Any]]:
 
         async def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
             transport = cast("AsyncHttpTransport[Any, Any]", request.context.transport)
-            throttled = 0
+            throttled, waited = 0, 0.0
             while True:
                 response = await super().send(request)
                 if response.http_response.status_code != _THROTTLED:
                     return response
                 throttled += 1
-                wait = _throttle_wait(self.policy, self.get_retry_after(response), throttled)
+                retry_after = self.get_retry_after(response)
+                wait = _throttle_wait(self.policy, retry_after, throttled, waited)
                 if wait is None:
                     return response
+                waited += wait
                 _log.info(
                     "Key Vault throttled a request (429, %d in a row); sending it again in %.1f s",
                     throttled,

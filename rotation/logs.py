@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from threading import Lock
 from typing import Final
 
 from rotation.secret import known_values
@@ -35,11 +36,80 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
+_PREFIX: Final = 8
+"""Known values are found by their first characters (`rotation.secret` keeps none shorter)."""
+
+
+class _KnownIndex:
+    """The known values by their first `_PREFIX` characters, kept in step with them.
+
+    Looking each known value up in every text (thousands of values, each log record and each
+    string extra) cost milliseconds per record; instead, each window of `_PREFIX` characters of
+    the text is looked up here and only the values that start with it are compared. Known values
+    change as Secrets are made: the index takes the difference, not a rebuild.
+    """
+
+    def __init__(self) -> None:
+        self._lock = Lock()
+        self._key: tuple[int, str, str] | None = None
+        self._members: set[str] = set()
+        self._index: dict[str, set[str]] = {}
+        self._short: set[str] = set()
+
+    def find(self, text: str, values: list[str]) -> list[str]:
+        """Return the *values* (the known values now) that *text* contains, in their order."""
+        # Values are only ever added at the end (a value seen again moves there) and dropped
+        # from the front: the count, the first and the last tell whether they changed.
+        key = (len(values), values[0], values[-1])
+        found: set[str] = set()
+        with self._lock:
+            if key != self._key:
+                self._update(values)
+                self._key = key
+            get = self._index.get
+            for start in range(len(text) - _PREFIX + 1):
+                candidates = get(text[start : start + _PREFIX])
+                if candidates:
+                    found.update(v for v in candidates if text.startswith(v, start))
+            found.update(v for v in self._short if v in text)
+        return sorted(found, key=values.index) if len(found) > 1 else list(found)
+
+    def _update(self, values: list[str]) -> None:
+        current = set(values)
+        for value in self._members - current:
+            if len(value) < _PREFIX:
+                self._short.discard(value)
+                continue
+            bucket = self._index[value[:_PREFIX]]
+            bucket.discard(value)
+            if not bucket:
+                del self._index[value[:_PREFIX]]
+        for value in current - self._members:
+            if len(value) < _PREFIX:
+                self._short.add(value)
+            else:
+                self._index.setdefault(value[:_PREFIX], set()).add(value)
+        self._members = current
+
+
+_KNOWN_INDEX = _KnownIndex()
+
+
+def _known_in(text: str) -> list[str]:
+    """Return the known values *text* contains, in the order they became known."""
+    values = known_values()
+    return _KNOWN_INDEX.find(text, values) if values else []
+
+
 def redact(text: str) -> str:
     """Return *text* with every known secret value and secret-shaped string masked."""
     text = _BEARER.sub(rf"\g<1>{_MASK}", _PATTERNS.sub(_MASK, text))
-    for value in known_values():
+    found = _known_in(text)
+    for value in found:
         if value in text:
+            text = text.replace(value, _MASK)
+    if found:  # a mask next to other text could complete another value: look once more
+        for value in _known_in(text):
             text = text.replace(value, _MASK)
     return text
 

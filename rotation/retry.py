@@ -34,8 +34,8 @@ class RetryPolicy:
     timeout: float = 60.0
     max_retry_after: float = 30.0
     """Cap on a server's ``Retry-After``: a longer wait fails the call (the next run retries)."""
-    throttle_attempts: int = 10
-    """How often a Key Vault request refused as throttled (429) is sent again."""
+    throttle_timeout: float = 60.0
+    """How long a Key Vault request refused as throttled (429) keeps being sent again, in all."""
     throttle_wait_initial: float = 1.0
     throttle_wait_max: float = 4.0
     """Waits after a 429 without ``Retry-After``: doubling from *throttle_wait_initial* up to

@@ -15,8 +15,10 @@ CLI's start (imports, about 0.7 s of CPU).
 
 Scale is judged against the real limit: the larger of the latency bound (the listing, then
 ⌈targets/concurrency⌉ rotations of dependent calls at ``--latency`` each) and Key Vault's throttle
-bound (the creates it admitted / 300 and its other transactions / 4,000, times 10 s). The wall
-time includes the CLI's start and is shared with the emulators' processes on the same cores.
+bound: in a sliding 10-s window, creates 301-600 cannot start before 10 s, 601-900 before 20 s,
+so 1,000 creates end no sooner than 30 s plus one rotation's calls (the rate, 1,000 / 300 x 10 s
+= 33.3 s, is printed beside it). The wall time includes the CLI's start and is shared with the
+emulators' processes on the same cores (their CPU is printed).
 
 ``--profile PATH`` runs that CLI under cProfile (``py-spy:PATH``: under ``py-spy record --gil``,
 ``$PY_SPY`` or ``py-spy`` on the PATH; its collapsed stacks are summarised) — its CPU figures are
@@ -216,7 +218,7 @@ def run_child(args: list[str], env: dict[str, str]) -> tuple[int, str, str, Any]
     return proc.returncode, out.get("out", ""), out.get("err", ""), usage
 
 
-def cli_command(profile: str | None) -> list[str]:
+def cli_command(profile: str | None, log_level: str) -> list[str]:
     """Return ``python -m rotation rotate --json``, under the profiler *profile* names."""
     python = [sys.executable]
     if profile and profile.startswith("py-spy:"):
@@ -226,7 +228,7 @@ def cli_command(profile: str | None) -> list[str]:
         python = [*record, *python]
     elif profile:
         python += ["-m", "cProfile", "-o", profile]
-    return [*python, "-m", "rotation", "rotate", "--json"]
+    return [*python, "-m", "rotation", "--log-level", log_level, "rotate", "--json"]
 
 
 @dataclass
@@ -239,9 +241,12 @@ class ScaleRun:
     cpu: float
     rss_mb: float
     emulators_cpu: float
+    emulators_cpu_by_process: dict[str, float]
 
 
-def run_scale_cli(bench: Bench, n: int, conc: int, lat: float, profile: str | None) -> ScaleRun:
+def run_scale_cli(  # noqa: PLR0917 - the bench's knobs, in one place
+    bench: Bench, n: int, conc: int, lat: float, profile: str | None, log_level: str
+) -> ScaleRun:
     """Seed *n* targets and bootstrap them with the CLI in its own process."""
     cluster = bench.cluster
     started = time.perf_counter()
@@ -261,7 +266,7 @@ def run_scale_cli(bench: Bench, n: int, conc: int, lat: float, profile: str | No
         cluster.add_latency(lat)
         before = cluster.usage()
         start = time.perf_counter()
-        code, stdout, stderr, usage = run_child(cli_command(profile), env)
+        code, stdout, stderr, usage = run_child(cli_command(profile, log_level), env)
         wall = time.perf_counter() - start
         after = cluster.usage()
         cluster.clear_faults()
@@ -279,12 +284,30 @@ def run_scale_cli(bench: Bench, n: int, conc: int, lat: float, profile: str | No
         cpu=usage.ru_utime + usage.ru_stime,
         rss_mb=usage.ru_maxrss / 1024,
         emulators_cpu=sum(after[k][0] - before[k][0] for k in after),
+        emulators_cpu_by_process={k: round(after[k][0] - before[k][0], 2) for k in after},
     )
 
 
-def scale(bench: Bench, n: int, conc: int, lat: float, profile: str | None) -> None:
+def throttle_floor(kv: dict[str, int], limits: ServiceLimits, rotation_latency: float) -> float:
+    """Return the earliest the admitted requests can be done in one vault, in seconds.
+
+    In a sliding window of ``window`` seconds, requests ``k * limit + 1`` to ``(k + 1) * limit``
+    of a kind cannot be admitted before ``k * window``: the last of them waits for the last
+    window it needs, then its rotation still has its calls to make (*rotation_latency*, an
+    upper bound on what follows the last create). Below the limits, nothing waits (0).
+    """
+    windows = max(
+        math.ceil(kv["creates"] / limits.creates) - 1 if limits.creates else 0,
+        math.ceil(kv["others"] / limits.others) - 1 if limits.others else 0,
+    )
+    return windows * limits.window + rotation_latency if windows > 0 else 0.0
+
+
+def scale(  # noqa: PLR0917 - the bench's knobs, in one place
+    bench: Bench, n: int, conc: int, lat: float, profile: str | None, log_level: str = "warning"
+) -> None:
     """Bootstrap *n* targets with the CLI; judge the wall time against the real limit."""
-    run = run_scale_cli(bench, n, conc, lat, profile)
+    run = run_scale_cli(bench, n, conc, lat, profile, log_level)
     outcomes = Counter(t["outcome"] for t in run.reports)
     failures = n - outcomes["rotated"]
     counts = bench.cluster.request_counts()
@@ -294,8 +317,8 @@ def scale(bench: Bench, n: int, conc: int, lat: float, profile: str | None) -> N
     per_rotation = (calls - listing - kv["throttled"]) / n
     latency_bound = (listing + math.ceil(n / conc) * per_rotation) * lat
     limits = bench.limits
-    window_share = max(kv["creates"] / limits.creates, kv["others"] / limits.others)
-    throttle_bound = window_share * limits.window
+    throttle_bound = throttle_floor(kv, limits, per_rotation * lat)
+    rate_bound = max(kv["creates"] / limits.creates, kv["others"] / limits.others) * limits.window
     ideal = max(latency_bound, throttle_bound)
     ratio = run.wall / ideal
     print(
@@ -303,10 +326,12 @@ def scale(bench: Bench, n: int, conc: int, lat: float, profile: str | None) -> N
         f" call, {bench.cluster.workspaces} workspace(s): {dict(outcomes)}; {calls} calls {counts}"
         f" ({listing} listing, {kv['throttled']} answered 429, {per_rotation:.1f} per rotation);"
         f" Key Vault admitted {kv['creates']} creates and {kv['others']} other transactions."
-        f"\n  latency bound {latency_bound:.1f} s, throttle bound {throttle_bound:.1f} s -> real"
+        f"\n  latency bound {latency_bound:.1f} s, throttle bound {throttle_bound:.1f} s (at the"
+        f" limit's rate: {rate_bound:.1f} s) -> real"
         f" limit {ideal:.1f} s; wall {run.wall:.1f} s (incl. the CLI's start); rotator CPU"
         f" {run.cpu:.1f} s, peak RSS {run.rss_mb:.0f} MB; the emulators' processes used"
-        f" {run.emulators_cpu:.1f} s of CPU (load average now {os.getloadavg()[0]:.1f})",
+        f" {run.emulators_cpu:.1f} s of CPU {run.emulators_cpu_by_process} (load average now"
+        f" {os.getloadavg()[0]:.1f})",
         flush=True,
     )
     if profile:
@@ -326,13 +351,16 @@ def scale(bench: Bench, n: int, conc: int, lat: float, profile: str | None) -> N
         "limits": asdict(limits),
         "latency_bound_s": round(latency_bound, 2),
         "throttle_bound_s": round(throttle_bound, 2),
+        "throttle_rate_s": round(rate_bound, 2),
         "real_limit_s": round(ideal, 2),
         "wall_s": round(run.wall, 2),
         "rotator_cpu_s": round(run.cpu, 2),
         "rotator_peak_rss_mb": round(run.rss_mb, 1),
         "emulators_cpu_s": round(run.emulators_cpu, 2),
+        "emulators_cpu_s_by_process": run.emulators_cpu_by_process,
         "load_average": round(os.getloadavg()[0], 2),
         "profiled": bool(profile),
+        "log_level": log_level,
     }
     cpu_ms = run.cpu / n * 1000
     bench.add(
@@ -428,9 +456,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", dest="json_path", help="write the figures to this file")
     parser.add_argument("--profile", help="profile the scale CLI: PATH (cProfile), py-spy:PATH")
     parser.add_argument("--retry-after", action="store_true", help="429s carry Retry-After")
+    parser.add_argument("--kv-creates", type=int, default=300, help="creates per window")
+    parser.add_argument("--kv-others", type=int, default=4000, help="other calls per window")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning"],
+        help="the scale CLI's --log-level (the Function App logs rotation at info)",
+    )
     parser.add_argument("--smoke", action="store_true", help="CI: tiny numbers, 3 creates/s")
     args = parser.parse_args()
-    args.limits = ServiceLimits(retry_after=args.retry_after)
+    args.limits = ServiceLimits(
+        creates=args.kv_creates, others=args.kv_others, retry_after=args.retry_after
+    )
     args.cold_runs = 7
     if args.smoke:
         args.targets, args.concurrency, args.latency, args.workspaces = 6, 3, 0.005, 2
@@ -458,7 +496,7 @@ async def main() -> int:
             await calls_and_critical_path(bench, cred, NOOP_LATENCY)
             await noop_listing(bench, cred, args.targets)
         if not args.skip_scale:
-            scale(bench, args.targets, args.concurrency, args.latency, args.profile)
+            scale(bench, args.targets, args.concurrency, args.latency, args.profile, args.log_level)
     if args.json_path:
         table = {"figures": [asdict(f) for f in bench.figures]}
         await asyncio.to_thread(Path(args.json_path).write_text, json.dumps(table, indent=2))

@@ -239,26 +239,29 @@ async def test_retry_after_is_honoured_when_key_vault_sends_it(
 
 
 @pytest.mark.usefixtures("limits_off_after")
-async def test_the_client_gives_up_after_its_throttle_attempts(
+async def test_the_client_gives_up_when_throttled_for_longer_than_its_timeout(
     emus: Emulators, rotator_vault: Callable[..., Awaitable[SecretClient]]
 ) -> None:
-    vault = await rotator_vault(RetryPolicy(throttle_attempts=2, throttle_wait_initial=0.01))
+    policy = RetryPolicy(throttle_timeout=0.1, throttle_wait_initial=0.02, throttle_wait_max=0.04)
+    vault = await rotator_vault(policy)
     await vault.set_secret(_name(), "warm")
     emus.requests.clear()
     emus.keyvault.set_limits(ServiceLimits(creates=0))
     with pytest.raises(HttpResponseError) as caught:
         await vault.set_secret(_name(), "v")
     assert caught.value.status_code == 429
-    assert _throttled(emus, "PUT") == 3  # the first send and two more
+    # waits of 0.01-0.02, then 0.02-0.04 s each: 3 to 5 fit in 0.1 s, so 4 to 6 sends
+    assert 4 <= _throttled(emus, "PUT") <= 6
 
 
-def test_throttle_waits_double_with_jitter_and_honour_a_bounded_retry_after() -> None:
-    policy = RetryPolicy(throttle_attempts=5, throttle_wait_initial=1.0, throttle_wait_max=4.0)
-    for throttled, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 4.0), (5, 4.0)):
+def test_throttle_waits_double_with_jitter_up_to_a_total_and_honour_a_bounded_retry_after() -> None:
+    policy = RetryPolicy(throttle_timeout=60.0, throttle_wait_initial=1.0, throttle_wait_max=4.0)
+    for throttled, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 4.0), (9, 4.0)):
         for _ in range(20):
-            wait = _throttle_wait(policy, None, throttled)
+            wait = _throttle_wait(policy, None, throttled, 0.0)
             assert wait is not None
             assert ceiling / 2 <= wait <= ceiling
-    assert _throttle_wait(policy, None, 6) is None
-    assert _throttle_wait(policy, 3.0, 1) == 3.0
-    assert _throttle_wait(policy, policy.max_retry_after + 1, 1) is None
+    assert _throttle_wait(policy, None, 20, 59.0) is None  # 2-4 s more would pass 60 s
+    assert _throttle_wait(policy, 3.0, 1, 0.0) == 3.0
+    assert _throttle_wait(policy, 3.0, 5, 58.0) is None
+    assert _throttle_wait(policy, policy.max_retry_after + 1, 1, 0.0) is None
