@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ACTIONABLE", "KeyVaultEvent", "MalformedEventError", "parse_event"]
+__all__ = [
+    "ACTIONABLE",
+    "EXPIRED",
+    "NEAR_EXPIRY",
+    "KeyVaultEvent",
+    "MalformedEventError",
+    "parse_event",
+]
 
 NEAR_EXPIRY = "Microsoft.KeyVault.SecretNearExpiry"
 EXPIRED = "Microsoft.KeyVault.SecretExpired"

@@ -16,7 +16,7 @@ from rotation import errors, telemetry
 from rotation.clients import is_loopback, open_app
 from rotation.doctor import diagnose
 from rotation.engine import run_target
-from rotation.events import ACTIONABLE, MalformedEventError, parse_event
+from rotation.events import ACTIONABLE, EXPIRED, MalformedEventError, parse_event
 from rotation.http_api import BadRequestError, parse_rotate_request
 from rotation.report import Outcome
 from rotation.service import needing_work, rotate, select, status
@@ -141,11 +141,13 @@ async def key_vault_event(
 
 
 async def _on_expiry(rt: Runtime, event: KeyVaultEvent) -> str:
-    """Rotate the target an expiry event names: forced for its latest version, else if due.
+    """Rotate the target an expiry event names: forced when its latest PAT expired, else if due.
 
-    An event naming the latest version is Key Vault's word that this PAT expires: rotate now.
-    One naming an older version is stale (already replaced). One naming no version is a reason
-    to look: the target's own plan decides, so a redelivered event never rotates twice.
+    ``SecretExpired`` for the latest version is Key Vault's word that this PAT is dead: rotate
+    now. An event naming an older version is stale (already replaced). Any other event —
+    ``SecretNearExpiry``, or one naming no version — is a reason to look: the target's own plan
+    decides, so a redelivered event never rotates twice and no event rotates earlier than
+    ``rotate_before_days`` asks.
     """
     vault_url = rt.config.key_vault_url
     vault = vault_url.removeprefix("https://").split("/")[0].lower()
@@ -161,18 +163,20 @@ async def _on_expiry(rt: Runtime, event: KeyVaultEvent) -> str:
     )
     if target is None:
         return _ack(f"ignored an event for secret {event.secret_name}, which no target manages")
-    force = False
     if event.version is not None:
         found = await rt.store.latest(target.secret_name)
         if found is None or found[0].version.lower() != event.version:
             return _ack(f"ignored {event.event_type} for {target.name}: version already replaced")
-        force = True
+    # Only an expired latest PAT forces a rotation. SecretNearExpiry fires 30 days before `exp`,
+    # which is not when the target asked to rotate (rotate_before_days), and with a lifetime of
+    # 30 days or less every new version would be "near expiry" at once: the plan decides.
+    force = event.event_type == EXPIRED and event.version is not None
     report = await run_target(rt, target, force=force)
     telemetry.emit_runs([report], rt.clock(), "event")
     if report.outcome is Outcome.BUSY or (report.error and report.error.transient):
         msg = f"event for {target.name}: {report.outcome.value}; Event Grid will deliver it again"
         raise RuntimeError(msg)
-    why = "" if force else f" ({report.reason}; the event names no version)"
+    why = "" if force else f" ({report.reason})"
     return _ack(f"event {event.event_type} for {target.name}: {report.outcome.value}{why}")
 
 

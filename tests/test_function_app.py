@@ -164,6 +164,7 @@ async def _bootstrapped(world: World, app) -> tuple[SeededTarget, str]:  # type:
 
 async def test_near_expiry_rotates_once_even_when_delivered_twice(world: World, app) -> None:  # type: ignore[no-untyped-def]
     seeded, version = await _bootstrapped(world, app)
+    _make_due(world, seeded)  # the event fires 30 days before exp: the target is due then
     creates = _creates(world)
     event = grid_event(NEAR, _event_data(world, seeded, version), subject=seeded.secret_name)
     await deliver(event)
@@ -212,6 +213,7 @@ def _published_sample(world: World, seeded: SeededTarget, version: str) -> dict[
 
 async def test_microsofts_published_event_sample_rotates(world: World, app) -> None:  # type: ignore[no-untyped-def]
     seeded, version = await _bootstrapped(world, app)
+    _make_due(world, seeded)
     creates = _creates(world)
     data = _published_sample(world, seeded, version.upper())
     await deliver(grid_event(NEAR, data, subject=seeded.secret_name))
@@ -222,10 +224,25 @@ async def test_microsofts_published_event_sample_rotates(world: World, app) -> N
 
 async def test_an_iso_exp_field_does_not_drop_a_real_event(world: World, app) -> None:  # type: ignore[no-untyped-def]
     seeded, version = await _bootstrapped(world, app)
+    _make_due(world, seeded)
     creates = _creates(world)
     data = _event_data(world, seeded, version, EXP="2026-12-01T00:00:00Z", NBF="yesterday")
     await deliver(grid_event(NEAR, data))
     assert _creates(world) - creates == 1
+
+
+async def test_near_expiry_waits_for_rotate_before_days_but_expired_forces(
+    world: World, app
+) -> None:  # type: ignore[no-untyped-def]
+    seeded, version = await _bootstrapped(world, app)  # 90 days left; rotate when < 30
+    creates = _creates(world)
+    await deliver(grid_event(NEAR, _event_data(world, seeded, version)))
+    assert _creates(world) == creates  # near expiry is not when the target asked to rotate
+    await deliver(
+        grid_event("Microsoft.KeyVault.SecretExpired", _event_data(world, seeded, version))
+    )
+    assert _creates(world) - creates == 1  # an expired latest PAT is replaced at once
+    assert violations(world.emu, seeded) == []
 
 
 def _make_due(world: World, seeded: SeededTarget) -> None:
