@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import sniffio
 
 if TYPE_CHECKING:
     import ssl
@@ -45,6 +46,11 @@ def json_body(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+_LIBRARY = sniffio.current_async_library_cvar
+"""httpcore and anyio ask sniffio which async library runs, many times per request, and sniffio
+looks for the running asyncio task each time; `HostPools` runs on asyncio and says so first."""
+
+
 @dataclass(eq=False, slots=True)
 class _Slot:
     """One connection of a host: an httpcore pool that holds at most one connection."""
@@ -69,14 +75,26 @@ class _Release(httpx.AsyncByteStream):
         self._held: tuple[_Host, _Slot] | None = (host, slot)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
+        chunks = self._stream.__aiter__()
+        while True:
+            token = _LIBRARY.set("asyncio")
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                _LIBRARY.reset(token)
             yield chunk
 
     async def aclose(self) -> None:
         held, self._held = self._held, None
         if held is not None:
             _release(*held)
-        await self._stream.aclose()
+        token = _LIBRARY.set("asyncio")
+        try:
+            await self._stream.aclose()
+        finally:
+            _LIBRARY.reset(token)
 
 
 def _release(host: _Host, slot: _Slot) -> None:
@@ -97,7 +115,8 @@ class HostPools(httpx.AsyncBaseTransport):
     number of slots per host and ``keepalive_expiry`` how long an idle connection is kept; with
     every slot busy a request queues on the slot with the fewest waiting (``pool`` timeout). When
     another host opens, hosts with nothing in flight that have been idle for longer than the
-    keep-alive expiry, or the least recently used beyond *max_hosts*, are closed.
+    keep-alive expiry, or the least recently used beyond *max_hosts*, are closed. It runs on
+    asyncio only (it tells sniffio so while httpcore works).
     """
 
     def __init__(
@@ -122,11 +141,14 @@ class HostPools(httpx.AsyncBaseTransport):
         slot = self._slot(host)
         slot.active += 1
         host.active += 1
+        token = _LIBRARY.set("asyncio")
         try:
             response = await slot.transport.handle_async_request(request)
         except BaseException:
             _release(host, slot)
             raise
+        finally:
+            _LIBRARY.reset(token)
         if not isinstance(response.stream, httpx.AsyncByteStream):  # pragma: no cover
             msg = "an async transport answered a sync stream"
             raise TypeError(msg)
