@@ -8,8 +8,9 @@ Modes (all may add ``delay`` seconds first):
 - ``drop_after``: process the request (state changes happen), then drop the connection
   instead of sending the response;
 - ``delay``: wait ``delay`` seconds, then process normally;
-- ``hold``: wait until the ``hold`` event is set (``Fault.arrived`` tells a test the request
-  is waiting), then process normally;
+- ``hold``: read the request whole, then wait until the ``hold`` event is set (``Fault.arrived``
+  tells a test the request reached the server, ``Fault.held`` that it was read and waits), then
+  process normally — even if its client has gone meanwhile, as a real server would;
 - ``stall``: answer nothing and keep the connection open until the client gives up on it
   (closes it: a client-side timeout) or the fault is released, then drop it, without
   processing. A timeout that costs the server nothing but the client's own wait.
@@ -49,6 +50,9 @@ class Fault:
     skip: int = 0
     hits: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
+    held: threading.Event = field(default_factory=threading.Event)
+    """Set once a ``hold`` request has been read whole and waits: killing its client from now on
+    loses only the answer, since the server carries the request out when released."""
     finished: threading.Event = field(default_factory=threading.Event)
     """Set when a request the fault let through (delay, hold, drop_after) was fully processed."""
     abandoned: threading.Event = field(default_factory=threading.Event)

@@ -84,6 +84,10 @@ class ServiceMiddleware:
                 fault.finished.set()
         else:
             if fault.mode == "hold":
+                # Read the whole request first, as a server does before its handler runs: a held
+                # request whose client dies meanwhile is still carried out when released.
+                receive = await _buffered(receive)
+                fault.held.set()
                 await self._hold(fault)
             try:
                 await self._forward(scope, receive, send, record)
@@ -149,6 +153,21 @@ class ServiceMiddleware:
                 fault.abandoned.set()
         finally:
             gone.cancel()
+
+
+async def _buffered(receive: Receive) -> Receive:
+    """Read the request's body now; return a ``receive`` that replays it, then waits as usual."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
 
 
 async def _disconnect(receive: Receive) -> None:

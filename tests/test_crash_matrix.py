@@ -245,11 +245,13 @@ def test_sigkill_right_after_a_call_then_rerun(world: World, tmp_path: Path, poi
     path = Call(point, service, method, template).regex(seeded, emu.tenant_id)
     fault = emu.faults.add(service, method, path, mode="hold")
     proc = _cli(world, tmp_path, seeded, *(["--force"] if forced else []))
-    assert fault.arrived.wait(60), "the CLI never reached the call"
+    assert fault.held.wait(60), "the CLI never reached the call"  # sent whole, now waiting
     proc.send_signal(signal.SIGKILL)
     assert _finish(proc) == -signal.SIGKILL
     fault.release()  # the server now finishes the call with nobody waiting for its answer
     assert fault.finished.wait(30)
+    (done,) = [e for e in emu.requests.find(service, method, path) if e.faulted == "hold"]
+    assert 200 <= done.status < 300, done  # it was carried out: its answer was lost, not the call
     emu.faults.clear()
     broken = [f"after the kill: {v}" for v in violations(emu, seeded, settled=False)]
     assert _finish(_cli(world, tmp_path, seeded)) == 0
