@@ -218,6 +218,18 @@ def run_child(args: list[str], env: dict[str, str]) -> tuple[int, str, str, Any]
     return proc.returncode, out.get("out", ""), out.get("err", ""), usage
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> list[int]:
+    """Return the machine's CPU time so far by kind (``/proc/stat``: user, nice, system, ...)."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0]
+    except OSError:
+        return [0] * 8
+    return [int(x) for x in first.split()[1:9]]
+
+
 def cli_command(profile: str | None, log_level: str) -> list[str]:
     """Return ``python -m rotation rotate --json``, under the profiler *profile* names."""
     python = [sys.executable]
@@ -242,6 +254,10 @@ class ScaleRun:
     rss_mb: float
     emulators_cpu: float
     emulators_cpu_by_process: dict[str, float]
+    machine_cpu: float
+    """CPU seconds every process of the machine used meanwhile (others' work included)."""
+    steal: float
+    """CPU seconds the hypervisor took from this machine meanwhile."""
 
 
 def run_scale_cli(  # noqa: PLR0917 - the bench's knobs, in one place
@@ -264,11 +280,14 @@ def run_scale_cli(  # noqa: PLR0917 - the bench's knobs, in one place
         cluster.clear_requests()
         bench.set_limits()
         cluster.add_latency(lat)
-        before = cluster.usage()
+        before, machine = cluster.usage(), machine_ticks()
         start = time.perf_counter()
         code, stdout, stderr, usage = run_child(cli_command(profile, log_level), env)
         wall = time.perf_counter() - start
-        after = cluster.usage()
+        after, machine = (
+            cluster.usage(),
+            [b - a for a, b in zip(machine, machine_ticks(), strict=True)],
+        )
         cluster.clear_faults()
     report = "\n".join(x for x in stdout.splitlines() if not x.startswith("py-spy>"))
     try:
@@ -285,6 +304,8 @@ def run_scale_cli(  # noqa: PLR0917 - the bench's knobs, in one place
         rss_mb=usage.ru_maxrss / 1024,
         emulators_cpu=sum(after[k][0] - before[k][0] for k in after),
         emulators_cpu_by_process={k: round(after[k][0] - before[k][0], 2) for k in after},
+        machine_cpu=sum(machine[:3] + machine[5:7]) / TICKS,
+        steal=machine[7] / TICKS,
     )
 
 
@@ -330,8 +351,8 @@ def scale(  # noqa: PLR0917 - the bench's knobs, in one place
         f" limit's rate: {rate_bound:.1f} s) -> real"
         f" limit {ideal:.1f} s; wall {run.wall:.1f} s (incl. the CLI's start); rotator CPU"
         f" {run.cpu:.1f} s, peak RSS {run.rss_mb:.0f} MB; the emulators' processes used"
-        f" {run.emulators_cpu:.1f} s of CPU {run.emulators_cpu_by_process} (load average now"
-        f" {os.getloadavg()[0]:.1f})",
+        f" {run.emulators_cpu:.1f} s of CPU {run.emulators_cpu_by_process}; the machine's"
+        f" {os.cpu_count()} CPUs were busy {run.machine_cpu:.1f} s in all (steal {run.steal:.1f} s)",
         flush=True,
     )
     if profile:
@@ -358,7 +379,9 @@ def scale(  # noqa: PLR0917 - the bench's knobs, in one place
         "rotator_peak_rss_mb": round(run.rss_mb, 1),
         "emulators_cpu_s": round(run.emulators_cpu, 2),
         "emulators_cpu_s_by_process": run.emulators_cpu_by_process,
-        "load_average": round(os.getloadavg()[0], 2),
+        "machine_cpu_s": round(run.machine_cpu, 2),
+        "machine_steal_s": round(run.steal, 2),
+        "cpus": os.cpu_count(),
         "profiled": bool(profile),
         "log_level": log_level,
     }
