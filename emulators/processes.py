@@ -54,6 +54,7 @@ __all__ = ["ClusterView", "EmulatorProcessError", "ServiceCluster", "ServiceProc
 SERVICES = ("entra", "databricks", "keyvault", "prequel")
 _START_TIMEOUT_SECONDS = 60.0
 _STOP_TIMEOUT_SECONDS = 10.0
+_CALL_TIMEOUT_SECONDS = 120.0
 Address = tuple[str, int]
 
 
@@ -250,6 +251,7 @@ class ServiceProcess:
         self._lock = threading.Lock()
         self.port = 0
         self.lookup_address: Address | None = None
+        self._stopping = False
 
     def begin(self) -> None:
         """Spawn the process (`wait_ready` waits until it listens)."""
@@ -307,6 +309,9 @@ class ServiceProcess:
         conn = self._connection()
         with self._lock:
             conn.send(("call", target, method, args, kwargs, discard))
+            if not conn.poll(_CALL_TIMEOUT_SECONDS):
+                msg = f"{self.service}: {target}.{method} got no answer in time"
+                raise EmulatorProcessError(msg)
             status, value = conn.recv()
         if status != "ok":
             raise EmulatorProcessError(
@@ -314,13 +319,20 @@ class ServiceProcess:
             )
         return value
 
+    def signal_stop(self) -> None:
+        """Ask the process to stop (returns at once; `stop` waits)."""
+        if self._conn is not None and not self._stopping:
+            self._stopping = True
+            with contextlib.suppress(OSError), self._lock:
+                self._conn.send(("stop",))
+
     def stop(self) -> None:
         """Ask the process to stop; terminate it if it does not within a few seconds."""
         process, conn = self._process, self._conn
         if process is None or conn is None:
             return
-        with contextlib.suppress(OSError, BrokenPipeError), self._lock:
-            conn.send(("stop",))
+        self.signal_stop()
+        with contextlib.suppress(OSError, EOFError), self._lock:
             if conn.poll(_STOP_TIMEOUT_SECONDS):
                 conn.recv()
         process.join(_STOP_TIMEOUT_SECONDS)
@@ -329,6 +341,7 @@ class ServiceProcess:
             process.join(_STOP_TIMEOUT_SECONDS)
         conn.close()
         self._process = self._conn = None
+        self._stopping = False
 
     def _connection(self) -> Connection:
         if self._conn is None:
@@ -435,7 +448,9 @@ class ServiceCluster:
             raise
 
     def stop(self) -> None:
-        """Stop every process and delete the TLS files."""
+        """Stop every process (all at once) and delete the TLS files."""
+        for process in self.processes():
+            process.signal_stop()
         for process in self.processes():
             process.stop()
         self.entra = self.keyvault = self.prequel = None

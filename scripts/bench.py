@@ -36,6 +36,7 @@ import math
 import os
 import pstats
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -195,8 +196,12 @@ async def noop_listing(bench: Bench, cred: AsyncTokenCredential, n: int) -> None
     bench.add(figure, f"no-op run over {n} targets ({in_vault} secrets in the vault): {counts}")
 
 
-def run_child(args: list[str], env: dict[str, str]) -> tuple[int, str, str, Any]:
-    """Run a child process; return its exit code, stdout, stderr and its own rusage (wait4)."""
+def run_child(args: list[str], env: dict[str, str], deadline: float) -> tuple[int, str, str, Any]:
+    """Run a child process; return its exit code, stdout, stderr and its own rusage (wait4).
+
+    A child still running after *deadline* seconds is killed (SIGKILL: its exit code is -9) and
+    its stderr so far printed, so that a stuck run ends with what it said rather than never.
+    """
     proc = subprocess.Popen(
         args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -211,10 +216,15 @@ def run_child(args: list[str], env: dict[str, str]) -> tuple[int, str, str, Any]
     ]
     for r in readers:
         r.start()
+    watchdog = threading.Timer(deadline, proc.kill)
+    watchdog.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    watchdog.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
     for r in readers:
         r.join()
+    if proc.returncode == -signal.SIGKILL:
+        print(f"the child was killed after {deadline:.0f} s:\n{out.get('err', '')[-4000:]}")
     return proc.returncode, out.get("out", ""), out.get("err", ""), usage
 
 
@@ -282,7 +292,8 @@ def run_scale_cli(  # noqa: PLR0917 - the bench's knobs, in one place
         cluster.add_latency(lat)
         before, machine = cluster.usage(), machine_ticks()
         start = time.perf_counter()
-        code, stdout, stderr, usage = run_child(cli_command(profile, log_level), env)
+        deadline = 120 + 2 * n  # seconds: generous (1,000 targets take under a minute)
+        code, stdout, stderr, usage = run_child(cli_command(profile, log_level), env, deadline)
         wall = time.perf_counter() - start
         after, machine = (
             cluster.usage(),
@@ -509,9 +520,8 @@ async def main() -> int:
     from azure.identity.aio import ClientSecretCredential
 
     with ServiceCluster(workspaces=args.workspaces) as cluster:
-        bench = Bench(cluster, args.limits)
+        bench = Bench(cluster, args.limits)  # the limits apply to the scale run only
         bench.figures = figures
-        bench.set_limits()
         view = bench.views[0]
         tenant, client, secret = rotator_identity(view)  # type: ignore[arg-type]
         async with ClientSecretCredential(

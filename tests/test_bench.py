@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = (
     "cold start ratio",
@@ -29,14 +31,18 @@ FIGURES = (
 
 def test_the_bench_smoke_run_prints_and_writes_every_figure(tmp_path: Path) -> None:
     table = tmp_path / "figures.json"
-    done = subprocess.run(
-        [sys.executable, "scripts/bench.py", "--smoke", "--json", str(table)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "scripts/bench.py", "--smoke", "--json", str(table)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        said = [str(x)[-3000:] for x in (exc.stdout, exc.stderr) if x]
+        pytest.fail(f"the smoke run did not end in 300 s; it said:\n{chr(10).join(said)}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for name in FIGURES:
         assert f"-> {name}: " in done.stdout, name
