@@ -15,9 +15,9 @@ CLI's start (imports, about 0.7 s of CPU).
 
 Scale is judged against the real limit: the larger of the latency bound (the listing, then
 ⌈targets/concurrency⌉ rotations of dependent calls at ``--latency`` each) and Key Vault's throttle
-bound: in a sliding 10-s window, creates 301-600 cannot start before 10 s, 601-900 before 20 s,
-so 1,000 creates end no sooner than 30 s plus one rotation's calls (the rate, 1,000 / 300 x 10 s
-= 33.3 s, is printed beside it). The wall time includes the CLI's start and is shared with the
+bound: after the listing, in a sliding 10-s window, creates 301-600 cannot start before 10 s,
+601-900 before 20 s, so 1,000 creates end no sooner than the listing plus 30 s plus one
+rotation's calls (the rate, 1,000 / 300 x 10 s = 33.3 s, is printed beside it). The wall time includes the CLI's start and is shared with the
 emulators' processes on the same cores (their CPU is printed).
 
 ``--profile PATH`` runs that CLI under cProfile (``py-spy:PATH``: under ``py-spy record --gil``,
@@ -349,7 +349,7 @@ def scale(  # noqa: PLR0917 - the bench's knobs, in one place
     per_rotation = (calls - listing - kv["throttled"]) / n
     latency_bound = (listing + math.ceil(n / conc) * per_rotation) * lat
     limits = bench.limits
-    throttle_bound = throttle_floor(kv, limits, per_rotation * lat)
+    throttle_bound = listing * lat + throttle_floor(kv, limits, per_rotation * lat)
     rate_bound = max(kv["creates"] / limits.creates, kv["others"] / limits.others) * limits.window
     ideal = max(latency_bound, throttle_bound)
     ratio = run.wall / ideal
