@@ -98,9 +98,7 @@ CALLS = [
 ENTRA_TOKEN = "Entra token for the SP"
 # A managed-identity target reads no credential and gets its token from the identity endpoint.
 IDENTITY_CALLS = [
-    Call("managed identity token", "identity", "GET", "/msi/token")
-    if c.label == ENTRA_TOKEN
-    else c
+    Call("managed identity token", "identity", "GET", "/msi/token") if c.label == ENTRA_TOKEN else c
     for c in CALLS
     if c.label != "read the SP credential"
 ]
