@@ -197,7 +197,7 @@ def _throttle_wait(
         wait = retry_after if retry_after <= policy.max_retry_after else None
     else:
         ceiling = min(policy.throttle_wait_max, policy.throttle_wait_initial * 2 ** (throttled - 1))
-        wait = float(ceiling * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not a secret
+        wait = float(ceiling * random.uniform(0.5, 1.0))  # noqa: S311 # nosec B311 - jitter
     if wait is None or waited + wait > policy.throttle_timeout:
         return None
     return wait
