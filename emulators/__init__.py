@@ -1,7 +1,7 @@
 """Local HTTPS stand-ins for Entra ID, Databricks, Key Vault and Prequel.
 
 Each emulator is a Starlette app served by uvicorn on 127.0.0.1 over TLS (a throwaway
-trustme CA), in a thread of its own, following the contract sheets in ``reference/``.
+trustme CA), in a thread of its own, following the contract sheets in ``docs/reference/``.
 They never contact anything outside loopback. Start them all with `Emulators`. The Function
 App's managed identity endpoint is served beside them over plain HTTP, as App Service does.
 """

@@ -3,7 +3,8 @@
 An import source (Prequel's import product) is stored apart from the export sources, under its own
 ids, in the same layout: the Databricks settings under ``databricks`` with the PAT at
 ``databricks.access_token_auth.access_token``. That layout is inferred for import sources from the
-export side (``reference/prequel-api.md`` confirms it for Prequel's Databricks connections only).
+export side (``docs/reference/prequel-api.md`` confirms it for Prequel's Databricks
+connections only).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A :class:`Rule` names the statuses, ``error_code`` values and message pattern of one failure, the
 error class it becomes and the message that says what to do. The first matching rule wins; the
 last one matches anything and quotes Databricks' own status, code and message. Sources in the
-comments are the contract sheet's tags: [C] confirmed, [O] observed, [I] inferred.
+comments are the tags of docs/reference/databricks-api.md: [C] confirmed, [O] observed,
+[I] inferred.
 
 Bodies come in several shapes, all read into one :class:`Answer`: ``{"error_code", "message"}``
 with a string or (legacy endpoints) an integer code, API 1.2's ``{"error"}``, SCIM's

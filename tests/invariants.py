@@ -1,4 +1,4 @@
-"""Check invariants I1-I3 of DESIGN.md against the emulators' state; report violations in words."""
+"""Check invariants I1-I3 of docs/design.md against the emulators' state; report violations in words."""
 
 from __future__ import annotations
 

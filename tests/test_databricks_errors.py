@@ -1,7 +1,7 @@
 """Each Databricks error rule, pinned on answers in the shapes Databricks documents.
 
 The real ``Workspace`` methods talk to an ``httpx.MockTransport`` that answers with the bodies,
-statuses and headers of the contract sheet (/work/shared/reference/databricks-api.md), not with
+statuses and headers of the contract sheet (docs/reference/databricks-api.md), not with
 the emulator's strings, so a change in the emulator cannot hide a wrong classification.
 """
 

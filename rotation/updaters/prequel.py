@@ -1,6 +1,7 @@
 """Prequel updaters: a Databricks source, destination or import source whose PAT Prequel holds.
 
-Defaults follow ``reference/prequel-api.md`` ([C] documented by Prequel, [I] inferred). Each kind
+Defaults follow ``docs/reference/prequel-api.md`` ([C] documented by Prequel, [I] inferred).
+Each kind
 reads its object (preflight), tests changed fields without saving them (test) and with no changes
 (confirm), and saves only the token fields (push):
 
