@@ -11,6 +11,7 @@ route                                                      scope
 ``token-management/*`` (with on-behalf-of)                 ``authentication`` [I]
 ``permissions/authorization/tokens`` (+ permissionLevels)  ``access-management`` [docs page]
 ``preview/scim/v2/Me``                                     any scope [docs page]
+``preview/scim/v2/ServicePrincipals``                      ``access-management`` [I]
 ``workspace-conf``                                         ``all-apis`` only (none found) [I]
 =========================================================  ===================================
 
@@ -144,6 +145,12 @@ def build_databricks_app(state: DatabricksState) -> Starlette:
                 "POST",
             ),
             *api("preview/scim/v2/Me", admin.me, _ANY_SCOPE, "GET"),
+            *api(
+                "preview/scim/v2/ServicePrincipals",
+                admin.service_principals,
+                _ACCESS_MANAGEMENT,
+                "GET",
+            ),
             *api(tokens_acl, admin.get_permissions, _ACCESS_MANAGEMENT, "GET"),
             *api(tokens_acl, admin.update_permissions, _ACCESS_MANAGEMENT, "PATCH", "PUT"),
             *api(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from emulators.databricks_model import ApiError, Principal
@@ -19,6 +20,7 @@ __all__ = [
     "me",
     "patch_conf",
     "permission_levels",
+    "service_principals",
     "update_permissions",
 ]
 
@@ -49,6 +51,50 @@ async def me(state: DatabricksState, request: Request, caller: Principal) -> Res
     if caller.application_id:
         body["externalId"] = caller.application_id
     return json_response(200, body)
+
+
+_FILTER = re.compile(r'^\s*applicationId\s+eq\s+"?([^"\s]+)"?\s*$', re.IGNORECASE)
+
+
+async def service_principals(
+    state: DatabricksState, request: Request, caller: Principal
+) -> Response:
+    """``GET /api/2.0/preview/scim/v2/ServicePrincipals?filter=applicationId eq "…"``.
+
+    A SCIM ``ListResponse`` [C: databricks-sdk-py ``ServicePrincipalsAPI.list``]; only the
+    ``applicationId eq`` filter is served, and only admins may ask (inferred).
+    """
+    _require_admin(caller, "service principals")
+    raw = request.query_params.get("filter", "")
+    found = _FILTER.match(raw)
+    if raw and found is None:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Unsupported filter: {raw[:64]}")
+    wanted = found.group(1) if found else None
+    sps = [
+        sp
+        for sp in state.service_principals()
+        if sp.in_workspace and (wanted is None or sp.application_id == wanted)
+    ]
+    resources = [
+        {
+            "id": str(sp.id),
+            "applicationId": sp.application_id,
+            "displayName": sp.display_name,
+            "active": True,
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"],
+        }
+        for sp in sps
+    ]
+    return json_response(
+        200,
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": len(resources),
+            "startIndex": 1,
+            "itemsPerPage": len(resources),
+            "Resources": resources,
+        },
+    )
 
 
 def _acl(state: DatabricksState) -> dict[str, Any]:

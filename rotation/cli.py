@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from rotation.config import Config
+    from rotation.lock import Lock
     from rotation.report import TargetReport
     from rotation.service import StatusRow
 
@@ -120,7 +121,7 @@ async def _run(
     for warning in config.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     # Only `rotate` writes: the other commands need no lock, so no storage account either.
-    async with open_app(config, locking=args.command == "rotate") as app:
+    async with open_app(config, locking=args.command == "rotate", local_lock=True) as app:
         rt = dataclasses.replace(app.rt, progress=progress)  # read by main() on Ctrl-C
         if args.command == "status":
             rows = await status(rt)
@@ -134,14 +135,23 @@ async def _run(
         reports = await rotate(rt, args.target, force=args.force, dry_run=args.dry_run)
     if not args.json:
         print(f"note: {rt.lock.description}", file=sys.stderr)
-    emit_reports(reports, out, as_json=args.json)
+    emit_reports(reports, out, as_json=args.json, lock=rt.lock)
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
-def emit_reports(reports: list[TargetReport], out: TextIO, *, as_json: bool) -> None:
-    """Write *reports* to *out*: a table with per-target details, or ``{"targets": [...]}``."""
+def emit_reports(
+    reports: list[TargetReport], out: TextIO, *, as_json: bool, lock: Lock | None = None
+) -> None:
+    """Write *reports* to *out*: a table with per-target details, or JSON.
+
+    JSON: ``{"targets": [...], "lock": {"description", "across_machines"}}`` (``lock`` when
+    known), so a script learns too when no lock excluded other machines.
+    """
     if as_json:
-        json.dump({"targets": [r.to_json() for r in reports]}, out, indent=2)
+        data: dict[str, object] = {"targets": [r.to_json() for r in reports]}
+        if lock is not None:
+            data["lock"] = {"description": lock.description, "across_machines": lock.exclusive}
+        json.dump(data, out, indent=2)
         out.write("\n")
         return
     rows = [

@@ -32,6 +32,7 @@ from rotation.config import load_config
 from rotation.lock import Lock, NullLock
 from rotation.retry import RetryPolicy
 from rotation.runtime import AzureOptions, Runtime
+from rotation.state import deployment_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
@@ -368,17 +369,24 @@ class App:
 
 @asynccontextmanager
 async def open_app(
-    config: Config | None = None, env: Mapping[str, str] | None = None, *, locking: bool = True
+    config: Config | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    locking: bool = True,
+    local_lock: bool = False,
 ) -> AsyncIterator[App]:
     """Build the clients from the app settings (managed identity in Azure) and close them after.
 
     *config* defaults to ``load_config()`` (``ROTATION_CONFIG``). With a storage account
-    configured (and *locking*), targets are locked by blob leases; otherwise by nothing
-    (``NullLock``) and storage is never contacted — for read-only commands.
+    configured (and *locking*), targets are locked by blob leases. Without one, *local_lock*
+    (the CLI) locks them by file on this machine; otherwise nothing locks them (``NullLock``):
+    read-only commands, and the Function App, whose writing triggers then refuse to rotate
+    (``App.storage`` is None). Without *locking* storage is never contacted.
     """
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
 
     from rotation.lease import BlobLeaseLock  # noqa: PLC0415 — imports azure-storage
+    from rotation.local_lock import LocalFileLock  # noqa: PLC0415
 
     settings = AppSettings.from_env(env)
     if not locking:
@@ -389,7 +397,11 @@ async def open_app(
         DefaultAzureCredential(transport=transport) as credential,
         open_storage(settings, credential) as storage,
     ):
-        lock = BlobLeaseLock(storage.blobs, container=settings.lock_container) if storage else None
+        lock: Lock | None = None
+        if storage is not None:
+            lock = BlobLeaseLock(storage.blobs, container=settings.lock_container)
+        elif locking and local_lock:
+            lock = LocalFileLock(deployment_of(config.key_vault_url))
         async with open_runtime(
             config, credential=credential, ca_file=settings.ca_file, lock=lock, transport=transport
         ) as rt:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -37,6 +38,8 @@ class TokenInfo:
     comment: str
     scopes: tuple[str, ...] | None = None
     """The PAT's API scopes; None when it is not scoped (it may call every API)."""
+    owner_id: str | None = None
+    """Who owns the token (token-management lists only); None in the caller's own list."""
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> TokenInfo:
@@ -48,6 +51,7 @@ class TokenInfo:
             expiry_ms=int(data.get("expiry_time") or -1),
             comment=str(data.get("comment") or ""),
             scopes=tuple(sorted(map(str, scopes))) if isinstance(scopes, list) and scopes else None,
+            owner_id=None if data.get("owner_id") is None else str(data["owner_id"]),
         )
 
     def alive_at(self, now: float) -> bool:
@@ -132,6 +136,19 @@ class Workspace:
         ctx = _Context(self.url, "token-management list", principal)
         data = await self._retried("GET", "/api/2.0/token-management/tokens", auth, ctx)
         return [TokenInfo.from_api(t) for t in data.get("token_infos") or []]
+
+    async def service_principal_id(self, auth: httpx.Auth, application_id: str) -> str | None:
+        """Return the workspace's numeric id of service principal *application_id*, if added."""
+        ctx = _Context(self.url, "scim/v2/ServicePrincipals", application_id)
+        query = urlencode({"filter": f'applicationId eq "{application_id}"'})
+        path = f"/api/2.0/preview/scim/v2/ServicePrincipals?{query}"
+        data = await self._retried("GET", path, auth, ctx)
+        for sp in data.get("Resources") or []:
+            if isinstance(sp, dict) and str(sp.get("applicationId", "")).lower() == (
+                application_id.lower()
+            ):
+                return str(sp.get("id"))
+        return None
 
     async def delete_token(self, auth: httpx.Auth, token_id: str, *, principal: str) -> bool:
         """Revoke the caller's token *token_id*; return False when it no longer existed."""

@@ -4,9 +4,13 @@
 Every step has one shape — a method without arguments that checks its own precondition and
 returns early when it has nothing to do — so a run reads as the tuple in :meth:`_Rotation.execute`::
 
-    credentials → revoke previous (grace over, or about to be replaced) → sweep → clear intent
-      → preflight → adopt pending → verify → intent → mint → store → verify
-      → test → push + confirm → promote → revoke replaced
+    credentials → health → versions → prove → revoke previous (grace over, or about to be
+      replaced) → sweep → clear intent → preflight → adopt pending → verify → intent → mint
+      → store → verify → test → push + confirm → promote → revoke replaced
+
+Nothing is ever revoked on the word of a tag: *prove* checks that the latest version's tags
+agree with the principal's own token list (else the run destroys nothing and puts a fresh PAT in
+place, outcome ``mismatch``), and every revocation passes :mod:`rotation.guard`.
 
 Every step checks state first and is safe to re-run: a failed run leaves a ``pending`` version
 that the next run adopts instead of minting again (verified once, in the verify step). The
@@ -23,11 +27,12 @@ from typing import TYPE_CHECKING
 
 from rotation import errors
 from rotation.auth import StaticBearerAuth
-from rotation.plan import HEAL_REASON, Plan, heal
+from rotation.guard import disagreement
+from rotation.plan import DAY, HEAL_REASON, HOUR, Plan, heal, mismatch
 from rotation.report import Outcome, Step, TargetReport, format_time
-from rotation.run import Run, best_effort, bootstrap_note, same_principal
-from rotation.state import Stage, Tag, comment_for, current_version, version_with_token
-from rotation.sweep import sweep_orphans
+from rotation.run import MAX_INTENTS, Run, best_effort, bootstrap_note, same_principal
+from rotation.state import Stage, Tag, comment_for, current_version, parse_comment
+from rotation.sweep import orphans
 from rotation.tracker import Tracker
 
 if TYPE_CHECKING:
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
 
     from rotation.config import Target
     from rotation.runtime import Runtime
+    from rotation.state import VersionState
 
 __all__ = ["run_target"]
 
@@ -48,6 +54,8 @@ def _may_call_scim(scopes: tuple[str, ...] | None) -> bool:
 
 def _outcome(plan: Plan) -> Outcome:
     """Return how a run that carried out *plan* without an error ended."""
+    if plan.mismatch:
+        return Outcome.MISMATCH
     if plan.healing:
         return Outcome.HEALED
     if plan.rotate:
@@ -109,6 +117,7 @@ class _Rotation(Run):
             steps: tuple[Callable[[], Awaitable[None]], ...] = (
                 self.check_health,
                 self.load_versions,
+                self.prove,
                 self.revoke_previous_first,
                 self.sweep,
                 self.clear_intent,
@@ -153,17 +162,29 @@ class _Rotation(Run):
         """Look for the current PAT among the principal's live tokens; if it is gone, heal.
 
         The list is read with the principal's credential, never with the PAT: a call with the
-        PAT would count as use and keep an otherwise unused PAT alive.
+        PAT would count as use and keep an otherwise unused PAT alive. A listed PAT whose
+        comment does not carry the version's rotation id is a mismatch (a fresh PAT, nothing
+        revoked).
         """
         latest = self.latest
         if not self.plan.check_health or latest is None:
             return
         await self.tracker.enter(Step.HEALTH)
         now = self.rt.clock()
-        tokens = await self.issuer.list()
+        tokens = await self.principal_tokens()
+        why = disagreement(
+            latest,
+            tokens,
+            target=self.target.name,
+            vault=self.vault,
+            now=now,
+            foreign=self.issuer.foreign,
+        )
+        if why is not None:
+            self.to_mismatch(why)
+            return
         if any(t.token_id == latest.token_id and t.alive_at(now) for t in tokens):
-            tags = latest.with_tags(health_checked_at=f"{now:.0f}")
-            self.latest = await self.rt.store.update(latest, tags=tags)
+            await self.write(latest, latest.with_tags(health_checked_at=f"{now:.0f}"))
             self.tracker.done(Step.HEALTH, token_id=latest.token_id)
             return
         self.plan = heal(self.target, latest)
@@ -182,28 +203,74 @@ class _Rotation(Run):
         if plan.revoke_previous_first or plan.sweep or plan.rotate:
             self.versions = await self.rt.store.versions(self.target.secret_name)
 
+    async def prove(self) -> None:
+        """Before anything is destroyed: the latest enabled version's tags agree with Databricks.
+
+        Lists the principal's tokens once (the list every later revocation is judged on). On a
+        disagreement the plan becomes a mismatch: nothing revoked, a fresh PAT put in place.
+        """
+        plan = self.plan
+        if plan.mismatch or not (plan.revoke_previous_first or plan.sweep or plan.rotate):
+            return
+        await self.tracker.enter(Step.PROVE)
+        tokens = await self.principal_tokens()
+        # The newest enabled version by the rotator's order, and Key Vault's latest (the plan's).
+        newest = next((v for v in reversed(self.versions) if v.enabled), None)
+        latest = self.latest if self.latest is not None and self.latest.enabled else None
+        both = {v.version: v for v in (newest, latest) if v is not None}
+        for version in both.values():
+            why = disagreement(
+                version,
+                tokens,
+                target=self.target.name,
+                vault=self.vault,
+                now=self.rt.clock(),
+                foreign=self.issuer.foreign,
+            )
+            if why is not None:
+                self.to_mismatch(why)
+                return
+
+    def to_mismatch(self, why: str) -> None:
+        """Turn the run into a mismatch heal: a fresh PAT, nothing revoked, said loudly."""
+        self.plan = mismatch(self.target, why)
+        self.report.reason = self.plan.reason
+        log.error(
+            "target=%s step=%s mismatch: %s — nothing is revoked; rotating to a fresh PAT",
+            self.target.name,
+            self.tracker.step,
+            why,
+        )
+
     async def revoke_previous_first(self) -> None:
         """Revoke the PAT the latest version replaced (its grace is over, or it is replaced)."""
         if self.plan.revoke_previous_first and self.latest is not None:
             self.latest = await self.revoke_replaced_by(self.latest)
 
     async def sweep(self) -> None:
-        """Revoke this target's rotator-made PATs that no version references (orphans)."""
+        """Revoke this target's PATs whose mint this vault recorded and no version holds."""
         if not self.plan.sweep:
             return
         await self.tracker.enter(Step.SWEEP)
         # Under an exclusive lock no other run can be between its mint and its store.
         exclusive = self.rt.lock.exclusive
         min_age = 0.0 if exclusive else self.rt.config.orphan_min_age_minutes * 60
-        self.tokens = await self.issuer.list()
-        swept, self.deferred = await sweep_orphans(
-            self.issuer,
-            self.target.name,
-            self.tokens,
-            self.versions,
-            now=self.rt.clock(),
-            min_age_seconds=min_age,
+        now = self.rt.clock()
+        found = orphans(
+            await self.principal_tokens(), self.versions, target=self.target.name, vault=self.vault
         )
+        swept: list[str] = []
+        for token in found:
+            age = now - token.creation_ms / 1000
+            if min_age > 0 and age < min_age:
+                log.info("target=%s sweep deferred token_id=%s", self.target.name, token.token_id)
+                marker = parse_comment(token.comment)
+                self.carry += [marker.rotation_id] if marker else []
+                continue
+            if await self.revoke(token.token_id, "an orphan of an interrupted mint"):
+                log.warning("target=%s swept orphan token_id=%s", self.target.name, token.token_id)
+                swept.append(token.token_id)
+        self.deferred = len(self.carry)
         self.report.swept += swept
         self.tracker.done(Step.SWEEP, swept=len(swept), deferred=self.deferred or None)
 
@@ -213,7 +280,7 @@ class _Rotation(Run):
         if not self.plan.clear_intent or self.deferred or latest is None:
             return
         if latest.tag(Tag.MINTING) is not None:
-            self.latest = await self.rt.store.update(latest, tags=latest.with_tags(minting=None))
+            await self.write(latest, latest.with_tags(minting=None))
 
     async def preflight(self) -> None:
         """Prove every consumer is reachable and accepts our credentials; change nothing."""
@@ -275,16 +342,19 @@ class _Rotation(Run):
         latest = self.latest
         if latest is not None:
             await self.tracker.enter(Step.INTENT)
-            tags = latest.with_tags(minting=self.rotation_id)
-            self.latest = await self.rt.store.update(latest, tags=tags)
+            # Earlier intents stay: a run that lost its lock may still be minting for one.
+            earlier = (latest.tag(Tag.MINTING) or "").split()
+            wanted = dict.fromkeys([*earlier, *self.carry, self.rotation_id])
+            intents = " ".join(list(wanted)[-MAX_INTENTS:])
+            await self.write(latest, latest.with_tags(minting=intents))
 
     async def mint(self) -> None:
         """Create the new PAT; after a lost answer, find and revoke what it may have made."""
         if not self.plan.rotate or self.pending is not None:
             return
         await self.tracker.enter(Step.MINT)
-        lifetime = self.target.lifetime_days * 86_400
-        comment = comment_for(self.target.name, self.rotation_id)
+        lifetime = int(self.target.lifetime_days * DAY)
+        comment = comment_for(self.target.name, self.rotation_id, self.vault)
         scopes = self.scopes_for_new_pat()
         try:
             self.new = await self.issuer.create(
@@ -309,15 +379,12 @@ class _Rotation(Run):
         expires = new.info.expiry_ms / 1000 if new.info.expiry_ms > 0 else None
         try:
             state = await self.rt.store.add_version(
-                self.target.secret_name,
-                new.value,
-                tags=self.pending_tags(new, current),
-                expires_on=expires,
+                self.target.secret_name, new.value, tags=self.pending_tags(new), expires_on=expires
             )
         except errors.RotationError:
-            await best_effort(self.issuer.revoke(new.info.token_id))
+            await best_effort(self.revoke(new.info.token_id, "its value could not be stored"))
             raise
-        self.hold(state, new.value)
+        self.hold(self.remember(state), new.value)
         self.tracker.done(Step.STORE, version=state.version)
 
     async def test(self) -> None:
@@ -331,33 +398,78 @@ class _Rotation(Run):
             await self.consumers().push_and_confirm(self.pat)
 
     async def promote(self) -> None:
-        """Make the pending version ``current``; with a grace period, mark the old ``previous``."""
+        """Make the pending version ``current``; decide now what it replaces.
+
+        Replaced: every enabled ``current``/``pending`` version of the target older than it, as
+        the versions are now (not an id written when it was minted).
+
+        The newest replaced ``current`` version's PAT is the one kept for the grace period; a
+        mismatch disables what it replaces instead and leaves their PATs to a later sweep.
+        """
         state = self.pending
         if not self.plan.rotate or state is None:
             return
         await self.tracker.enter(Step.PROMOTE)
         now = self.rt.clock()
+        self.replaced = self.replaced_by(state)
+        currents = [v for v in self.replaced if v.stage is Stage.CURRENT]
+        previous = currents[-1].token_id if currents and not self.plan.mismatch else None
         grace = self.target.grace_period_hours
-        previous = state.tag(Tag.PREVIOUS_TOKEN_ID)
-        revoke_at = str(int(now + grace * 3600)) if previous else None
-        results = self.report.consumers
-        summary = ",".join(f"{c.name}=confirmed" for c in results) or "key-vault-only"
+        carried = (state.tag(Tag.MINTING) or "").split()
+        if self.plan.mismatch:
+            carried += [v.tag(Tag.ROTATION_ID) or "" for v in self.replaced]
+        summary = ",".join(f"{c.name}=confirmed" for c in self.report.consumers)
         tags = state.with_stage(
             Stage.CURRENT,
-            revoke_previous_at=revoke_at,
+            previous_token_id=previous,
+            revoke_previous_at=str(int(now + grace * HOUR)) if previous else None,
+            previous_revoked=None,
+            minting=" ".join([c for c in carried if c][-MAX_INTENTS:]) or None,
             last_result=f"rotated {format_time(now)}",
-            consumers=summary[:512],
+            consumers=(summary or "key-vault-only")[:512],
         )
-        self.promoted = await self.rt.store.update(state, tags=tags)
-        old = version_with_token(self.versions, previous)
-        if old is not None and old.stage is Stage.CURRENT and not self.plan.revoke_replaced:
-            # Without a grace period the revoke step marks it `revoked` at once: a write saved.
-            await self.rt.store.update(old, tags=old.with_stage(Stage.PREVIOUS))
+        self.promoted = await self.write(state, tags)
+        self.report.previous_token_id = previous
+        for old in self.replaced:
+            if self.plan.mismatch:
+                await self.write(old, old.with_stage(Stage.ABANDONED), enabled=False)
+            elif old.token_id == previous and not self.plan.revoke_replaced:
+                # Without a grace period the revoke step marks it `revoked` at once.
+                await self.write(old, old.with_stage(Stage.PREVIOUS))
         self.tracker.done(Step.PROMOTE, version=state.version)
 
-    async def revoke_replaced(self) -> None:
-        """Revoke the PAT the promoted version replaced (when there is no grace period)."""
-        if self.plan.revoke_replaced and self.promoted is not None:
-            await self.revoke_replaced_by(self.promoted)
+    def replaced_by(self, state: VersionState) -> list[VersionState]:
+        """Return the enabled current/pending versions of this target other than *state*.
 
-    # --- what the steps share -----------------------------------------------------------------
+        All are older: the versions were listed at the start of the run, when *state* was the
+        latest (adopted) or not yet written (stored by this run).
+        """
+        # A mismatch also retires versions whose stage could not be read.
+        stages = {Stage.CURRENT, Stage.PENDING, *((None,) if self.plan.mismatch else ())}
+        return [
+            v
+            for v in self.versions
+            if v.enabled
+            and v.managed
+            and v.version != state.version
+            and v.stage in stages
+            and v.token_id
+            and v.tag(Tag.TARGET) in {None, self.target.name}
+        ]
+
+    async def revoke_replaced(self) -> None:
+        """Revoke what the promotion replaced: its previous PAT (no grace period) and any other.
+
+        Other replaced versions (a pending one left by a run that lost its lock) are not what
+        the consumers held until now: their PATs are revoked at once, grace period or not.
+        """
+        promoted = self.promoted
+        if promoted is None or self.plan.mismatch:
+            return
+        previous = promoted.tag(Tag.PREVIOUS_TOKEN_ID)
+        if self.plan.revoke_replaced:
+            self.promoted = await self.revoke_replaced_by(promoted)
+        for old in self.replaced:
+            if old.token_id and old.token_id != previous:
+                await self.tracker.enter(Step.REVOKE)
+                await self.retire(old.token_id, "replaced by the promoted version")

@@ -10,6 +10,7 @@ Every message says what went wrong *and what to do*; none ever contains a secret
     ├── BusyError                    another run holds the target's lock
     ├── LockLostError                the lock was lost mid-rotation; stopped at a step boundary
     ├── AppStorageError              the app's storage account (locks, queue) cannot be used
+    ├── RevocationRefusedError       a revocation the service could not prove ours (I6)
     ├── SecretStoreError             Key Vault refused or failed a call
     │   ├── SecretMissingError       a credential secret named in the config does not exist
     │   └── SecretDisabledError      the (latest) version asked for is disabled
@@ -54,6 +55,7 @@ __all__ = [
     "MissingCanUseError",
     "OnBehalfOfDisabledError",
     "PrincipalNotInWorkspaceError",
+    "RevocationRefusedError",
     "RotationError",
     "SecretDisabledError",
     "SecretMissingError",
@@ -119,6 +121,10 @@ class AppStorageError(RotationError):
     """The app's storage account (``AzureWebJobsStorage``: locks and the fan-out queue) failed."""
 
     transient = True
+
+
+class RevocationRefusedError(RotationError):
+    """A revocation was refused: Databricks does not show the token as this target's, replaced."""
 
 
 class SecretStoreError(RotationError):

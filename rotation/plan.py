@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rotation.config import Target
     from rotation.state import VersionState
 
-__all__ = ["HEAL_REASON", "Plan", "heal", "health_checked_at", "plan"]
+__all__ = ["HEAL_REASON", "Plan", "heal", "health_checked_at", "mismatch", "plan", "tag_problem"]
 
 DAY = 86_400.0
 HOUR = 3_600.0
@@ -50,6 +50,9 @@ class Plan:
     """Look for the current PAT in the principal's token list; if it is gone, heal (rotate)."""
     healing: bool = False
     """This rotation replaces a PAT that died outside the rotator (outcome ``healed``)."""
+    mismatch: bool = False
+    """The tags disagree with Databricks: destroy nothing, put a fresh PAT in place (outcome
+    ``mismatch``); the versions it replaces are disabled and their PATs left to a later sweep."""
 
     @property
     def idle(self) -> bool:
@@ -67,6 +70,29 @@ def plan(target: Target, latest: VersionState | None, now: float, *, force: bool
     why = f"health check due (last {ago}, every {target.health_check_hours:g} h)"
     reason = why if decided.idle else f"{decided.reason}; {why}"
     return replace(decided, reason=reason, check_health=True)
+
+
+def mismatch(target: Target, why: str) -> Plan:
+    """Return the plan when the records disagree with the service: a fresh PAT, nothing revoked."""
+    del target
+    reason = (
+        f"the Key Vault tags disagree with Databricks ({why}): nothing is revoked; a fresh PAT "
+        "replaces the one they name"
+    )
+    return Plan(reason=reason, rotate=True, healing=True, mismatch=True)
+
+
+def tag_problem(latest: VersionState, target: str) -> str | None:
+    """Return why *latest*'s own tags cannot be trusted (seen without any call), or None."""
+    if not latest.managed:
+        return None
+    owner = latest.tag(Tag.TARGET)
+    if owner not in {None, target}:
+        return f"the latest version {latest.version} was written for target {owner!r}"
+    if latest.stage is None:
+        raw = latest.tag(Tag.STAGE) or ""
+        return f"the latest version {latest.version} has stage {raw[:32]!r}, which is unknown"
+    return None
 
 
 def heal(target: Target, latest: VersionState) -> Plan:
@@ -99,12 +125,17 @@ def _health_due(target: Target, latest: VersionState, now: float) -> bool:
     return checked is None or now - checked >= target.health_check_hours * HOUR - HEALTH_SLACK
 
 
-def _rotation_plan(target: Target, latest: VersionState | None, now: float, *, force: bool) -> Plan:
+def _rotation_plan(  # noqa: PLR0911 — one return per case of the latest version's state
+    target: Target, latest: VersionState | None, now: float, *, force: bool
+) -> Plan:
     """Return what the latest version's own state calls for (before any health check)."""
     no_grace = target.grace_period_hours == 0
     if latest is None:
         reason = "no secret yet: bootstrap the first PAT"
         return Plan(reason=reason, sweep=True, rotate=True, revoke_replaced=no_grace)
+    problem = tag_problem(latest, target.name)
+    if problem is not None:
+        return mismatch(target, problem)
     if latest.stage is Stage.PENDING:
         return Plan(
             reason="resume the unfinished rotation (a pending version)",

@@ -69,7 +69,12 @@ class TokenIssuer(Protocol):
         ...
 
     async def list(self) -> list[TokenInfo]:
-        """List the PATs this issuer can see for the principal."""
+        """List the principal's own PATs (only those: never another user's or principal's)."""
+        ...
+
+    @property
+    def foreign(self) -> frozenset[str]:
+        """Return the ids of tokens the last :meth:`list` saw that others own (admin lists)."""
         ...
 
     async def revoke(self, token_id: str) -> bool:
@@ -95,6 +100,10 @@ class _Issuer:
     @property
     def credential_expires_on(self) -> float | None:
         return self._expires
+
+    @property
+    def foreign(self) -> frozenset[str]:
+        return frozenset()
 
 
 class _SelfIssuer(_Issuer):
@@ -126,7 +135,19 @@ class _SelfIssuer(_Issuer):
 
 
 class _OnBehalfOfIssuer(_Issuer):
-    """An admin PAT mints and manages the principal's tokens."""
+    """An admin PAT mints and manages the principal's tokens.
+
+    token-management lists every token of the workspace: :meth:`list` keeps only those the
+    principal owns (its numeric id looked up once through SCIM), so a person's or another
+    principal's PAT is never taken for this principal's.
+    """
+
+    _owner: str | None = None
+    _foreign: frozenset[str] = frozenset()
+
+    @property
+    def foreign(self) -> frozenset[str]:
+        return self._foreign
 
     async def authenticate(self) -> None:
         """Do nothing: the admin PAT is used as it is and judged by Databricks at the first call."""
@@ -143,7 +164,22 @@ class _OnBehalfOfIssuer(_Issuer):
         )
 
     async def list(self) -> list[TokenInfo]:
-        return await self._ws.list_all_tokens(self._auth, principal=self._app)
+        owner = await self._owner_id()
+        tokens = await self._ws.list_all_tokens(self._auth, principal=self._app)
+        self._foreign = frozenset(t.token_id for t in tokens if t.owner_id != owner)
+        return [t for t in tokens if t.owner_id == owner]
+
+    async def _owner_id(self) -> str:
+        if self._owner is None:
+            found = await self._ws.service_principal_id(self._auth, self._app)
+            if found is None:
+                msg = (
+                    f"Service principal {self._app} is not in workspace {self._ws.url}: add it "
+                    "(Settings → Identity and access → Service principals → Add), then retry."
+                )
+                raise errors.PrincipalNotInWorkspaceError(msg)
+            self._owner = found
+        return self._owner
 
     async def whoami(self) -> str | None:
         """Return None: the admin PAT answers as the admin, not as the principal."""

@@ -19,6 +19,7 @@ class Step(StrEnum):
     LOAD = "load"
     CREDENTIALS = "credentials"
     HEALTH = "health"
+    PROVE = "prove"
     SWEEP = "sweep"
     PREFLIGHT = "preflight"
     INTENT = "intent"
@@ -37,6 +38,8 @@ class Outcome(StrEnum):
 
     ROTATED = "rotated"
     HEALED = "healed"
+    MISMATCH = "mismatch"
+    """The Key Vault tags disagreed with Databricks: nothing destroyed, a fresh PAT put in place."""
     HEALTHY = "healthy"
     NOT_DUE = "not-due"
     HOUSEKEEPING = "housekeeping"

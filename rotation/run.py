@@ -16,10 +16,18 @@ from typing import TYPE_CHECKING, TypeVar
 from rotation import errors
 from rotation.consumers import Consumers
 from rotation.databricks import Workspace
+from rotation.guard import Evidence, judge
 from rotation.plan import DAY, Plan, plan
 from rotation.principals import issuer_for
 from rotation.report import Step, format_time
-from rotation.state import MANAGED_BY, Stage, Tag, current_version, parse_comment
+from rotation.state import (
+    MANAGED_BY,
+    Stage,
+    Tag,
+    current_version,
+    deployment_of,
+    parse_comment,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable
@@ -43,6 +51,8 @@ __all__ = [
 
 CREDENTIAL_WARN_DAYS = 30
 CREDENTIAL_FAIL_DAYS = 7
+MAX_INTENTS = 8
+"""At most this many rotation ids in a ``minting`` tag (17 characters each, of 512)."""
 
 T = TypeVar("T")
 
@@ -72,6 +82,11 @@ class Run:
         self.resumed = False
         self.verified = False
         self.promoted: VersionState | None = None
+        self.replaced: list[VersionState] = []
+        self.vault = deployment_of(rt.config.key_vault_url)
+        self.listed = False
+        self.carry: list[str] = []
+        """Rotation ids whose PATs a later run must sweep (a mismatch, a deferred orphan)."""
         self._consumers: Consumers | None = None
 
     async def load(self, *, force: bool) -> None:
@@ -150,10 +165,13 @@ class Run:
         self.report.rotation_id = state.tag(Tag.ROTATION_ID)
         self.report.token_id = state.token_id
         self.report.expires_on = state.expires_on
-        self.report.previous_token_id = state.tag(Tag.PREVIOUS_TOKEN_ID)
 
-    def pending_tags(self, new: NewToken, current: VersionState | None) -> dict[str, str]:
-        """Return the tags of a freshly minted PAT's ``pending`` version."""
+    def pending_tags(self, new: NewToken) -> dict[str, str]:
+        """Return the tags of a freshly minted PAT's ``pending`` version.
+
+        What it replaces is decided at promotion, from the versions as they are then. Intents
+        a later run must still sweep are carried in ``minting``.
+        """
         tags = {
             Tag.MANAGED_BY: MANAGED_BY,
             Tag.TARGET: self.target.name,
@@ -162,16 +180,58 @@ class Run:
             Tag.STAGE: Stage.PENDING.value,
             Tag.WRITTEN_AT: f"{self.rt.clock():.6f}",
         }
-        if current is not None and current.token_id:
-            tags[Tag.PREVIOUS_TOKEN_ID] = current.token_id
+        if self.carry:
+            tags[Tag.MINTING] = " ".join(self.carry[-MAX_INTENTS:])
         return {str(k): v for k, v in tags.items()}
+
+    async def principal_tokens(self, *, again: bool = False) -> list[TokenInfo]:
+        """Return the principal's tokens, listed once per run (*again*: list anew)."""
+        if again or not self.listed:
+            self.tokens = await self.issuer.list()
+            self.listed = True
+        return self.tokens
+
+    def remember(self, state: VersionState) -> VersionState:
+        """Keep the run's view of the versions in step with a version it wrote; return it."""
+        others = [v for v in self.versions if v.version != state.version]
+        self.versions = sorted([*others, state], key=lambda v: v.order)
+        if self.latest is not None and self.latest.version == state.version:
+            self.latest = state
+        return state
+
+    async def write(
+        self, state: VersionState, tags: dict[str, str], *, enabled: bool | None = None
+    ) -> VersionState:
+        """Update *state*'s tags (and enabled flag) in Key Vault and in the run's view."""
+        return self.remember(await self.rt.store.update(state, tags=tags, enabled=enabled))
+
+    async def revoke(self, token_id: str, purpose: str) -> bool:
+        """Revoke PAT *token_id* if the guard allows it (I6); True when it was revoked now.
+
+        ``RevocationRefusedError`` when Databricks does not show it as this target's, replaced.
+        """
+        await self.principal_tokens()
+        evidence = Evidence(
+            target=self.target.name,
+            secret_name=self.target.secret_name,
+            vault=self.vault,
+            tokens=self.tokens,
+            versions=self.versions,
+            foreign=self.issuer.foreign,
+            minted=(self.new.info,) if self.new is not None else (),
+            rotation_id=self.rotation_id,
+        )
+        if judge(token_id, evidence, purpose) is None:
+            log.info("target=%s token_id=%s already gone (%s)", self.target.name, token_id, purpose)
+            return False
+        return await self.issuer.revoke(token_id)
 
     async def verify_listed(self, state: VersionState) -> None:
         """Verify a PAT whose scopes forbid SCIM ``Me``: it is listed, alive, for the principal."""
         now = self.rt.clock()
         listed = any(t.token_id == state.token_id and t.alive_at(now) for t in self.tokens)
-        if not listed:  # the sweep's list may predate a fresh PAT: look again
-            self.tokens = await self.issuer.list()
+        if not listed:  # the run's list may predate a fresh PAT: look again
+            await self.principal_tokens(again=True)
             listed = any(t.token_id == state.token_id and t.alive_at(now) for t in self.tokens)
         if listed:
             self.verified = True
@@ -220,33 +280,39 @@ class Run:
         previous = current.tag(Tag.PREVIOUS_TOKEN_ID)
         if previous is None:
             return current
-        if await self.issuer.revoke(previous):
-            self.report.revoked.append(previous)
-        # Every version holding it (a retried PUT can have stored the same PAT twice).
-        for old in self.versions:
-            if old.token_id == previous and (old.stage is not Stage.REVOKED or old.enabled):
-                await self.rt.store.update(old, tags=old.with_stage(Stage.REVOKED), enabled=False)
+        await self.retire(previous, "the PAT the current version replaced")
         self.tracker.done(Step.REVOKE, token_id=previous)
-        tags = current.with_tags(previous_revoked="true")
-        return await self.rt.store.update(current, tags=tags)
+        return await self.write(current, current.with_tags(previous_revoked="true"))
 
-    async def abandon(self, state: VersionState, why: str) -> None:
-        """Disable a pending version whose PAT cannot be used, then revoke that PAT."""
+    async def retire(self, token_id: str, purpose: str) -> None:
+        """Revoke *token_id* through the guard, then mark every version holding it revoked."""
+        if await self.revoke(token_id, purpose):
+            self.report.revoked.append(token_id)
+        # Every version holding it (a retried PUT can have stored the same PAT twice).
+        for old in list(self.versions):
+            if old.token_id == token_id and (old.stage is not Stage.REVOKED or old.enabled):
+                await self.write(old, old.with_stage(Stage.REVOKED), enabled=False)
+
+    async def abandon(self, state: VersionState, why: str, *, revoke: bool = True) -> None:
+        """Disable a pending version whose PAT cannot be used, then revoke that PAT (guarded).
+
+        Disabled first, so that the guard no longer counts its PAT as the latest one.
+        """
         tags = state.with_stage(Stage.ABANDONED, previous_token_id=None)
-        abandoned = await self.rt.store.update(state, tags=tags, enabled=False)
-        if self.latest is not None and self.latest.version == state.version:
-            self.latest = abandoned
-        if state.token_id and await self.issuer.revoke(state.token_id):
+        await self.write(state, tags, enabled=False)
+        if revoke and state.token_id and await self.revoke(state.token_id, "abandoned pending"):
             self.report.revoked.append(state.token_id)
         self.report.notes.append(f"abandoned pending version {state.version}: {why}")
         log.warning("target=%s abandoned version=%s: %s", self.target.name, state.version, why)
 
     async def reconcile(self) -> None:
         """After a create whose answer was lost: revoke the PAT it may have made (value lost)."""
-        tokens = await best_effort(self.issuer.list()) or []
-        mine = (self.target.name, self.rotation_id)
-        for token in (t for t in tokens if parse_comment(t.comment) == mine):
-            if await best_effort(self.issuer.revoke(token.token_id)):
+        tokens = await best_effort(self.principal_tokens(again=True)) or []
+        for token in tokens:
+            marker = parse_comment(token.comment)
+            if marker is None or marker[:2] != (self.target.name, self.rotation_id):
+                continue
+            if await best_effort(self.revoke(token.token_id, "its create answer was lost")):
                 self.report.swept.append(token.token_id)
             log.warning(
                 "target=%s rotation_id=%s revoked token_id=%s: its create answer was lost",

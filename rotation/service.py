@@ -135,6 +135,15 @@ class StatusRow:
         }
 
 
+def _stage(v: VersionState | None) -> str | None:
+    """Return a version's stage for ``status``: ``unmanaged``, or ``unknown (…)`` if malformed."""
+    if v is None:
+        return None
+    if v.stage is not None:
+        return v.stage.value
+    return f"unknown ({(v.tag(Tag.STAGE) or '')[:32]})" if v.managed else "unmanaged"
+
+
 def _days(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
@@ -155,7 +164,7 @@ async def status(rt: Runtime) -> list[StatusRow]:
                 target=t.name,
                 secret_name=t.secret_name,
                 token_id=v.token_id if v else None,
-                stage=(v.stage.value if v.stage else "unmanaged") if v else None,
+                stage=_stage(v),
                 created_on=v.created_on if v else None,
                 expires_on=v.expires_on if v else None,
                 days_left=(v.expires_on - now) / DAY if v and v.expires_on else None,

@@ -5,24 +5,29 @@ values ≤ 512 chars) and writers are serialised by a lock. Stages: a new versio
 until every consumer confirmed it, then ``current``; the version it replaced becomes
 ``previous`` and, once its PAT is revoked, ``revoked`` (and disabled). An ``abandoned`` version
 held a pending PAT that could not be used. Tag ``minting`` on the latest version records the intent
-to mint *before* ``token/create`` is called, so a crash between mint and store is seen by the next
-run's listing and swept.
+to mint *before* ``token/create`` is called (space-separated rotation ids), so a crash between mint
+and store is seen by the next run's listing and swept. Each PAT's comment carries
+:func:`comment_for`'s marker: target, rotation id and deployment (the vault's host).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
+from urllib.parse import urlsplit
 
 __all__ = [
     "MANAGED_BY",
+    "Marker",
     "Stage",
     "Tag",
     "VersionState",
     "comment_for",
     "current_version",
+    "deployment_of",
     "parse_comment",
+    "recorded_rotations",
     "version_with_token",
 ]
 
@@ -129,12 +134,12 @@ class VersionState:
         return tags
 
     def with_stage(self, stage: Stage, **changes: str | None) -> dict[str, str]:
-        """Return the tags moved to *stage*, with *changes*; a stage change ends any intent.
+        """Return the tags moved to *stage*, with *changes*.
 
-        The ``minting`` tag is always removed: whatever mint it announced is over once the
-        version changes stage (resumed, promoted, replaced, revoked or abandoned).
+        ``minting`` stays: the rotation ids it records are how a later sweep knows a PAT whose
+        value was lost is this deployment's (only the sweep's ``clear_intent`` removes it).
         """
-        return self.with_tags(stage=stage.value, minting=None, **changes)
+        return self.with_tags(stage=stage.value, **changes)
 
 
 def current_version(versions: list[VersionState], target: str) -> VersionState | None:
@@ -160,18 +165,48 @@ def version_with_token(versions: list[VersionState], token_id: str | None) -> Ve
 _COMMENT_PREFIX: Final = f"{MANAGED_BY} "
 
 
-def comment_for(target: str, rotation_id: str) -> str:
-    """Return the PAT comment that marks a token as minted by this app for *target*."""
-    return f"{_COMMENT_PREFIX}target={target} rotation={rotation_id}"
+class Marker(NamedTuple):
+    """What a PAT's comment says about who made it: target, rotation and deployment (vault).
+
+    ``vault`` is None for PATs made by the first release, whose marker named no deployment.
+    """
+
+    target: str
+    rotation_id: str
+    vault: str | None = None
 
 
-def parse_comment(comment: str) -> tuple[str, str] | None:
-    """Return ``(target, rotation_id)`` from a comment made by :func:`comment_for`, else None."""
+def deployment_of(key_vault_url: str) -> str:
+    """Return the deployment id of the rotator using *key_vault_url*: the vault's host name.
+
+    A vault's host is unique within its cloud, so two rotators sharing a workspace always
+    have different ids unless they share a vault (and then their records tell them apart).
+    """
+    return urlsplit(key_vault_url).netloc.lower()
+
+
+def comment_for(target: str, rotation_id: str, vault: str) -> str:
+    """Return the PAT comment that marks a token as minted by this deployment for *target*."""
+    return f"{_COMMENT_PREFIX}target={target} rotation={rotation_id} vault={vault}"
+
+
+def parse_comment(comment: str) -> Marker | None:
+    """Return the :class:`Marker` in a comment made by :func:`comment_for`, else None."""
     if not comment.startswith(_COMMENT_PREFIX):
         return None
     fields = dict(
         part.split("=", 1) for part in comment[len(_COMMENT_PREFIX) :].split() if "=" in part
     )
-    if "target" not in fields or "rotation" not in fields:
+    if not fields.get("target") or not fields.get("rotation"):
         return None
-    return fields["target"], fields["rotation"]
+    return Marker(fields["target"], fields["rotation"], fields.get("vault") or None)
+
+
+def recorded_rotations(versions: list[VersionState]) -> set[str]:
+    """Return every rotation id this vault recorded for a target: minted versions and intents."""
+    found: set[str] = set()
+    for v in versions:
+        if rid := v.tag(Tag.ROTATION_ID):
+            found.add(rid)
+        found.update((v.tag(Tag.MINTING) or "").split())
+    return found

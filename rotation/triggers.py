@@ -13,7 +13,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from rotation import errors, telemetry
-from rotation.clients import is_loopback, open_app
+from rotation.clients import App, is_loopback, open_app
 from rotation.doctor import diagnose
 from rotation.engine import run_target
 from rotation.events import ACTIONABLE, EXPIRED, MalformedEventError, parse_event
@@ -35,12 +35,29 @@ __all__ = [
     "http_status",
     "key_vault_event",
     "queued_rotation",
+    "require_storage",
     "summarize",
     "timer_tick",
 ]
 
 log = logging.getLogger("rotation")
 MAX_DEQUEUE = 5  # host.json extensions.queues.maxDequeueCount
+
+
+def require_storage(app: App) -> None:
+    """Refuse to write without the app's storage account: it holds the per-target locks (I5).
+
+    ``AppStorageError`` (transient: the host retries a queue message, Event Grid redelivers an
+    event, HTTP answers 503); nothing was read or written before it.
+    """
+    if app.storage is None:
+        msg = (
+            f"The Function App does not rotate without its storage account: "
+            f"{app.settings.storage_setting_name} is not set, and it holds the per-target locks "
+            "that keep two rotations of one target apart. Set AzureWebJobsStorage (or "
+            "AzureWebJobsStorage__accountName); locally, start Azurite."
+        )
+        raise errors.AppStorageError(msg)
 
 
 def summarize(reports: list[TargetReport]) -> str:
@@ -58,6 +75,7 @@ async def timer_tick(*, past_due: bool = False) -> str:
     """
     telemetry.configure()
     async with open_app() as app:
+        require_storage(app)
         for warning in app.rt.config.warnings():
             log.warning("config: %s", warning)
         listing, due = await needing_work(app.rt)
@@ -105,6 +123,7 @@ async def queued_rotation(body: str, *, dequeue_count: int = 1) -> TargetReport:
         raise ValueError(msg) from None
     telemetry.configure()
     async with open_app() as app:
+        require_storage(app)
         (target,) = select(app.rt.config, [name])
         report = await run_target(app.rt, target)
         telemetry.emit_runs([report], app.rt.clock(), "queue")
@@ -137,6 +156,7 @@ async def key_vault_event(
         return _ack(f"ignored {event.event_type} for secret {event.secret_name}")
     telemetry.configure()
     async with open_app() as app:
+        require_storage(app)
         return await _on_expiry(app.rt, event)
 
 
@@ -199,6 +219,8 @@ async def http_rotate(
         if found is None:
             known = [t.name for t in app.rt.config.targets]
             return 404, {"error": f"unknown target {target[:64]!r}", "known_targets": known}
+        if not options.dry_run:  # a dry run writes nothing: it needs no lock
+            require_storage(app)
         report = await run_target(app.rt, found, force=options.force, dry_run=options.dry_run)
         if not options.dry_run:
             telemetry.emit_runs([report], app.rt.clock(), "http")

@@ -484,7 +484,7 @@ async def test_under_the_blob_lock_a_young_orphan_is_swept_at_once(
     world: World, app, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     from emulators.scenario import config_table
-    from rotation.state import comment_for
+    from tests.world import crash_leftover
 
     seeded = world.target()
     app(seeded)
@@ -492,9 +492,7 @@ async def test_under_the_blob_lock_a_young_orphan_is_swept_at_once(
         "ROTATION_CONFIG", json.dumps(config_table(world.emu, seeded, orphan_min_age_minutes=15))
     )
     assert (await post(seeded.name)).status == 200
-    orphan = world.emu.databricks.mint(
-        seeded.application_id, 86_400, comment_for(seeded.name, "crashed")
-    )
+    orphan = crash_leftover(world.emu, seeded, "crashed")
     answer = _seen(await post(seeded.name, b'{"force": true}'))
     assert answer.body["swept"] == [orphan.token_id]
     assert violations(world.emu, seeded) == []

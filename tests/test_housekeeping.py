@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rotation.report import Outcome, Step
-from rotation.state import comment_for
 from tests.invariants import rotator_tokens, violations
-from tests.world import World
+from tests.world import World, crash_leftover, marker
 
 HOUR = 3600.0
 
@@ -53,10 +52,8 @@ async def test_orphans_are_swept_and_a_persons_pat_is_not(world: World, kind: st
     emu = world.emu
     seeded = world.target(kind=kind)
     await world.rotate_one(seeded, force=kind == "self")
-    orphan = emu.databricks.mint(
-        seeded.application_id, 86_400, comment_for(seeded.name, "crashed1")
-    )
-    other_target = emu.databricks.mint(seeded.application_id, 86_400, comment_for("other", "x"))
+    orphan = crash_leftover(emu, seeded, "crashed1")
+    other_target = emu.databricks.mint(seeded.application_id, 86_400, marker(emu, "other", "x"))
     personal = emu.databricks.mint(seeded.application_id, 86_400, "pat-rotator is great")
 
     report = await world.rotate_one(seeded, force=True)
@@ -71,7 +68,7 @@ async def test_young_orphans_wait_for_a_later_run(world: World) -> None:
     emu = world.emu
     seeded = world.target()
     await world.rotate_one(seeded)
-    orphan = emu.databricks.mint(seeded.application_id, 86_400, comment_for(seeded.name, "young"))
+    orphan = crash_leftover(emu, seeded, "young")
     report = await world.rotate_one(seeded, force=True, orphan_min_age_minutes=10)
     assert report.swept == []
     emu.clock.advance(11 * 60)

@@ -14,11 +14,13 @@ from rotation.clients import open_runtime
 from rotation.config import Config, parse_config
 from rotation.retry import RetryPolicy
 from rotation.service import rotate
+from rotation.state import comment_for, deployment_of
 from tests import hygiene
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from emulators.databricks import Token
     from emulators.harness import Emulators
     from rotation.report import TargetReport
     from rotation.runtime import Runtime
@@ -89,3 +91,22 @@ class World:
         """Run one rotation pass over one target and return its report."""
         (report,) = await self.rotate(seeded, **kw)
         return report
+
+
+def marker(emu: Emulators, target: str, rotation_id: str) -> str:
+    """Return the comment this deployment (the emulated vault) puts on a PAT it mints."""
+    return comment_for(target, rotation_id, deployment_of(emu.keyvault_url))
+
+
+def crash_leftover(emu: Emulators, seeded: SeededTarget, rotation_id: str) -> Token:
+    """Leave what a run killed between ``token/create`` and its store leaves behind.
+
+    The intent (``minting``) recorded on the latest version, and a live PAT with this
+    deployment's marker whose value is lost.
+    """
+    latest = emu.keyvault.latest(seeded.secret_name)
+    assert latest is not None
+    intents = [*latest.tags.get("minting", "").split(), rotation_id]
+    tags = {**latest.tags, "minting": " ".join(intents)}
+    emu.keyvault.update(seeded.secret_name, latest.version, {"tags": tags})
+    return emu.databricks.mint(seeded.application_id, 86_400, marker(emu, seeded.name, rotation_id))
