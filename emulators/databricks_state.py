@@ -227,6 +227,12 @@ class DatabricksState:
             self._revoked[token_id] = (token, reason)
             return True
 
+    def revoked_tokens(self) -> list[tuple[Token, RevocationReason]]:
+        """Return every revoked token with its reason, oldest revocation first (for tests)."""
+        with self._lock:
+            self._revoke_inactive(self.clock.now_ms())
+            return list(self._revoked.values())
+
     def was_revoked(self, token_id: str) -> bool:
         """Tell whether a token existed and was deleted (for any reason)."""
         return self.revocation_reason(token_id) is not None

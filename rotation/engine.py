@@ -400,8 +400,8 @@ class _Rotation(Run):
     async def promote(self) -> None:
         """Make the pending version ``current``; decide now what it replaces.
 
-        Replaced: every enabled ``current``/``pending`` version of the target older than it, as
-        the versions are now (not an id written when it was minted).
+        Replaced: every enabled ``current``/``pending``/``previous`` version of the target older
+        than it, as the versions are now (not an id written when it was minted).
 
         The newest replaced ``current`` version's PAT is the one kept for the grace period; a
         mismatch disables what it replaces instead and leaves their PATs to a later sweep.
@@ -439,13 +439,15 @@ class _Rotation(Run):
         self.tracker.done(Step.PROMOTE, version=state.version)
 
     def replaced_by(self, state: VersionState) -> list[VersionState]:
-        """Return the enabled current/pending versions of this target other than *state*.
+        """Return the enabled current/pending/previous versions of this target but *state*.
 
         All are older: the versions were listed at the start of the run, when *state* was the
         latest (adopted) or not yet written (stored by this run).
         """
-        # A mismatch also retires versions whose stage could not be read.
-        stages = {Stage.CURRENT, Stage.PENDING, *((None,) if self.plan.mismatch else ())}
+        # A previous version still in its grace period is cut short, as a new rotation does;
+        # a mismatch also retires versions whose stage could not be read.
+        stages: set[Stage | None] = {Stage.CURRENT, Stage.PENDING, Stage.PREVIOUS}
+        stages |= {None} if self.plan.mismatch else set()
         return [
             v
             for v in self.versions

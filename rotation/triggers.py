@@ -48,16 +48,19 @@ def require_storage(app: App) -> None:
     """Refuse to write without the app's storage account: it holds the per-target locks (I5).
 
     ``AppStorageError`` (transient: the host retries a queue message, Event Grid redelivers an
-    event, HTTP answers 503); nothing was read or written before it.
+    event, HTTP answers 503); nothing was written before it.
     """
     if app.storage is None:
-        msg = (
-            f"The Function App does not rotate without its storage account: "
-            f"{app.settings.storage_setting_name} is not set, and it holds the per-target locks "
-            "that keep two rotations of one target apart. Set AzureWebJobsStorage (or "
-            "AzureWebJobsStorage__accountName); locally, start Azurite."
-        )
-        raise errors.AppStorageError(msg)
+        raise _no_storage()
+
+
+def _no_storage() -> errors.AppStorageError:
+    msg = (
+        "The Function App does not rotate without its storage account: AzureWebJobsStorage "
+        "(or AzureWebJobsStorage__accountName) is not set, and it holds the per-target locks "
+        "that keep two rotations of one target apart. Set it; locally, start Azurite."
+    )
+    return errors.AppStorageError(msg)
 
 
 def summarize(reports: list[TargetReport]) -> str:
@@ -156,18 +159,18 @@ async def key_vault_event(
         return _ack(f"ignored {event.event_type} for secret {event.secret_name}")
     telemetry.configure()
     async with open_app() as app:
-        require_storage(app)
-        return await _on_expiry(app.rt, event)
+        return await _on_expiry(app.rt, event, locked=app.storage is not None)
 
 
-async def _on_expiry(rt: Runtime, event: KeyVaultEvent) -> str:
+async def _on_expiry(rt: Runtime, event: KeyVaultEvent, *, locked: bool = True) -> str:
     """Rotate the target an expiry event names: forced when its latest PAT expired, else if due.
 
     ``SecretExpired`` for the latest version is Key Vault's word that this PAT is dead: rotate
     now. An event naming an older version is stale (already replaced). Any other event —
     ``SecretNearExpiry``, or one naming no version — is a reason to look: the target's own plan
     decides, so a redelivered event never rotates twice and no event rotates earlier than
-    ``rotate_before_days`` asks.
+    ``rotate_before_days`` asks. Without the app's storage (*locked* False) an event that
+    would run the target raises instead (redelivered): there is no writer without a lock.
     """
     vault_url = rt.config.key_vault_url
     vault = vault_url.removeprefix("https://").split("/")[0].lower()
@@ -191,6 +194,8 @@ async def _on_expiry(rt: Runtime, event: KeyVaultEvent) -> str:
     # which is not when the target asked to rotate (rotate_before_days), and with a lifetime of
     # 30 days or less every new version would be "near expiry" at once: the plan decides.
     force = event.event_type == EXPIRED and event.version is not None
+    if not locked:
+        raise _no_storage()
     report = await run_target(rt, target, force=force)
     telemetry.emit_runs([report], rt.clock(), "event")
     if report.outcome is Outcome.BUSY or (report.error and report.error.transient):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rotation.state import parse_comment
+from rotation.state import deployment_of, parse_comment
 
 if TYPE_CHECKING:
     from emulators.harness import Emulators
@@ -12,11 +12,13 @@ if TYPE_CHECKING:
 
 
 def rotator_tokens(emu: Emulators, seeded: SeededTarget) -> list[object]:
-    """Return the live PATs this app minted for *seeded*."""
+    """Return the live PATs this deployment (the emulated vault) minted for *seeded*."""
+    vault = deployment_of(emu.keyvault_url)
     return [
         t
         for t in emu.databricks.tokens_of(seeded.application_id)
-        if (m := parse_comment(t.comment)) is not None and m[0] == seeded.name
+        if (m := parse_comment(t.comment)) is not None
+        and (m.target, m.vault) == (seeded.name, vault)
     ]
 
 

@@ -62,9 +62,15 @@ simulated targets 24 h checks — a check is a token list and a tag write per ta
 targets checked 4 times a day would dominate CI time — so its bound is 24 h; the printed line
 says which.
 
+Records that lie (``tests.sim_records``): a second deployment minting PATs for the same target
+names, people's own PATs, tags edited by hand (``token-id``, ``previous-token-id``, ``stage``, a
+forged pending version) and runs that lose their lock mid-run while another rotates; after every
+tick and run, I6: no PAT outside a target's own set was ever revoked.
+
 Limits: the emulators cannot delete a Databricks OAuth secret (one past its ``exp`` keeps working;
-the rotator still fails those runs); the blob lease (I5) is not simulated (no Azurite: one trigger
-runs at a time); the CLI is not driven (it runs on the real clock, not the simulated one).
+the rotator still fails those runs); the lock is the simulation's own (``SimLock``, exclusive and
+losable like a blob lease; no Azurite); the CLI is not driven (it runs on the real clock, not the
+simulated one).
 """
 
 from __future__ import annotations
@@ -96,6 +102,7 @@ from rotation.service import needing_work, rotate
 from rotation.triggers import MAX_DEQUEUE, _on_expiry
 from tests import hygiene
 from tests.invariants import consumer_store, rotator_tokens, violations
+from tests.sim_records import EDITS, SimLock, mint_bystanders, not_its_own, persons_pat
 from tests.world import World
 
 if TYPE_CHECKING:
@@ -497,6 +504,11 @@ class Simulation:
         self.playing = False
         """Whether the history is over."""
         self.seen: set[str] = set()
+        self.lock = SimLock()
+        self.bystanders: dict[str, str] = {}
+        """token id → what it is, for every PAT beside the targets' own (never to be revoked)."""
+        self.judged: set[str] = set()
+        self.shadow_app = ""
         self.rt: Runtime
         self._stack = AsyncExitStack()
 
@@ -548,7 +560,7 @@ class Simulation:
 
     async def _open_runtime(self) -> None:
         config = self.world.config(*(t.seeded for t in self.tracked))
-        self.rt = await self._stack.enter_async_context(self.world.runtime(config))
+        self.rt = await self._stack.enter_async_context(self.world.runtime(config, lock=self.lock))
         for t in self.tracked:
             found = config.target(t.name)
             assert found is not None
@@ -565,6 +577,8 @@ class Simulation:
     async def _history(self) -> None:
         """Seed and bootstrap each target 0-88 days before day 0: PATs of every age exist."""
         self.t0 = self.emu.clock.now()
+        self.shadow_app = str(uuid.uuid4())  # a second deployment's principal, in our workspace
+        self.emu.databricks.add_service_principal(self.shadow_app, "another deployment's SP")
         layout = sorted(
             (self._draw_target(kind, i) for kind in KINDS for i in range(self.s.per_kind)),
             key=lambda x: -x[0],
@@ -618,6 +632,7 @@ class Simulation:
         spec = {**TIMINGS[timing], "health_check_hours": self.s.health_check_hours}
         seeded = self.world.target(kind=kind, consumers=consumers, timing=spec)  # type: ignore[arg-type]
         t = _Tracked(seeded, timing, index=len(self.tracked))
+        self.bystanders.update(mint_bystanders(self.emu, seeded, self.shadow_app))
         self.tracked.append(t)
         self.by_name[seeded.name] = t
         cred = f"{seeded.name}-sp-credential"
@@ -676,6 +691,11 @@ class Simulation:
                 "type": rng.choice([NEAR_EXPIRY, EXPIRED]),
                 "duplicate": rng.random() < 0.3,
             },
+        )
+        self._poisson(10, "other-deployment", lambda: {"t": target()})
+        self._poisson(6, "tag-edit", lambda: {"t": target(), "what": rng.choice(EDITS)})
+        self._poisson(
+            8, "lease-lost", lambda: {"t": target(), "crash": self._draw_crash(manual=True)}
         )
         self._poisson(5, "manual", lambda: {"t": target(), "dry_run": False})
         self._poisson(15, "manual", lambda: {"t": target(), "dry_run": True})
@@ -801,6 +821,7 @@ class Simulation:
             for token in self.emu.databricks.all_tokens():
                 if token.value == value:
                     self.emu.databricks.revoke(token.token_id)
+                    self.killed[token.token_id] = (self.now, EXPIRED_CREDENTIAL)
         if value == tr.credential:  # not replaced in time
             self.result.outside["credential expired before its replacement"] += 1
             if kind != "databricks-oauth":  # the emulator cannot delete an OAuth secret
@@ -843,6 +864,102 @@ class Simulation:
             self.failed_since_tick.add(tr.name)
         else:
             self._note(outcome)
+        self._check(tick=False)
+
+    # --- records that lie -------------------------------------------------------------------
+
+    async def _on_other_deployment(self, t: int) -> None:
+        """The second deployment (and a person) mint PATs beside target *t*'s."""
+        tr = self.tracked[t]
+        self.bystanders.update(mint_bystanders(self.emu, tr.seeded, self.shadow_app))
+        self.result.outside["another deployment minted"] += 1
+
+    async def _on_tag_edit(self, t: int, what: str) -> None:
+        """A person edits target *t*'s tags (see ``tests.sim_records``)."""
+        tr = self.tracked[t]
+        name, emu = tr.seeded.secret_name, self.emu
+        enabled = [v for v in emu.keyvault.versions(name) if v.enabled]
+        current = next((v for v in reversed(enabled) if v.tags.get("stage") == "current"), None)
+        if not enabled or (current is None and what != "forged-pending"):
+            return
+        if what == "token-id" and current is not None:
+            others = [
+                tok.token_id
+                for tok in emu.databricks.tokens_of(tr.seeded.application_id)
+                if tok.token_id != current.tags.get("token-id") and tok.token_id in self.bystanders
+            ]
+            if not others:
+                return
+            emu.keyvault.update(
+                name, current.version, {"tags": {**current.tags, "token-id": others[0]}}
+            )
+        elif what == "previous-token-id" and current is not None:
+            person, _ = persons_pat(emu, f"edited-{tr.name}-{self.seq}@example.com")
+            self.bystanders[person] = "a person's PAT named by an edited tag"
+            keys = ("previous-token-id", "revoke-previous-at", "previous-revoked")
+            before = {k: current.tags.get(k) for k in keys}
+            lie = {"previous-token-id": person, "revoke-previous-at": str(int(self.now))}
+            tags = {k: v for k, v in {**current.tags, **lie}.items() if k != "previous-revoked"}
+            emu.keyvault.update(name, current.version, {"tags": tags})
+            tr.blocking["tags edited"] = self.now  # refused runs until a person puts it right
+            fix = self.now + self.later.uniform(1, 48) * HOUR
+            self._push(fix, "tag-fix", t=t, version=current.version, before=before)
+        elif what == "stage":
+            latest = enabled[-1]
+            emu.keyvault.update(name, latest.version, {"tags": {**latest.tags, "stage": "curent"}})
+        else:
+            person, value = persons_pat(emu, f"forger-{tr.name}-{self.seq}@example.com")
+            self.bystanders[person] = "a person's PAT in a forged pending version"
+            tags = {
+                "managed-by": "pat-rotator",
+                "target": tr.name,
+                "stage": "pending",
+                "token-id": person,
+                "rotation-id": uuid.uuid4().hex[:16],
+            }
+            emu.keyvault.set_secret(name, value, tags=tags)
+        tr.settled = False
+        self.result.outside[f"tag edit: {what}"] += 1
+
+    async def _on_tag_fix(self, t: int, version: str, before: dict[str, str | None]) -> None:
+        """The person who was alerted puts the edited tags back."""
+        tr = self.tracked[t]
+        name = tr.seeded.secret_name
+        found = next((v for v in self.emu.keyvault.versions(name) if v.version == version), None)
+        if found is not None:
+            tags = {k: v for k, v in found.tags.items() if k not in before}
+            tags.update({k: v for k, v in before.items() if v is not None})
+            self.emu.keyvault.update(name, version, {"tags": tags})
+        tr.blocks.append(("tags edited", tr.blocking.pop("tags edited", self.now), self.now))
+
+    async def _on_lease_lost(self, t: int, crash: Crash) -> None:
+        """A forced run of *t* is held at one call, loses its lock, and another run rotates."""
+        tr = self.tracked[t]
+        if tr.seeded.kind not in crash.point.kinds:
+            return
+        self._observe_breaks()
+        point = crash.point
+        hold = threading.Event()
+        regex = crash.regex(self.emu, tr.name)
+        fault = self.emu.faults.add(
+            point.service, point.method, regex, skip=crash.skip, mode="hold", hold=hold
+        )
+        first = asyncio.create_task(run_target(self.rt, tr.target, force=True))
+        arrived = asyncio.create_task(asyncio.to_thread(fault.arrived.wait, 60))
+        await asyncio.wait({first, arrived}, return_when=asyncio.FIRST_COMPLETED)
+        if fault.arrived.is_set():
+            self.lock.lose(tr.name)
+            self.result.outside["lock lost mid-run"] += 1
+            self.result.triggers["manual rotation"] += 1
+            self._note(await run_target(self.rt, tr.target, force=True))
+        hold.set()
+        fault.arrived.set()  # ends the waiting thread if the call never came
+        await arrived
+        report = await first
+        self.result.triggers["manual rotation"] += 1
+        self._note(report)
+        tr.settled = tr.settled and report.ok
+        self._sync_faults()
         self._check(tick=False)
 
     async def _on_kv_event(self, t: int, flavor: str, type: str, duplicate: bool) -> None:  # noqa: A002
@@ -1067,8 +1184,9 @@ class Simulation:
         t = self.by_name[report.target]
         if report.outcome is Outcome.FAILED:
             self.failed_since_tick.add(t.name)
-        if settles:
-            t.settled = report.ok or _work_done(report)
+        if settles:  # a mismatch leaves the PAT it could not trust to the next run's sweep
+            mismatch = report.outcome is Outcome.MISMATCH
+            t.settled = (report.ok or _work_done(report)) and not mismatch
         self._tidy_admin(t, report)
 
     def _tidy_admin(self, t: _Tracked, report: TargetReport) -> None:
@@ -1146,6 +1264,9 @@ class Simulation:
         values = self.emu.secrets.values()
         for where in hygiene.find(self.log.take(), values):
             self.violation(f"I4: {where}")
+        seeded = [t.seeded for t in self.tracked]
+        for text in not_its_own(self.emu, seeded, set(self.killed), self.judged):
+            self.violation(text)
         for t in self.tracked:
             self._check_target(t, tick=tick, failed=failed)
             self._announce_expiry(t)

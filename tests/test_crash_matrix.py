@@ -7,7 +7,10 @@ Nothing here sleeps on a fixed delay: a "timeout" is a stall the emulator keeps 
 rotator's client gives up (only the faulted run has a short read timeout; the others keep the
 rotator's defaults), and the retry waits a ``Retry-After`` or a backoff asks for are computed as
 ever but not slept (stamina's test mode; the Azure SDKs sleep through their transport).
-A second part kills the CLI process (SIGKILL) while the emulator holds one of its calls, then
+A second part loses the lock at every call: the run is held there, its blob lease (Azurite) is
+broken, a second run takes the lock and rotates, then the first goes on — it must stop at its
+next step boundary (a minted PAT still stored) — and a third run must leave I1-I3 held. A third
+part kills the CLI process (SIGKILL) while the emulator holds one of its calls, then
 lets the server finish that call with nobody listening (a request whose body was fully read is
 carried out; one the server still had to read is abandoned, as a real server would), and re-runs
 the CLI.
@@ -22,6 +25,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +44,7 @@ from tests.world import World
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from rotation.lock import Lock
     from rotation.report import TargetReport
 
 FAULTED_TIMEOUT = 0.5  # the rotator's HTTP and Azure read timeouts while a fault is planned
@@ -133,7 +138,12 @@ class _NoWaitTransport(AioHttpTransport):
 
 
 async def _run(
-    world: World, seeded: SeededTarget, *, read_timeout: float | None = None
+    world: World,
+    seeded: SeededTarget,
+    *,
+    read_timeout: float | None = None,
+    lock: Lock | None = None,
+    force: bool = False,
 ) -> TargetReport:
     """Rotate *seeded* once; *read_timeout* is for every call (default: the rotator's own)."""
     from rotation.service import rotate
@@ -145,8 +155,9 @@ async def _run(
         sdk = {"read_timeout": read_timeout, "connection_timeout": read_timeout}
     async with azure_transport(str(world.emu.ca_path)) as shared:
         transport = _NoWaitTransport(session=shared.session, session_owner=False, **sdk)
-        async with world.runtime(world.config(seeded), transport=transport, **timeouts) as rt:
-            (report,) = await rotate(rt)
+        config = world.config(seeded)
+        async with world.runtime(config, transport=transport, lock=lock, **timeouts) as rt:
+            (report,) = await rotate(rt, force=force)
     hygiene.record_text("crash-matrix report", json.dumps(report.to_json()))
     return report
 
@@ -198,6 +209,54 @@ async def test_fault_case(world: World, kind: str, call: Call, fault: str) -> No
         broken.append(f"the run without the fault failed: {second.error}")
     broken += [f"after the second run: {v}" for v in violations(emu, seeded)]
     matrix.record(f"{kind}: {call.label} x {fault}", broken)
+    assert broken == []
+
+
+# --- the lock lost at every call ---------------------------------------------------------------
+
+LEASE_CASES = [(k, c) for k, c in CASES if c.label != "list the vault"]  # the lock comes after it
+
+
+@pytest.mark.parametrize(
+    ("kind", "call"), LEASE_CASES, ids=[f"{k}: {c.label}" for k, c in LEASE_CASES]
+)
+async def test_lease_lost_case(world: World, azurite, kind: str, call: Call) -> None:  # type: ignore[no-untyped-def]
+    from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
+
+    from rotation.lease import BlobLeaseLock
+
+    emu = world.emu
+    seeded = await _due_target(world, kind)
+    hold = threading.Event()
+    path = call.regex(seeded, emu.tenant_id)
+    fault = emu.faults.add(
+        call.service, call.method, path, skip=call.occurrence, mode="hold", hold=hold
+    )
+    async with BlobServiceClient.from_connection_string(azurite.connection_string) as blobs:
+        lock = BlobLeaseLock(blobs, container="crash-matrix-locks")
+        first = asyncio.create_task(_run(world, seeded, lock=lock))
+        try:
+            assert await asyncio.to_thread(fault.arrived.wait, 60), "the run never made the call"
+            blob = blobs.get_blob_client("crash-matrix-locks", f"{seeded.name}.lock")
+            await BlobLeaseClient(blob).break_lease(lease_break_period=0)
+            second = await _run(world, seeded, lock=lock, force=True)  # takes the lock, rotates
+        finally:
+            hold.set()
+        stopped = await first
+        emu.faults.clear()
+        broken = [] if second.ok else [f"the run holding the lock failed: {second.error}"]
+        if stopped.error is not None and stopped.error.kind not in {"lock-lost", "busy"}:
+            broken.append(f"the run that lost its lock failed otherwise: {stopped.error}")
+        broken += [
+            f"after both runs: {v}"
+            for v in violations(emu, seeded, settled=False)
+            if v.startswith("I1")  # a lost lock may leave a pending version the next run finishes
+        ]
+        third = await _run(world, seeded, lock=lock)
+    if not third.ok:
+        broken.append(f"the next run failed: {third.error}")
+    broken += [f"after the next run: {v}" for v in violations(emu, seeded)]
+    matrix.record(f"{kind}: lease lost at {call.label}", broken)
     assert broken == []
 
 

@@ -165,10 +165,10 @@ def test_any_event_parses_or_is_called_malformed(
 
 
 async def test_fuzzed_http_bodies_never_500_and_never_rotate_unasked(
-    world: World, monkeypatch
+    world: World, monkeypatch, azurite
 ) -> None:  # type: ignore[no-untyped-def]
     seeded = world.target()
-    configure(monkeypatch, world.emu, None, seeded)
+    configure(monkeypatch, world.emu, azurite.connection_string, seeded)  # no writer without it
     assert (await post(seeded.name)).status == 200  # bootstrapped: from now on nothing is due
     before = {t.token_id for t in rotator_tokens(world.emu, seeded)}
     bodies = (
@@ -267,14 +267,14 @@ def _build_event(
 
 
 async def test_fuzzed_events_naming_the_managed_secret_rotate_exactly_when_they_should(
-    world: World, monkeypatch
+    world: World, monkeypatch, azurite
 ) -> None:  # type: ignore[no-untyped-def]
     """An actionable event for our vault and secret rotates when it names the latest version
     (however spelt), or names no version and the target is due; nothing else ever rotates."""
     import azure.functions as func
 
     seeded = world.target()
-    configure(monkeypatch, world.emu, None, seeded)
+    configure(monkeypatch, world.emu, azurite.connection_string, seeded)
     assert (await post(seeded.name)).status == 200
     examples: list[dict[str, Any]] = []
 
@@ -319,12 +319,12 @@ async def test_fuzzed_events_naming_the_managed_secret_rotate_exactly_when_they_
 
 
 async def test_fuzzed_events_never_raise_and_never_rotate(
-    world: World, monkeypatch, caplog
+    world: World, monkeypatch, caplog, azurite
 ) -> None:  # type: ignore[no-untyped-def]
     import azure.functions as func
 
     seeded = world.target()
-    configure(monkeypatch, world.emu, None, seeded)
+    configure(monkeypatch, world.emu, azurite.connection_string, seeded)
     assert (await post(seeded.name)).status == 200
     before = {t.token_id for t in rotator_tokens(world.emu, seeded)}
     examples: list[tuple[object, object]] = []
