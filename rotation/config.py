@@ -379,14 +379,19 @@ class Config(_Model):
         return [w for t in self.targets if (w := t.inactivity_warning())]
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, default_vault_url: str | None = None
+) -> Config:
     """Load the configuration from *path*, else from ``$ROTATION_CONFIG``.
 
     The variable holds a path, or the configuration itself: inline JSON (starts with ``{``) or
-    inline TOML (has a ``=`` or a line break, which no file name here has).
+    inline TOML (has a ``=`` or a line break and names no existing file). *default_vault_url*
+    stands in for ``ROTATION_KEY_VAULT_URL`` when that is unset (``validate`` checks a file meant
+    for an app whose setting will provide the vault).
     """
+    env = _from_env(default_vault_url)
     if path is not None:
-        return _load_file(Path(os.fspath(path)))
+        return _load_file(Path(os.fspath(path)), env)
     source = os.environ.get(ENV_VAR, "").strip()
     if not source:
         msg = (
@@ -394,11 +399,37 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         )
         raise ConfigError(msg)
     if source.startswith("{"):
-        return parse_config(_json(source, ENV_VAR), origin=ENV_VAR, **_from_env())
-    if "=" in source or "\n" in source:
-        origin = f"{ENV_VAR} (inline TOML)"
-        return parse_config(_toml(source, origin), origin=origin, **_from_env())
-    return _load_file(_app_path(Path(source)))
+        return parse_config(_json(source, ENV_VAR), origin=ENV_VAR, **env)
+    file = _existing_file(source)
+    if file is None and ("=" in source or "\n" in source):
+        return parse_config(_inline_toml(source), origin=f"{ENV_VAR} (inline TOML)", **env)
+    return _load_file(file or _app_path(Path(source)), env)
+
+
+def _existing_file(source: str) -> Path | None:
+    """Return the file *source* names (here or beside the app), or None."""
+    if "\n" in source:
+        return None
+    try:
+        path = _app_path(Path(source))
+        return path if path.is_file() else None
+    except (OSError, ValueError):  # a name too long, a NUL: not a file
+        return None
+
+
+def _inline_toml(source: str) -> object:
+    try:
+        return tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        if "\n" in source:
+            msg = f"{ENV_VAR} (inline TOML) is not valid TOML: {exc}."
+        else:
+            msg = (
+                f"{ENV_VAR} names no existing file ({source[:200]!r}, looked up in the current "
+                f"folder and beside the app) and, read as inline TOML because it has a '=', is not "
+                f"valid TOML: {exc}. Give an existing path or a complete TOML configuration."
+            )
+        raise ConfigError(msg) from None
 
 
 APP_ROOT = Path(__file__).resolve().parent.parent
@@ -416,15 +447,15 @@ def _app_path(path: Path) -> Path:
     return beside_app if beside_app.exists() else path
 
 
-def _from_env() -> dict[str, str | None]:
+def _from_env(default_vault_url: str | None = None) -> dict[str, str | None]:
     """Return the app settings that take part in validation: the vault's URL, the schedule."""
     return {
-        "vault_url": os.environ.get(VAULT_VAR, "").strip() or None,
+        "vault_url": os.environ.get(VAULT_VAR, "").strip() or default_vault_url,
         "schedule": os.environ.get(SCHEDULE_VAR, "").strip() or None,
     }
 
 
-def _load_file(file: Path) -> Config:
+def _load_file(file: Path, env: dict[str, str | None]) -> Config:
     """Read and parse a TOML file (or JSON, by its suffix)."""
     try:
         text = file.read_text(encoding="utf-8")
@@ -435,7 +466,7 @@ def _load_file(file: Path) -> Config:
         msg = f"Configuration file {file} is not UTF-8 text."
         raise ConfigError(msg) from None
     data = _json(text, str(file)) if file.suffix == ".json" else _toml(text, str(file))
-    return parse_config(data, origin=str(file), **_from_env())
+    return parse_config(data, origin=str(file), **env)
 
 
 def _json(text: str, origin: str) -> object:
@@ -485,7 +516,7 @@ def parse_config(
             return config
     lines = "\n".join(f"  - {p}" for p in problems)
     msg = f"{origin} has {len(problems)} problem(s):\n{lines}"
-    raise ConfigError(msg) from None
+    raise ConfigError(msg, problems=tuple(f"{origin}: {p}" for p in problems)) from None
 
 
 def _duplicates(config: Config) -> list[str]:
