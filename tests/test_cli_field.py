@@ -402,3 +402,35 @@ async def test_rotation_ca_file_is_trusted_besides_the_public_roots(world: World
     async with azure_transport(ca) as transport:
         context = transport.session.connector._ssl  # type: ignore[union-attr]
         assert context.cert_store_stats()["x509_ca"] > 1
+
+
+def test_a_consumer_with_an_untrusted_certificate_says_so(world: World, tmp_path: Path) -> None:
+    import http.server
+    import ssl
+    import threading
+
+    import trustme
+
+    emu = world.emu
+    seeded = world.target()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)  # a CA nobody trusts
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        config = _config(emu, seeded)
+        updater = config["targets"][0]["updaters"][0]  # type: ignore[index]
+        updater["base_url"] = f"https://127.0.0.1:{server.server_address[1]}"
+        done = _cli(emu, tmp_path, config, "rotate", "--dry-run", "--json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 1
+    (report,) = json.loads(done.stdout)["targets"]
+    error = report["error"]
+    assert "TLS certificate is not trusted" in error["message"]
+    assert "retrying cannot help" in error["message"]
+    assert error["transient"] is False
+    assert rotator_tokens(emu, seeded) == []

@@ -29,7 +29,13 @@ import httpx
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from rotation import errors
-from rotation._http import is_transient_status, json_body, retry_after
+from rotation._http import (
+    UNTRUSTED_ADVICE,
+    is_transient_status,
+    json_body,
+    retry_after,
+    untrusted_certificate,
+)
 from rotation.fields import api_path, https_url
 from rotation.retry import retrying
 from rotation.secret import Secret
@@ -241,6 +247,10 @@ class PrequelUpdater:
         try:
             response = await self._ctx.http.request(method, url, json=body, headers=headers)
         except httpx.TransportError as exc:
+            if (why := untrusted_certificate(exc)) is not None:
+                msg = f"Prequel at {self._settings.base_url}: its TLS certificate is not trusted "
+                msg += f"({why}); {UNTRUSTED_ADVICE}."
+                raise errors.ConsumerError(msg, transient=False) from None
             msg = (
                 f"Could not reach Prequel at {self._settings.base_url} "
                 f"({type(exc).__name__}); retrying later may help."
