@@ -91,12 +91,26 @@ async def _rotate_twice(
 
 
 def sandbox() -> int:
-    """Run the sandbox; return the exit code."""
+    """Run the sandbox; return the exit code (130 / 143 when stopped by Ctrl-C / SIGTERM).
+
+    However it stops, the emulators are shut down and their temporary TLS folder is removed.
+    """
     from rotation import logs  # noqa: PLC0415
+    from rotation.interrupts import Interrupts  # noqa: PLC0415
 
     logging.basicConfig(level=logging.WARNING, format="    log: %(message)s", stream=sys.stdout)
     logging.getLogger("rotation").setLevel(logging.INFO)
     logs.install()
+    with Interrupts() as interrupts:
+        try:
+            return _sandbox()
+        except KeyboardInterrupt:
+            interrupts.work_done()  # a second Ctrl-C no longer interrupts the goodbye
+            _say(f"\nsandbox: stopped by {interrupts.name}; the emulators and their files are gone")
+            return interrupts.exit_code
+
+
+def _sandbox() -> int:
     with Emulators() as emu:
         _say(f"Emulators on loopback: Entra {emu.entra_url}, Databricks {emu.databricks_url},")
         _say(f"  Key Vault {emu.keyvault_url}, Prequel {emu.prequel_url}")

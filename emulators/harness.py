@@ -197,15 +197,18 @@ class Emulators:
             server.wait_ready()
 
     def _shutdown(self) -> None:
-        self.faults.close()
-        for server in self._servers:
-            server.signal_stop()
-        for server in self._servers:
-            server.join()
-        self._servers.clear()
-        if self._tempdir is not None:
-            self._tempdir.cleanup()
-        self._tempdir = self._tls = None
+        """Stop the servers; the TLS folder is removed even if stopping is interrupted."""
+        try:
+            self.faults.close()
+            for server in self._servers:
+                server.signal_stop()
+            for server in self._servers:
+                server.join()
+            self._servers.clear()
+        finally:
+            if self._tempdir is not None:
+                self._tempdir.cleanup()
+            self._tempdir = self._tls = None
 
     def __repr__(self) -> str:
         state = "running" if self._started else "stopped"

@@ -6,4 +6,7 @@ are the CLI (``python -m rotation``) and the Function App (``function_app.py``).
 
 from __future__ import annotations
 
-__all__: list[str] = []
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"
+"""The release; pyproject.toml reads it from here."""

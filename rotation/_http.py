@@ -5,6 +5,7 @@ And :class:`HostPools`, the transport of the run's one HTTP client: a connection
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -13,12 +14,47 @@ import httpx
 import sniffio
 
 if TYPE_CHECKING:
-    import ssl
     from collections.abc import AsyncIterator
 
-__all__ = ["HostPools", "is_transient_status", "json_body", "retry_after"]
+__all__ = [
+    "UNTRUSTED_ADVICE",
+    "HostPools",
+    "is_transient_status",
+    "json_body",
+    "retry_after",
+    "untrusted_certificate",
+]
+
+UNTRUSTED_ADVICE = (
+    "retrying cannot help. Check that the URL names the service itself; behind a proxy that "
+    "inspects TLS, add its CA to the system's trust store (or SSL_CERT_FILE); ROTATION_CA_FILE "
+    "adds a CA bundle to the public roots (it is meant for the local emulators)"
+)
+"""What to check when a server's certificate is not trusted (the end of a failure message)."""
 
 _TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def untrusted_certificate(exc: BaseException) -> str | None:
+    """Return why a server's certificate was refused if that is in *exc*'s causes, else None.
+
+    Follows ``__cause__``, ``__context__`` and the wrappers' own links (azure-core's
+    ``inner_exception``, aiohttp's ``certificate_error`` / ``os_error``).
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError) and hasattr(current, "verify_message"):
+            return str(current.verify_message or "certificate verify failed")
+        links = ("inner_exception", "certificate_error", "os_error", "__cause__", "__context__")
+        todo += [
+            x for name in links if isinstance(x := getattr(current, name, None), BaseException)
+        ]
+    return None
 
 
 def is_transient_status(status: int) -> bool:

@@ -5,10 +5,14 @@
 | ``ROTATION_CONFIG`` | config: a TOML/JSON path or inline JSON | required |
 | ``ROTATION_SCHEDULE`` | timer NCRONTAB (read by the host) | ``0 0 */6 * * *`` in the samples |
 | ``AzureWebJobsStorage`` | storage for the lock and the fan-out queue | required in Azure |
+| ``AzureWebJobsStorage__blobServiceUri`` / ``__queueServiceUri`` | identity-based storage: the
+  service URIs (any cloud) | unset |
+| ``AzureWebJobsStorage__accountName`` | identity-based storage in the public cloud, when the
+  URIs are unset | unset |
 | ``ROTATION_FANOUT_THRESHOLD`` | more due targets than this → one queue message each | ``20`` |
 | ``ROTATION_QUEUE`` | the fan-out queue's name | ``pat-rotations`` |
 | ``ROTATION_LOCK_CONTAINER`` | blob container holding the lock blobs | ``pat-rotator-locks`` |
-| ``ROTATION_CA_FILE`` | extra CA bundle (local emulators only) | unset |
+| ``ROTATION_CA_FILE`` | CA bundle trusted besides the public roots (local emulators) | unset |
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ class AppSettings:
 
     storage: str | None = None
     storage_account_url: str | None = None
+    """The blob service's URI (identity-based storage)."""
+    queue_service_url: str | None = None
+    """The queue service's URI (identity-based storage); None: derived from the blob one."""
     fanout_threshold: int = 20
     queue_name: str = "pat-rotations"
     lock_container: str = "pat-rotator-locks"
@@ -53,10 +60,15 @@ class AppSettings:
             )
             raise ConfigError(msg)
         account = env.get("AzureWebJobsStorage__accountName")
+        blob = env.get("AzureWebJobsStorage__blobServiceUri") or None
+        queue = env.get("AzureWebJobsStorage__queueServiceUri") or None
+        if account and not blob:  # the public cloud's endpoints; other clouds set the URIs
+            blob = f"https://{account}.blob.core.windows.net"
+            queue = queue or f"https://{account}.queue.core.windows.net"
         return cls(
             storage=env.get("AzureWebJobsStorage") or None,
-            storage_account_url=env.get("AzureWebJobsStorage__blobServiceUri")
-            or (f"https://{account}.blob.core.windows.net" if account else None),
+            storage_account_url=blob,
+            queue_service_url=queue,
             fanout_threshold=int(raw),
             queue_name=env.get("ROTATION_QUEUE", "pat-rotations"),
             lock_container=env.get("ROTATION_LOCK_CONTAINER", "pat-rotator-locks"),
@@ -68,7 +80,7 @@ class AppSettings:
         """Return the name of the app setting the storage account comes from."""
         if self.storage:
             return "AzureWebJobsStorage"
-        return "AzureWebJobsStorage__accountName / AzureWebJobsStorage__blobServiceUri"
+        return "AzureWebJobsStorage__blobServiceUri / __queueServiceUri / __accountName"
 
     @property
     def has_storage(self) -> bool:

@@ -1,9 +1,11 @@
 """``python -m rotation``: rotate and status, for people and for scripts.
 
-Exit codes: 0 all well (or nothing due), 1 a target failed (or was busy), 2 usage or configuration
-error, 130 interrupted (Ctrl-C; the next ``rotate`` resumes). Every failure is one line on stderr.
-``--json`` output is stable and documented in the README; human output is a table. Neither
-ever contains a secret value.
+Exit codes: 0 all well (or nothing due), 1 a target failed (or was busy), 2 usage or
+configuration error, 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (the next ``rotate``
+resumes; see :mod:`rotation.interrupts`). Every failure is one line on stderr. ``--json`` output
+is stable and documented in the README (a run-level failure is ``{"error": {...}}``); human
+output is a table. Neither ever contains a secret value. ``validate`` reads only the
+configuration: no network, no credentials.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import logging
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from rotation import logs
+from rotation import __version__, logs
 from rotation.errors import ConfigError, RotationError, UnknownTargetError
+from rotation.interrupts import Interrupts
 from rotation.report import format_time
 
 if TYPE_CHECKING:
@@ -30,7 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["emit_reports", "main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_PLACEHOLDER_VAULT = "https://vault-from-app-setting.vault.azure.net"  # validate without one
 _ADMIN_LOGIN = (
     "act as a workspace admin with your own Entra login (DefaultAzureCredential) instead of "
     "the targets' admin_token_secret_name"
@@ -44,6 +48,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         description="Rotate Databricks PATs of Azure service principals.",
     )
     parser.add_argument("--config", help="TOML/JSON config file (default: $ROTATION_CONFIG)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
@@ -54,7 +59,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     rot.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
     rot.add_argument("--json", action="store_true", help="machine-readable output")
     st = sub.add_parser("status", help="show every target's PAT state (never a value)")
+    st.add_argument("--target", action="append", default=[], help="only this target (repeat)")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    val = sub.add_parser("validate", help="check the configuration only (offline): 0 or 2")
+    val.add_argument("--json", action="store_true", help="machine-readable output")
     doc = sub.add_parser("doctor", help="check, read-only, that targets can rotate")
     doc.add_argument("--target", action="append", default=[], help="only this target (repeat)")
     doc.add_argument("--json", action="store_true", help="machine-readable output")
@@ -62,7 +70,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     grant = sub.add_parser("grant", help="give a target's service principal CAN_USE on tokens")
     grant.add_argument("--target", action="append", required=True, help="this target (repeat)")
     grant.add_argument("--admin-login", action="store_true", help=_ADMIN_LOGIN)
-    return parser, {"rotate": rot, "status": st, "doctor": doc, "grant": grant}
+    commands = {"rotate": rot, "status": st, "validate": val, "doctor": doc, "grant": grant}
+    return parser, commands
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
@@ -76,30 +85,82 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
     _setup_logging(args.log_level)
+    if args.command == "validate":
+        return _validate(args, out)
     from rotation.config import load_config  # noqa: PLC0415
 
     progress: dict[str, str] = {}
-    try:
-        config = load_config(args.config)
-        return asyncio.run(_run(args, config, out, progress))
-    except (ConfigError, UnknownTargetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except RotationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        _interrupted(progress)
-        return EXIT_INTERRUPTED
+    with Interrupts() as interrupts:
+        try:
+            config = load_config(args.config)
+            return asyncio.run(_run(args, config, out, progress, interrupts))
+        except (ConfigError, UnknownTargetError) as exc:
+            return _failed(args, out, exc, EXIT_USAGE)
+        except RotationError as exc:
+            return _failed(args, out, exc, EXIT_FAILED)
+        except KeyboardInterrupt:
+            return _interrupted(args, out, progress, interrupts)
 
 
-def _interrupted(progress: dict[str, str]) -> None:
+def _failed(args: argparse.Namespace, out: TextIO, exc: RotationError, code: int) -> int:
+    """Say a run-level failure: one line on stderr and, with ``--json``, an error object."""
+    print(f"error: {exc}", file=sys.stderr)
+    problems = list(exc.problems) if isinstance(exc, ConfigError) else [str(exc)]
+    error = {"kind": exc.kind, "message": str(exc), "transient": exc.transient}
+    _json_error(args, out, error | {"problems": problems})
+    return code
+
+
+def _json_error(args: argparse.Namespace, out: TextIO, error: dict[str, object]) -> None:
+    if getattr(args, "json", False):
+        json.dump({"error": error}, out, indent=2)
+        out.write("\n")
+
+
+def _interrupted(
+    args: argparse.Namespace, out: TextIO, progress: dict[str, str], interrupts: Interrupts
+) -> int:
     where = ", ".join(f"target {t} at step {s}" for t, s in sorted(progress.items()))
-    print(
-        f"interrupted{f': {where}' if where else ''}. Nothing is lost: run `rotate` again and it "
-        "resumes where this run stopped.",
-        file=sys.stderr,
+    by = " by SIGTERM" if interrupts.name == "SIGTERM" else ""
+    message = (
+        f"interrupted{by}{f': {where}' if where else ''}. Nothing is lost: run `rotate` again and "
+        "it resumes where this run stopped."
     )
+    print(message, file=sys.stderr)
+    error = {"kind": "interrupted", "signal": interrupts.name, "message": message}
+    _json_error(args, out, error | {"transient": True, "steps": dict(sorted(progress.items()))})
+    return interrupts.exit_code
+
+
+def _validate(args: argparse.Namespace, out: TextIO) -> int:
+    """Check the configuration only: no network, no credentials. One line per problem."""
+    from rotation.config import load_config  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config, default_vault_url=_PLACEHOLDER_VAULT)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        if args.json:
+            error = {"kind": exc.kind, "problems": list(exc.problems)}
+            json.dump({"ok": False, "error": error}, out, indent=2)
+            out.write("\n")
+        return EXIT_USAGE
+    notes = config.warnings()
+    if config.key_vault_url == _PLACEHOLDER_VAULT:
+        notes.append(
+            "key_vault_url is not set: the app takes it from ROTATION_KEY_VAULT_URL (the Bicep "
+            "sets it); the CLI needs one of them"
+        )
+    names = [t.name for t in config.targets]
+    if args.json:
+        json.dump({"ok": True, "targets": names, "warnings": notes}, out, indent=2)
+        out.write("\n")
+    else:
+        out.write(f"ok: {len(names)} target(s): {', '.join(names)}\n")
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _setup_logging(level: str) -> None:
@@ -113,10 +174,14 @@ def _setup_logging(level: str) -> None:
 
 
 async def _run(
-    args: argparse.Namespace, config: Config, out: TextIO, progress: dict[str, str]
+    args: argparse.Namespace,
+    config: Config,
+    out: TextIO,
+    progress: dict[str, str],
+    interrupts: Interrupts,
 ) -> int:
     from rotation.clients import open_app  # noqa: PLC0415
-    from rotation.service import rotate, status  # noqa: PLC0415
+    from rotation.service import rotate, select, status  # noqa: PLC0415
 
     for warning in config.warnings():
         print(f"warning: {warning}", file=sys.stderr)
@@ -124,15 +189,20 @@ async def _run(
     async with open_app(config, locking=args.command == "rotate", local_lock=True) as app:
         rt = dataclasses.replace(app.rt, progress=progress)  # read by main() on Ctrl-C
         if args.command == "status":
-            rows = await status(rt)
+            names = {t.name for t in select(config, args.target)}
+            rows = [row for row in await status(rt) if row.target in names]
+            interrupts.work_done()
             _emit_status(rows, out, as_json=args.json)
             return EXIT_OK
         if args.command in {"doctor", "grant"}:
             from rotation.cli_admin import doctor, grant  # noqa: PLC0415
 
             command = doctor if args.command == "doctor" else grant
-            return await command(rt, args, out)
+            code = await command(rt, args, out)
+            interrupts.work_done()
+            return code
         reports = await rotate(rt, args.target, force=args.force, dry_run=args.dry_run)
+        interrupts.work_done()  # a Ctrl-C from here on changes nothing: the result stands
     if not args.json:
         print(f"note: {rt.lock.description}", file=sys.stderr)
     emit_reports(reports, out, as_json=args.json, lock=rt.lock)

@@ -57,6 +57,7 @@ __all__ = [
     "open_runtime",
     "open_storage",
     "storage_failure",
+    "trusting",
 ]
 
 USER_AGENT = "pat-rotator/0.1"
@@ -88,6 +89,25 @@ def _environment_matters() -> bool:
     return False
 
 
+def trusting(context: ssl.SSLContext, ca_file: str | None) -> ssl.SSLContext:
+    """Return *context* trusting the CA bundle *ca_file* too (``ROTATION_CA_FILE``), if given.
+
+    The bundle is added to the roots *context* already trusts, never a replacement for them. A
+    file that holds no PEM certificate is a ``ConfigError`` naming the setting.
+    """
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            msg = (
+                f"ROTATION_CA_FILE names {ca_file}, which is not a CA bundle in PEM form "
+                f"({getattr(exc, 'reason', None) or type(exc).__name__}): point it at the "
+                "emulators' ca.pem (python -m emulators serve writes one), or unset it."
+            )
+            raise errors.ConfigError(msg) from None
+    return context
+
+
 @asynccontextmanager
 async def azure_transport(
     ca_file: str | None = None, *, read_timeout: float | None = None
@@ -104,9 +124,7 @@ async def azure_transport(
     import aiohttp  # noqa: PLC0415
     from azure.core.pipeline.transport import AioHttpTransport  # noqa: PLC0415
 
-    context = (
-        ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
-    )
+    context = trusting(ssl.create_default_context(), ca_file)
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=context, limit=100), trust_env=_environment_matters()
     ) as session:
@@ -134,7 +152,8 @@ async def open_runtime(
     """Yield a :class:`Runtime` with a Key Vault client and an HTTP client; close them after.
 
     *credential* defaults to ``DefaultAzureCredential`` (managed identity in Azure, ``AZURE_*``
-    variables or a developer login locally). *ca_file* adds a CA bundle (the emulators' CA).
+    variables or a developer login locally). *ca_file* adds a CA bundle (the emulators' CA) to
+    the public roots.
     *transport* is the shared Azure transport (default: a new one from :func:`azure_transport`
     with *azure_timeout*; a given transport keeps its own timeouts). *http_timeout* is the
     Databricks and consumer calls' timeout.
@@ -258,17 +277,13 @@ def _http_client(config: Config, ca_file: str | None, timeout: float) -> httpx.A
     """Return the HTTP client for Databricks and the consumers: pools per host, one TLS context.
 
     Every host's pools (:class:`~rotation._http.HostPools`) share the one TLS context built here:
-    *ca_file* when given, otherwise what httpx trusts by default (certifi, or ``SSL_CERT_FILE``).
+    what httpx trusts by default (certifi, or ``SSL_CERT_FILE``), plus *ca_file* when given.
     """
     import httpx  # noqa: PLC0415
 
     from rotation._http import HostPools  # noqa: PLC0415
 
-    context = (
-        ssl.create_default_context(cafile=ca_file)
-        if ca_file
-        else httpx.create_ssl_context(verify=True, trust_env=True)
-    )
+    context = trusting(httpx.create_ssl_context(verify=True, trust_env=True), ca_file)
     limits = httpx.Limits(max_connections=max(10, config.concurrency * 2))
     return httpx.AsyncClient(
         verify=context,
@@ -310,7 +325,16 @@ async def open_storage(
         return
     from azure.core.exceptions import AzureError, ResourceExistsError  # noqa: PLC0415
 
-    blobs, queue = _storage_clients(settings, credential)
+    try:
+        blobs, queue = _storage_clients(settings, credential)
+    except ValueError:  # the SDKs' words for a malformed connection string; never its value
+        msg = (
+            f"{settings.storage_setting_name} is not a usable storage account setting: give a "
+            "connection string (DefaultEndpointsProtocol=https;AccountName=…;AccountKey=…;…), "
+            "UseDevelopmentStorage=true for Azurite, or https:// service URIs; or unset it to run "
+            "without a lock."
+        )
+        raise errors.ConfigError(msg) from None
     async with blobs, queue:
         try:
             with contextlib.suppress(ResourceExistsError):
@@ -349,7 +373,7 @@ def _storage_clients(
     return (
         BlobServiceClient(url, credential=credential, **retry),
         QueueClient(
-            url.replace(".blob.", ".queue."),
+            settings.queue_service_url or url.replace(".blob.", ".queue."),
             settings.queue_name,
             credential=credential,
             message_encode_policy=encode,
@@ -390,7 +414,9 @@ async def open_app(
 
     settings = AppSettings.from_env(env)
     if not locking:
-        settings = dataclasses.replace(settings, storage=None, storage_account_url=None)
+        settings = dataclasses.replace(
+            settings, storage=None, storage_account_url=None, queue_service_url=None
+        )
     config = config or load_config()
     async with (
         azure_transport(settings.ca_file) as transport,

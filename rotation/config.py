@@ -9,12 +9,12 @@ updater plugin that their ``kind`` names.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -23,11 +23,14 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rotation.errors import ConfigError
+from rotation.fields import guid, https_url
+from rotation.schedule import DEFAULT_SCHEDULE, SCHEDULE_VAR, longest_gap_hours
 from rotation.updaters.registry import plugin
 
 __all__ = [
@@ -71,16 +74,25 @@ def _target_name(value: str) -> str:
     return value
 
 
-def _https(value: str) -> str:
-    url = urlsplit(value.strip())
-    if url.scheme != "https" or not url.hostname or url.query or url.fragment:
-        msg = f"{value!r} must be an https:// URL with a host and no query"
+def _host_only(value: str) -> str:
+    return https_url(value, path_allowed=False)
+
+
+def _at_least_a_day(value: int) -> int:
+    if value < 1:
+        msg = (
+            f"rotate_before_days is {value}: a PAT would be rotated only after it died; set "
+            "rotate_before_days to at least 1 (and at least two timer periods, ROTATION_SCHEDULE)"
+        )
         raise ValueError(msg)
-    return value.strip().rstrip("/")
+    return value
 
 
 SecretName = Annotated[str, AfterValidator(_secret_name)]
-HttpsUrl = Annotated[str, AfterValidator(_https)]
+HttpsUrl = Annotated[str, AfterValidator(https_url)]
+HostUrl = Annotated[str, AfterValidator(_host_only)]
+"""An ``https://host`` URL without a path (a workspace: the API paths are the rotator's)."""
+Guid = Annotated[str, AfterValidator(guid)]
 
 
 class _Model(BaseModel):
@@ -107,7 +119,8 @@ class Defaults(_Model):
     """Rotation timing and PAT shape shared by all targets unless a target overrides them."""
 
     lifetime_days: int = Field(default=90, ge=1, le=730)
-    rotate_before_days: int = Field(default=30, ge=0, le=729)
+    rotate_before_days: Annotated[int, AfterValidator(_at_least_a_day)] = Field(default=30, le=729)
+    """Rotate when less than this is left; at least 1 and two timer periods (see Target)."""
     grace_period_hours: float = Field(default=0, ge=0, le=24 * 30)
     health_check_hours: float = Field(default=6, ge=0, le=24 * 90)
     """How often the current PAT is looked for in the principal's token list (0: never)."""
@@ -120,7 +133,7 @@ class Defaults(_Model):
 class _ClientSecretPrincipal(_Model):
     """A principal that signs in with its own client id and a secret kept in Key Vault."""
 
-    client_id: str = Field(min_length=1)
+    client_id: Guid
     client_secret_name: SecretName
 
     @property
@@ -138,7 +151,7 @@ class EntraClientSecretPrincipal(_ClientSecretPrincipal):
     """An Entra ID service principal: client credentials, then ``token/create`` as itself."""
 
     kind: Literal["entra-client-secret"]
-    tenant_id: str = Field(min_length=1)
+    tenant_id: Guid
     authority_host: HttpsUrl = "https://login.microsoftonline.com"
 
 
@@ -152,7 +165,7 @@ class DatabricksOboPrincipal(_Model):
     """A Databricks-managed SP whose PATs an admin creates on its behalf."""
 
     kind: Literal["databricks-obo"]
-    application_id: str = Field(min_length=1)
+    application_id: Guid
     admin_token_secret_name: SecretName
 
     @property
@@ -164,6 +177,10 @@ class DatabricksOboPrincipal(_Model):
 SYSTEM_IDENTITY = "system"
 
 
+def _client_id_or_system(value: str) -> str:
+    return value if value == SYSTEM_IDENTITY else guid(value)
+
+
 class ManagedIdentityPrincipal(_Model):
     """The Function App's own managed identity, an Entra service principal: nothing stored.
 
@@ -172,8 +189,8 @@ class ManagedIdentityPrincipal(_Model):
     """
 
     kind: Literal["managed-identity"]
-    client_id: str = Field(min_length=1)
-    application_id_: str | None = Field(default=None, alias="application_id")
+    client_id: Annotated[str, AfterValidator(_client_id_or_system)]
+    application_id_: Guid | None = Field(default=None, alias="application_id")
 
     @model_validator(mode="after")
     def _system_needs_its_application_id(self) -> ManagedIdentityPrincipal:
@@ -204,7 +221,7 @@ class SelfPrincipal(_Model):
     """
 
     kind: Literal["self"]
-    application_id: str = Field(min_length=1)
+    application_id: Guid
 
     @property
     def credential_secret_name(self) -> None:
@@ -274,7 +291,7 @@ class Target(Defaults):
     """
 
     name: Annotated[str, AfterValidator(_target_name)]
-    workspace_url: HttpsUrl
+    workspace_url: HostUrl
     secret_name: SecretName
     principal: Principal
     updaters: tuple[UpdaterSpec, ...] = ()
@@ -313,6 +330,22 @@ class Target(Defaults):
             raise ValueError(msg)
         return self
 
+    @model_validator(mode="after")
+    def _due_before_the_timer_misses_it(self, info: ValidationInfo) -> Target:
+        """Leave two timer periods (one run, one retry) between due and expiry."""
+        schedule = (info.context or {}).get("schedule") or DEFAULT_SCHEDULE
+        period = longest_gap_hours(schedule)
+        if period is None or self.rotate_before_days * 24 >= 2 * period:
+            return self
+        need = math.ceil(2 * period / 24)
+        msg = (
+            f"rotate_before_days ({self.rotate_before_days}) must leave two timer periods before "
+            f"expiry (one run and one retry), but the timer ({SCHEDULE_VAR} {schedule!r}) can wait "
+            f"{period:g} h between runs: set rotate_before_days to at least {need}, or run the "
+            f"timer more often ({SCHEDULE_VAR})"
+        )
+        raise ValueError(msg)
+
 
 class Config(_Model):
     """The whole configuration: one Key Vault and the targets whose state it holds."""
@@ -346,14 +379,19 @@ class Config(_Model):
         return [w for t in self.targets if (w := t.inactivity_warning())]
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, default_vault_url: str | None = None
+) -> Config:
     """Load the configuration from *path*, else from ``$ROTATION_CONFIG``.
 
     The variable holds a path, or the configuration itself: inline JSON (starts with ``{``) or
-    inline TOML (has a ``=`` or a line break, which no file name here has).
+    inline TOML (has a ``=`` or a line break and names no existing file). *default_vault_url*
+    stands in for ``ROTATION_KEY_VAULT_URL`` when that is unset (``validate`` checks a file meant
+    for an app whose setting will provide the vault).
     """
+    env = _from_env(default_vault_url)
     if path is not None:
-        return _load_file(Path(os.fspath(path)))
+        return _load_file(Path(os.fspath(path)), env)
     source = os.environ.get(ENV_VAR, "").strip()
     if not source:
         msg = (
@@ -361,11 +399,37 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         )
         raise ConfigError(msg)
     if source.startswith("{"):
-        return parse_config(_json(source, ENV_VAR), origin=ENV_VAR, vault_url=_vault_url())
-    if "=" in source or "\n" in source:
-        origin = f"{ENV_VAR} (inline TOML)"
-        return parse_config(_toml(source, origin), origin=origin, vault_url=_vault_url())
-    return _load_file(_app_path(Path(source)))
+        return parse_config(_json(source, ENV_VAR), origin=ENV_VAR, **env)
+    file = _existing_file(source)
+    if file is None and ("=" in source or "\n" in source):
+        return parse_config(_inline_toml(source), origin=f"{ENV_VAR} (inline TOML)", **env)
+    return _load_file(file or _app_path(Path(source)), env)
+
+
+def _existing_file(source: str) -> Path | None:
+    """Return the file *source* names (here or beside the app), or None."""
+    if "\n" in source:
+        return None
+    try:
+        path = _app_path(Path(source))
+        return path if path.is_file() else None
+    except (OSError, ValueError):  # a name too long, a NUL: not a file
+        return None
+
+
+def _inline_toml(source: str) -> object:
+    try:
+        return tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        if "\n" in source:
+            msg = f"{ENV_VAR} (inline TOML) is not valid TOML: {exc}."
+        else:
+            msg = (
+                f"{ENV_VAR} names no existing file ({source[:200]!r}, looked up in the current "
+                f"folder and beside the app) and, read as inline TOML because it has a '=', is not "
+                f"valid TOML: {exc}. Give an existing path or a complete TOML configuration."
+            )
+        raise ConfigError(msg) from None
 
 
 APP_ROOT = Path(__file__).resolve().parent.parent
@@ -383,11 +447,15 @@ def _app_path(path: Path) -> Path:
     return beside_app if beside_app.exists() else path
 
 
-def _vault_url() -> str | None:
-    return os.environ.get(VAULT_VAR, "").strip() or None
+def _from_env(default_vault_url: str | None = None) -> dict[str, str | None]:
+    """Return the app settings that take part in validation: the vault's URL, the schedule."""
+    return {
+        "vault_url": os.environ.get(VAULT_VAR, "").strip() or default_vault_url,
+        "schedule": os.environ.get(SCHEDULE_VAR, "").strip() or None,
+    }
 
 
-def _load_file(file: Path) -> Config:
+def _load_file(file: Path, env: dict[str, str | None]) -> Config:
     """Read and parse a TOML file (or JSON, by its suffix)."""
     try:
         text = file.read_text(encoding="utf-8")
@@ -398,7 +466,7 @@ def _load_file(file: Path) -> Config:
         msg = f"Configuration file {file} is not UTF-8 text."
         raise ConfigError(msg) from None
     data = _json(text, str(file)) if file.suffix == ".json" else _toml(text, str(file))
-    return parse_config(data, origin=str(file), vault_url=_vault_url())
+    return parse_config(data, origin=str(file), **env)
 
 
 def _json(text: str, origin: str) -> object:
@@ -421,12 +489,17 @@ def _toml(text: str, origin: str) -> object:
 
 
 def parse_config(
-    data: object, *, origin: str = "configuration", vault_url: str | None = None
+    data: object,
+    *,
+    origin: str = "configuration",
+    vault_url: str | None = None,
+    schedule: str | None = None,
 ) -> Config:
     """Validate raw configuration *data*; raise one ``ConfigError`` listing every problem.
 
     *vault_url* (the ``ROTATION_KEY_VAULT_URL`` app setting) is used when the data has no
-    ``key_vault_url``.
+    ``key_vault_url``. *schedule* is the timer's NCRONTAB (``ROTATION_SCHEDULE``; default: the
+    samples' every 6 hours): ``rotate_before_days`` must leave two of its periods.
     """
     if not isinstance(data, dict):
         msg = f"{origin}: the configuration must be a table/object at the top level."
@@ -434,7 +507,7 @@ def parse_config(
     if vault_url and "key_vault_url" not in data:
         data = {**data, "key_vault_url": vault_url}
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context={"schedule": schedule})
     except ValidationError as exc:
         problems = list(dict.fromkeys(_format(exc)))
     else:
@@ -443,7 +516,7 @@ def parse_config(
             return config
     lines = "\n".join(f"  - {p}" for p in problems)
     msg = f"{origin} has {len(problems)} problem(s):\n{lines}"
-    raise ConfigError(msg) from None
+    raise ConfigError(msg, problems=tuple(f"{origin}: {p}" for p in problems)) from None
 
 
 def _duplicates(config: Config) -> list[str]:

@@ -98,7 +98,15 @@ class RotationError(Exception):
 
 
 class ConfigError(RotationError):
-    """The configuration cannot work; the message lists every problem with its field path."""
+    """The configuration cannot work; the message lists every problem with its field path.
+
+    ``problems`` holds one line per problem (``origin: path: what to do``); a message that is
+    itself one problem is its own only line.
+    """
+
+    def __init__(self, message: str, *, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(redact(p) for p in problems) or (str(self),)
 
 
 class UnknownTargetError(RotationError):

@@ -21,6 +21,7 @@ from azure.core.exceptions import (
 )
 
 from rotation import errors
+from rotation._http import UNTRUSTED_ADVICE, untrusted_certificate
 from rotation.secret import Secret
 from rotation.state import VersionState
 
@@ -81,7 +82,7 @@ class KeyVaultStore:
         Keys are lower-cased: Key Vault secret names are case-insensitive.
         """
         out: dict[str, VersionState] = {}
-        with self._translating("*", "list"):
+        with self._translating(None, "list the secrets"):
             async for props in self._client.list_properties_of_secrets():
                 out[str(props.name).lower()] = _state(props)
         return out
@@ -131,8 +132,9 @@ class KeyVaultStore:
         return _state(props)
 
     @contextmanager
-    def _translating(self, name: str, operation: str) -> Iterator[None]:
-        where = f"Key Vault {self.vault_url} ({operation} secret {name!r})"
+    def _translating(self, name: str | None, operation: str) -> Iterator[None]:
+        what = operation if name is None else f"{operation} secret {name!r}"
+        where = f"Key Vault {self.vault_url} ({what})"
         try:
             yield
         except ResourceNotFoundError as exc:
@@ -147,12 +149,12 @@ class KeyVaultStore:
             msg = f"{where}: the secret does not exist. Create it, or fix the name in the config."
             raise errors.SecretMissingError(msg) from None
         except ClientAuthenticationError as exc:
-            msg = (
-                f"{where}: could not authenticate to Key Vault ({type(exc).__name__}). Check the "
-                "identity the app runs as (managed identity, or AZURE_* variables locally)."
-            )
-            raise errors.CredentialError(msg) from None
+            raise _no_login(where, exc) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
+            if (why := untrusted_certificate(exc)) is not None:
+                msg = f"{where}: the vault's TLS certificate is not trusted ({why}); "
+                msg += f"{UNTRUSTED_ADVICE}."
+                raise errors.SecretStoreError(msg, transient=False) from None
             if _name_not_resolved(exc):
                 msg = (
                     f"{where}: the vault's host name does not resolve. Check key_vault_url for a "
@@ -168,6 +170,21 @@ class KeyVaultStore:
         except AzureError as exc:
             msg = f"{where}: {type(exc).__name__}; retrying later may help."
             raise errors.SecretStoreError(msg, transient=True) from None
+
+
+def _no_login(where: str, exc: ClientAuthenticationError) -> errors.CredentialError:
+    """Return the error for a failed sign-in: no credential found, or one that was refused.
+
+    ``DefaultAzureCredential`` raises the same error type for both (its text lists every
+    credential it tried, over many lines): the message says what to do in either case.
+    """
+    msg = (
+        f"{where}: could not sign in to Key Vault ({type(exc).__name__}: no Azure credential "
+        "was found, or it was refused). On your machine run `az login` (or set AZURE_TENANT_ID, "
+        "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET); in Azure, check the app's managed identity "
+        "(AZURE_CLIENT_ID names a user-assigned one)."
+    )
+    return errors.CredentialError(msg)
 
 
 _DNS_ERRORS = frozenset({"ClientConnectorDNSError", "DNSError"})  # aiohttp's, aiodns'

@@ -42,6 +42,7 @@ __all__ = [
 
 log = logging.getLogger("rotation")
 MAX_DEQUEUE = 5  # host.json extensions.queues.maxDequeueCount
+_UNAVAILABLE = frozenset({"secret-store", "app-storage"})  # Key Vault, AzureWebJobsStorage
 
 
 def require_storage(app: App) -> None:
@@ -230,6 +231,8 @@ async def http_rotate(
         if not options.dry_run:
             telemetry.emit_runs([report], app.rt.clock(), "http")
     status = {Outcome.BUSY: 409, Outcome.FAILED: 502}.get(report.outcome, 200)
+    if report.error and report.error.transient and report.error.kind in _UNAVAILABLE:
+        status = 503  # as GET answers: the rotator's own services are down, not the target
     return status, report.to_json()
 
 

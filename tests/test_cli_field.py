@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from emulators.scenario import SeededTarget
 from rotation.report import Step
@@ -189,3 +193,244 @@ def test_info_logging_shows_rotation_lines_not_http_dumps(world: World, tmp_path
     assert "HTTP Request:" not in done.stderr
     debug = _cli(emu, tmp_path, _config(emu, seeded), "--log-level", "debug", "rotate", "--force")
     assert "Request headers" in debug.stderr  # the SDKs' HTTP logging is there when asked for
+
+
+def test_sigterm_mid_run_stops_like_ctrl_c_exits_143_and_the_next_run_resumes(
+    world: World, tmp_path: Path
+) -> None:
+    emu = world.emu
+    seeded = world.target()
+    config = _config(emu, seeded)
+    fault = emu.faults.add("prequel", "PATCH", f"/sources/{seeded.consumers[0].id}", mode="hold")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rotation", "rotate", "--json"],
+        env=cli_env(emu, tmp_path, config),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert fault.arrived.wait(60), "the CLI never reached the push"
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        fault.release()
+        if proc.poll() is None:
+            proc.kill()
+    hygiene.record_text("cli sigterm stdout", stdout)
+    hygiene.record_text("cli sigterm stderr", stderr)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert f"interrupted by SIGTERM: target {seeded.name} at step push" in stderr
+    error = json.loads(stdout)["error"]
+    assert (error["kind"], error["signal"]) == ("interrupted", "SIGTERM")
+    emu.faults.clear()
+    again = _cli(emu, tmp_path, config, "rotate", "--json")
+    assert again.returncode == 0, again.stderr
+    (report,) = json.loads(again.stdout)["targets"]
+    assert report["outcome"] == "rotated"
+    assert violations(emu, seeded) == []
+
+
+class _CtrlCWhilePrinting(io.StringIO):
+    """The output a Ctrl-C arrives during: the rotation is done, its table is being printed."""
+
+    def write(self, text: str) -> int:
+        if not self.getvalue():
+            os.kill(os.getpid(), signal.SIGINT)  # handled before the next bytecode
+        return super().write(text)
+
+
+def test_ctrl_c_after_the_work_is_done_keeps_the_runs_result(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rotation.cli import main
+
+    emu = world.emu
+    seeded = world.target()
+    for key, value in cli_env(emu, tmp_path, _config(emu, seeded)).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    out = _CtrlCWhilePrinting()
+    assert main(["rotate", "--json"], out=out) == 0
+    (report,) = json.loads(out.getvalue())["targets"]
+    assert report["outcome"] == "rotated"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_ctrl_c_in_the_sandbox_says_so_and_leaves_no_ca_folder(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulators", "sandbox"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the emulators are up; the rotations have not run
+        assert first.startswith("Emulators on loopback"), first
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    hygiene.record_text("sandbox ctrl-c stdout", stdout)
+    hygiene.record_text("sandbox ctrl-c stderr", stderr)
+    assert "Traceback" not in stderr
+    assert proc.returncode in {0, 130}, stderr
+    if proc.returncode == 130:
+        assert "sandbox: stopped by SIGINT" in stdout
+    assert list(tmp_path.glob("emulators-tls-*")) == []
+
+
+def test_a_ca_file_that_is_not_pem_is_one_line_naming_it(world: World, tmp_path: Path) -> None:
+    emu = world.emu
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("this is not a certificate\n")
+    done = _cli(
+        emu,
+        tmp_path,
+        _config(emu, world.target()),
+        "status",
+        env={"ROTATION_CA_FILE": str(not_pem)},
+    )
+    assert done.returncode == 2
+    line = _one_line(done.stderr)
+    assert str(not_pem) in line
+    assert "PEM" in line
+
+
+def test_a_malformed_storage_setting_is_one_line_without_its_value(
+    world: World, tmp_path: Path
+) -> None:
+    emu = world.emu
+    seeded = world.target()
+    malformed = "DefaultEndpointsProtocol=https;AccountKey=c2VjcmV0LWtleQ=="  # no account name
+    done = _cli(emu, tmp_path, _config(emu, seeded), "rotate", storage=malformed)
+    assert done.returncode == 2
+    line = _one_line(done.stderr)
+    assert "AzureWebJobsStorage" in line
+    assert "c2VjcmV0LWtleQ" not in line
+    assert rotator_tokens(emu, seeded) == []
+
+
+def test_an_untrusted_certificate_says_so_and_that_retrying_cannot_help(
+    world: World, tmp_path: Path
+) -> None:
+    emu = world.emu
+    done = _cli(emu, tmp_path, _config(emu, world.target()), "status", env={"ROTATION_CA_FILE": ""})
+    assert done.returncode == 1
+    line = _one_line(done.stderr)
+    assert "certificate is not trusted" in line
+    assert "retrying cannot help" in line
+    assert "unreachable" not in line
+    assert "'*'" not in line  # "list secret '*'" was no phrase a user knows
+    assert "(list the secrets)" in line
+
+
+def test_no_credentials_at_all_says_az_login(world: World, tmp_path: Path) -> None:
+    emu = world.emu
+    env = cli_env(emu, tmp_path, _config(emu, world.target()))
+    for key in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"):
+        del env[key]
+    done = subprocess.run(
+        [sys.executable, "-m", "rotation", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    hygiene.record_text("cli no credentials stderr", done.stderr)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert "`az login`" in line
+
+
+def test_a_config_path_with_an_equals_sign_is_read_as_the_file(
+    world: World, tmp_path: Path
+) -> None:
+    emu = world.emu
+    folder = tmp_path / "env=prod"
+    folder.mkdir()
+    path = folder / "rotation.json"
+    path.write_text(json.dumps(_config(emu, world.target())))
+    done = _cli(emu, tmp_path, {}, "status", env={"ROTATION_CONFIG": str(path)})
+    assert done.returncode == 0, done.stderr
+    missing = _cli(emu, tmp_path, {}, "status", env={"ROTATION_CONFIG": str(folder / "nope.toml")})
+    assert missing.returncode == 2
+    line = _one_line(missing.stderr)
+    assert "names no existing file" in line
+    assert "read as inline TOML" in line
+
+
+def test_pip_install_gets_the_runtime_dependencies_within_the_apps_pins() -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    root = Path(__file__).resolve().parent.parent
+    declared = {
+        (r := Requirement(line)).name.lower(): r
+        for line in tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    pinned = {}
+    for raw in (root / "requirements.txt").read_text().splitlines():
+        line = raw.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pinned[name.lower()] = version
+    assert set(declared) == set(pinned)
+    for name, version in pinned.items():
+        assert declared[name].specifier.contains(version, prereleases=True), (name, version)
+    assert (root / "LICENSE").read_text().startswith("MIT License")
+    assert "pat-rotator contributors" in (root / "LICENSE").read_text()
+
+
+async def test_rotation_ca_file_is_trusted_besides_the_public_roots(world: World) -> None:
+    """The README calls ROTATION_CA_FILE an extra CA bundle: it must not replace the roots."""
+    from rotation.clients import _http_client, azure_transport
+
+    ca = str(world.emu.ca_path)
+    config = world.config(world.target())
+    async with _http_client(config, ca, 5) as client:
+        context = client._transport._ssl_context  # type: ignore[attr-defined]
+        assert context.cert_store_stats()["x509_ca"] > 1
+    async with azure_transport(ca) as transport:
+        context = transport.session.connector._ssl  # type: ignore[union-attr]
+        assert context.cert_store_stats()["x509_ca"] > 1
+
+
+def test_a_consumer_with_an_untrusted_certificate_says_so(world: World, tmp_path: Path) -> None:
+    import http.server
+    import ssl
+    import threading
+
+    import trustme
+
+    emu = world.emu
+    seeded = world.target()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)  # a CA nobody trusts
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        config = _config(emu, seeded)
+        updater = config["targets"][0]["updaters"][0]  # type: ignore[index]
+        updater["base_url"] = f"https://127.0.0.1:{server.server_address[1]}"
+        done = _cli(emu, tmp_path, config, "rotate", "--dry-run", "--json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 1
+    (report,) = json.loads(done.stdout)["targets"]
+    error = report["error"]
+    assert "TLS certificate is not trusted" in error["message"]
+    assert "retrying cannot help" in error["message"]
+    assert error["transient"] is False
+    assert rotator_tokens(emu, seeded) == []

@@ -24,8 +24,8 @@ TOML = textwrap.dedent(
     grace_period_hours = 2
     [targets.principal]
     kind = "entra-client-secret"
-    tenant_id = "tenant"
-    client_id = "client"
+    tenant_id = "00000000-0000-0000-0000-0000000000aa"
+    client_id = "11111111-1111-1111-1111-1111111111bb"
     client_secret_name = "prequel-sp-secret"
     [[targets.updaters]]
     kind = "prequel-source"
@@ -33,6 +33,8 @@ TOML = textwrap.dedent(
     api_key_secret_name = "prequel-api-key"
     """
 )
+
+APP = "22222222-2222-2222-2222-2222222222cc"
 
 
 def _target(**over: object) -> dict[str, object]:
@@ -42,7 +44,7 @@ def _target(**over: object) -> dict[str, object]:
         "secret_name": "t1-pat",
         "principal": {
             "kind": "databricks-oauth",
-            "client_id": "app",
+            "client_id": APP,
             "client_secret_name": "t1-oauth",
         },
     }
@@ -97,7 +99,7 @@ def test_every_problem_is_listed_with_its_path() -> None:
     bad = _target(
         secret_name="not valid!",
         workspace_url="http://insecure.example",
-        principal={"kind": "entra-client-secret", "client_id": "x", "client_secret_name": "s"},
+        principal={"kind": "entra-client-secret", "client_id": APP, "client_secret_name": "s"},
     )
     text = _problems({"key_vault_url": "https://v.vault.azure.net", "targets": [bad]})
     assert "targets[0].secret_name" in text
@@ -152,7 +154,7 @@ def test_a_secret_value_in_the_config_is_refused_without_echoing_it() -> None:
                 _target(
                     principal={
                         "kind": "databricks-oauth",
-                        "client_id": "app",
+                        "client_id": APP,
                         "client_secret_name": "n",
                         "client_secret": planted,
                     }
@@ -239,3 +241,164 @@ def test_a_relative_config_path_is_found_beside_the_app(
     config = load_config()
     assert config.key_vault_url == "https://my-vault.vault.azure.net"
     assert config.targets
+
+
+def _one_target(**over: object) -> dict[str, object]:
+    return {"key_vault_url": "https://v.vault.azure.net", "targets": [_target(**over)]}
+
+
+PREQUEL = {"kind": "prequel-source", "source_id": "s1", "api_key_secret_name": "k"}
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        (
+            _one_target() | {"key_vault_url": "https://v.vault.azure.net@evil.example"},
+            "key_vault_url",
+        ),
+        (
+            _one_target(workspace_url="https://adb-1.azuredatabricks.net@evil.example"),
+            "workspace_url",
+        ),
+        (
+            _one_target(updaters=[PREQUEL | {"base_url": "https://api.prequel.co@evil.example"}]),
+            "updaters[0].base_url",
+        ),
+        (
+            _one_target(
+                updaters=[PREQUEL | {"base_url": "https://user:hunter2-password@api.prequel.co"}]
+            ),
+            "updaters[0].base_url",
+        ),
+        (
+            _one_target(
+                principal={
+                    "kind": "entra-client-secret",
+                    "tenant_id": "00000000-0000-0000-0000-0000000000aa",
+                    "client_id": APP,
+                    "client_secret_name": "s",
+                    "authority_host": "https://login.microsoftonline.com@evil.example",
+                }
+            ),
+            "principal.authority_host",
+        ),
+    ],
+)
+def test_a_url_with_userinfo_is_refused_in_every_url_field(
+    data: dict[str, object], path: str
+) -> None:
+    text = _problems(data)
+    assert path in text
+    assert "userinfo" in text
+    assert "hunter2-password" not in text  # a password in the URL is never echoed
+
+
+def test_a_workspace_url_with_a_path_is_refused_and_a_trailing_slash_is_not_a_path() -> None:
+    text = _problems(_one_target(workspace_url="https://adb-1.azuredatabricks.net/api/2.0"))
+    assert "targets[0].workspace_url" in text
+    assert "has a path ('/api/2.0')" in text
+    config = parse_config(_one_target(workspace_url="https://adb-1.azuredatabricks.net/"))
+    assert config.targets[0].workspace_url == "https://adb-1.azuredatabricks.net"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("update_path", "sources/{id}"),
+        ("update_path", "@evil.example/sources/{id}"),
+        ("update_path", "//evil.example/sources/{id}"),
+        ("update_path", "/sources/{source}"),
+        ("test_path", "sources/{id}/test-connection"),
+        ("test_path", ".evil.example/x"),
+    ],
+)
+def test_update_and_test_paths_must_be_routes_starting_with_a_slash(field: str, value: str) -> None:
+    text = _problems(_one_target(updaters=[PREQUEL | {field: value}]))
+    assert f"targets[0].updaters[0].{field}" in text
+
+
+def test_an_empty_test_path_means_no_test_and_routes_with_id_load() -> None:
+    updater = PREQUEL | {"update_path": "/v2/sources/{id}", "test_path": ""}
+    config = parse_config(_one_target(updaters=[updater]))
+    settings = config.targets[0].updaters[0].settings
+    assert settings.test_path == ""  # type: ignore[attr-defined]
+    assert settings.update_path == "/v2/sources/{id}"  # type: ignore[attr-defined]
+
+
+def test_rotate_before_days_zero_is_refused_naming_the_setting() -> None:
+    text = _problems(_one_target(rotate_before_days=0))
+    assert "targets[0].rotate_before_days" in text
+    assert "set rotate_before_days to at least 1" in text
+    text = _problems(_one_target() | {"defaults": {"rotate_before_days": 0}})
+    assert "defaults.rotate_before_days" in text
+
+
+def test_rotate_before_days_must_leave_two_timer_periods(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(_one_target(rotate_before_days=1)))
+    monkeypatch.delenv("ROTATION_SCHEDULE", raising=False)
+    assert load_config(path).targets[0].rotate_before_days == 1  # every 6 h: 1 day is enough
+    monkeypatch.setenv("ROTATION_SCHEDULE", "0 0 0 * * *")  # daily: a run and a retry need 2 days
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    text = str(caught.value)
+    assert "targets[0]: rotate_before_days (1) must leave two timer periods" in text
+    assert "ROTATION_SCHEDULE '0 0 0 * * *'" in text
+    assert "set rotate_before_days to at least 2" in text
+    monkeypatch.setenv("ROTATION_SCHEDULE", "0 30 9 * * 1")  # weekly
+    data = _one_target(rotate_before_days=14)
+    assert parse_config(data, schedule="0 30 9 * * 1").targets[0].rotate_before_days == 14
+    with pytest.raises(ConfigError, match="at least 14"):
+        parse_config(_one_target(rotate_before_days=13), schedule="0 30 9 * * 1")
+
+
+@pytest.mark.parametrize(
+    ("principal", "field"),
+    [
+        (
+            {
+                "kind": "entra-client-secret",
+                "tenant_id": "contoso",
+                "client_id": APP,
+                "client_secret_name": "s",
+            },
+            "tenant_id",
+        ),
+        (
+            {
+                "kind": "entra-client-secret",
+                "tenant_id": APP,
+                "client_id": "my-app",
+                "client_secret_name": "s",
+            },
+            "client_id",
+        ),
+        (
+            {"kind": "databricks-oauth", "client_id": "sp-name", "client_secret_name": "s"},
+            "client_id",
+        ),
+        (
+            {"kind": "databricks-obo", "application_id": "12345", "admin_token_secret_name": "a"},
+            "application_id",
+        ),
+        ({"kind": "self", "application_id": APP + "0"}, "application_id"),
+        ({"kind": "managed-identity", "client_id": "my-identity"}, "client_id"),
+        (
+            {"kind": "managed-identity", "client_id": "system", "application_id": "app"},
+            "application_id",
+        ),
+    ],
+)
+def test_every_azure_id_must_be_a_guid(principal: dict[str, str], field: str) -> None:
+    text = _problems(_one_target(principal=principal))
+    assert f"targets[0].principal.{field}: " in text
+    assert "is not a GUID" in text
+
+
+def test_a_system_assigned_identity_and_guids_in_any_case_load() -> None:
+    system = {"kind": "managed-identity", "client_id": "system", "application_id": APP.upper()}
+    config = parse_config(_one_target(principal=system))
+    assert config.targets[0].principal.application_id == APP.upper()

@@ -496,3 +496,65 @@ async def test_under_the_blob_lock_a_young_orphan_is_swept_at_once(
     answer = _seen(await post(seeded.name, b'{"force": true}'))
     assert answer.body["swept"] == [orphan.token_id]
     assert violations(world.emu, seeded) == []
+
+
+async def test_http_rotate_with_key_vault_unreachable_is_503_as_status_is(
+    world: World, app, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from emulators.scenario import config_table
+
+    seeded = world.target()
+    app(seeded)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"https://127.0.0.1:{s.getsockname()[1]}"
+    table = config_table(world.emu, seeded) | {"key_vault_url": dead}
+    monkeypatch.setenv("ROTATION_CONFIG", json.dumps(table))
+    answer = _seen(await post(seeded.name, b'{"force": true}'))
+    assert answer.status == 503
+    assert answer.body["error"]["kind"] == "secret-store"
+    assert dead in answer.body["error"]["message"]
+    assert _seen(await get_status()).status == 503
+    assert rotator_tokens(world.emu, seeded) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "blob", "queue"),
+    [
+        (  # a sovereign cloud / Azurite: the service URIs as given, never the public suffix
+            {
+                "AzureWebJobsStorage__accountName": "acct",
+                "AzureWebJobsStorage__blobServiceUri": "https://acct.blob.core.chinacloudapi.cn",
+                "AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.chinacloudapi.cn",
+            },
+            "https://acct.blob.core.chinacloudapi.cn",
+            "https://acct.queue.core.chinacloudapi.cn",
+        ),
+        (
+            {
+                "AzureWebJobsStorage__blobServiceUri": "https://127.0.0.1:10000/devstoreaccount1",
+                "AzureWebJobsStorage__queueServiceUri": "https://127.0.0.1:10001/devstoreaccount1",
+            },
+            "https://127.0.0.1:10000/devstoreaccount1",
+            "https://127.0.0.1:10001/devstoreaccount1",
+        ),
+        (
+            {"AzureWebJobsStorage__accountName": "acct"},
+            "https://acct.blob.core.windows.net",
+            "https://acct.queue.core.windows.net",
+        ),
+    ],
+)
+async def test_identity_based_storage_uses_the_service_uris_when_set(
+    world: World, env: dict[str, str], blob: str, queue: str
+) -> None:
+    from rotation.appsettings import AppSettings
+    from rotation.clients import _storage_clients
+
+    settings = AppSettings.from_env(env)
+    blobs, queued = _storage_clients(settings, world.credential)
+    async with blobs, queued:
+        assert blobs.url.rstrip("/") == blob
+        assert queued.url.startswith(f"{queue}/")

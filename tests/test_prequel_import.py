@@ -173,7 +173,7 @@ def test_its_table_is_validated_like_a_prequel_source() -> None:
                 "secret_name": "t1-pat",
                 "principal": {
                     "kind": "databricks-oauth",
-                    "client_id": "app",
+                    "client_id": "22222222-2222-2222-2222-2222222222cc",
                     "client_secret_name": "n",
                 },
                 "updaters": [updater],

@@ -23,13 +23,20 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from rotation import errors
-from rotation._http import is_transient_status, json_body, retry_after
+from rotation._http import (
+    UNTRUSTED_ADVICE,
+    is_transient_status,
+    json_body,
+    retry_after,
+    untrusted_certificate,
+)
+from rotation.fields import api_path, https_url
 from rotation.retry import retrying
 from rotation.secret import Secret
 
@@ -48,17 +55,23 @@ API_VERSION = "2023-12-01"
 DEFAULT_TOKEN_FIELD = "databricks.access_token_auth.access_token"  # noqa: S105 # nosec B105
 
 
+def _test_path(value: object) -> object:
+    """Return *value*: "" (no test route) as it is; other strings must be routes."""
+    return api_path(value) if isinstance(value, str) and value else value
+
+
 class PrequelSettings(BaseModel):
     """A ``[[targets.updaters]]`` table of a ``prequel-*`` kind (the id under its own name)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    base_url: str = Field(default="https://api.prequel.co", pattern=r"^https://[^\s/]+(/\S*)?$")
+    base_url: Annotated[str, AfterValidator(https_url)] = "https://api.prequel.co"
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     api_key_secret_name: str = Field(pattern=r"^[0-9a-zA-Z-]{1,127}$")
     api_version: str = API_VERSION
-    update_path: str | None = None
-    test_path: str | None = None
+    update_path: Annotated[str, AfterValidator(api_path)] | None = None
+    test_path: Annotated[str | None, BeforeValidator(_test_path)] = None
+    """The test route; "" when the consumer cannot test unsaved values (no test)."""
     test_before_push: bool = True
     token_field: str = DEFAULT_TOKEN_FIELD
     auth_method_field: str | None = "databricks.auth_method"
@@ -234,6 +247,10 @@ class PrequelUpdater:
         try:
             response = await self._ctx.http.request(method, url, json=body, headers=headers)
         except httpx.TransportError as exc:
+            if (why := untrusted_certificate(exc)) is not None:
+                msg = f"Prequel at {self._settings.base_url}: its TLS certificate is not trusted "
+                msg += f"({why}); {UNTRUSTED_ADVICE}."
+                raise errors.ConsumerError(msg, transient=False) from None
             msg = (
                 f"Could not reach Prequel at {self._settings.base_url} "
                 f"({type(exc).__name__}); retrying later may help."
