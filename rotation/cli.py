@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import logging
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -34,7 +33,6 @@ _ADMIN_LOGIN = (
     "act as a workspace admin with your own Entra login (DefaultAzureCredential) instead of "
     "the targets' admin_token_secret_name"
 )
-_QUIET_LOGGERS = ("azure", "httpx", "httpcore", "aiohttp")  # HTTP dumps: only with debug
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -74,7 +72,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
-    _setup_logging(args.log_level)
+    logs.configure(args.log_level)
     from rotation.config import load_config  # noqa: PLC0415
 
     progress: dict[str, str] = {}
@@ -85,7 +83,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except RotationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{logs.hint()}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         _interrupted(progress)
@@ -99,16 +97,6 @@ def _interrupted(progress: dict[str, str]) -> None:
         "resumes where this run stopped.",
         file=sys.stderr,
     )
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if level != "debug":
-        for name in _QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
-    logs.install()
 
 
 async def _run(
