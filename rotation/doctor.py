@@ -22,6 +22,7 @@ from rotation.principals import issuer_for
 from rotation.report import TargetReport
 from rotation.run import CREDENTIAL_FAIL_DAYS, CREDENTIAL_WARN_DAYS, same_principal
 from rotation.tracker import Tracker
+from rotation.updaters.base import DescribesRoutes
 
 if TYPE_CHECKING:
     import httpx
@@ -207,6 +208,10 @@ class _Doctor:
             ok=True,
             detail=", ".join(r.name for r in consumers.results) or "Key Vault only",
         )
+        await self.consumer_test(consumers)
+        self.consumer_routes(consumers)
+
+    async def consumer_test(self, consumers: Consumers) -> None:
         found = await self.rt.store.latest(self.target.secret_name)
         if not consumers.results or found is None or found[1] is None:
             return
@@ -221,6 +226,19 @@ class _Doctor:
             ok=True if tested else None,
             detail=", ".join(tested) if tested else "skipped: no consumer can test unsaved values",
         )
+
+    def consumer_routes(self, consumers: Consumers) -> None:
+        """Say which route each consumer answered on, and whether its vendor documents it."""
+        for updater in consumers.updaters:
+            if not isinstance(updater, DescribesRoutes):
+                continue
+            documented = updater.routes_documented()
+            note = "" if documented else " — a route Prequel does not document; it works here"
+            self.add(
+                f"consumer {updater.name}: routes",
+                ok=True,
+                detail="; ".join(updater.routes()) + note,
+            )
 
 
 async def admin_auth(rt: Runtime, target: Target) -> httpx.Auth | None:
