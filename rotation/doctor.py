@@ -17,6 +17,8 @@ from rotation.auth import StaticBearerAuth
 from rotation.config import DatabricksOboPrincipal, ManagedIdentityPrincipal
 from rotation.consumers import Consumers
 from rotation.databricks import Workspace
+from rotation.databricks_errors import Admin
+from rotation.grant import WorkspaceAdmin
 from rotation.plan import DAY
 from rotation.principals import issuer_for
 from rotation.report import TargetReport
@@ -25,8 +27,6 @@ from rotation.tracker import Tracker
 from rotation.updaters.base import DescribesRoutes
 
 if TYPE_CHECKING:
-    import httpx
-
     from rotation.config import Target
     from rotation.principals import TokenIssuer
     from rotation.runtime import Runtime
@@ -63,7 +63,7 @@ class Check:
 class _Doctor:
     """The checks of one target, in the order the manual procedure sets things up."""
 
-    def __init__(self, rt: Runtime, target: Target, admin: httpx.Auth | None) -> None:
+    def __init__(self, rt: Runtime, target: Target, admin: WorkspaceAdmin | None) -> None:
         self.rt = rt
         self.target = target
         self.admin = admin
@@ -161,11 +161,12 @@ class _Doctor:
             self.add("workspace: PATs enabled, lifetime, CAN_USE", ok=None, detail=why)
             return
         app = self.target.principal.application_id
+        auth, who = self.admin.auth, self.admin.who
         try:
             conf = await self.workspace.workspace_conf(
-                self.admin, ("enableTokensConfig", "maxTokenLifetimeDays"), principal="admin"
+                auth, ("enableTokensConfig", "maxTokenLifetimeDays"), principal=who
             )
-            users = await self.workspace.token_users(self.admin, principal="admin")
+            users = await self.workspace.token_users(auth, principal=who)
         except errors.RotationError as exc:
             self.add("workspace: PATs enabled, lifetime, CAN_USE", ok=False, detail=str(exc))
             return
@@ -241,7 +242,7 @@ class _Doctor:
             )
 
 
-async def admin_auth(rt: Runtime, target: Target) -> httpx.Auth | None:
+async def admin_auth(rt: Runtime, target: Target) -> WorkspaceAdmin | None:
     """Return a workspace admin's credential for *target* from Key Vault, if one is configured.
 
     The target's ``admin_token_secret_name``, else a ``databricks-obo`` principal's admin PAT.
@@ -250,10 +251,13 @@ async def admin_auth(rt: Runtime, target: Target) -> httpx.Auth | None:
     name = target.admin_token_secret_name or (
         principal.admin_token_secret_name if isinstance(principal, DatabricksOboPrincipal) else None
     )
-    return None if name is None else StaticBearerAuth(await rt.store.read(name))
+    if name is None:
+        return None
+    who = Admin(f"the workspace admin whose PAT is in Key Vault secret {name!r}")
+    return WorkspaceAdmin(StaticBearerAuth(await rt.store.read(name)), who)
 
 
-async def diagnose(rt: Runtime, target: Target, *, admin: httpx.Auth | None) -> list[Check]:
+async def diagnose(rt: Runtime, target: Target, *, admin: WorkspaceAdmin | None) -> list[Check]:
     """Run every read-only check of *target*; never mint, store or revoke anything."""
     if admin is None:
         try:
