@@ -14,7 +14,13 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+import pytest
+from azure.identity.aio import ClientSecretCredential
+
 from emulators.scenario import config_table, rotator_env
+from rotation.auth import BearerAuth
+from rotation.errors import CredentialError
+from rotation.grant import login_auth
 from tests import hygiene
 
 if TYPE_CHECKING:
@@ -114,3 +120,24 @@ def test_a_login_that_is_no_admin_is_told_so(world: World, tmp_path: Path) -> No
     assert line.startswith("✗")
     assert "Your own Entra login (--admin-login) is not a workspace admin" in line
     assert "Service principal" not in line
+
+
+async def test_a_login_that_gets_no_token_is_one_clear_error(world: World) -> None:
+    emu = world.emu
+    credential = ClientSecretCredential(
+        world.tenant_id,
+        world.client_id,
+        "not-the-secret",
+        authority=emu.entra_url,
+        connection_verify=str(emu.ca_path),
+    )
+    async with credential:
+        admin = login_auth(credential)
+        assert isinstance(admin.auth, BearerAuth)
+        with pytest.raises(CredentialError) as caught:
+            await admin.auth.token()
+    message = str(caught.value)
+    assert message.startswith("--admin-login: your own Entra login (--admin-login) got no token")
+    assert "AADSTS7000215" in message
+    assert "az login" in message
+    assert "\n" not in message
