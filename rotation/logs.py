@@ -229,12 +229,13 @@ def configure(level: str) -> None:
     (``warning``) and ``error`` the failures the CLI prints itself are not logged as well. With
     ``debug``, everything, in full. Secrets are masked at every level (:func:`install`).
     """
-    logging.basicConfig(level=level.upper(), format=_FORMAT)
     root = logging.getLogger()
+    before = set(root.handlers)
+    logging.basicConfig(level=level.upper(), format=_FORMAT)
     if level != "debug":
         for name in _QUIET_LOGGERS:
             logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
-        for handler in root.handlers:
+        for handler in set(root.handlers) - before:  # only the stderr handler made here
             handler.setFormatter(OneLineFormatter(_FORMAT))
             if level != "info" and _TERSE not in handler.filters:
                 handler.addFilter(_TERSE)
