@@ -87,7 +87,12 @@ async def test_a_404_on_every_route_mints_nothing_and_changes_nothing(world: Wor
     assert report.outcome is Outcome.FAILED
     assert report.error is not None
     assert report.error.step == Step.PREFLIGHT
-    assert "/sources/no-such-source and /export/sources/no-such-source" in report.error.message
+    assert "404 on /sources/no-such-source (source no-such-source not found) and " in (
+        report.error.message
+    )
+    assert "/export/sources/no-such-source (source no-such-source not found)" in (
+        report.error.message
+    )
     assert rotator_tokens(emu, seeded) == []
 
 

@@ -250,8 +250,8 @@ class PrequelUpdater:
             url = route.url(self._settings.base_url, self._settings.id)
             try:
                 envelope = await retrying(self._ctx.retry, partial(self._send, method, url, body))
-            except _NotFoundError:
-                tried.append(route.template.format(id=self._settings.id))
+            except _NotFoundError as exc:
+                tried.append(f"{route.template.format(id=self._settings.id)} ({exc.said})")
                 continue
             self._router.remember(purpose, route)
             return envelope
@@ -300,12 +300,16 @@ class PrequelUpdater:
                 "current and matches the environment (sk_prod_ vs sk_staging_ keys) and base_url."
             )
         if status == 404:  # noqa: PLR2004
-            return _NotFoundError(f"{where} answered 404 ({said}).")
+            return _NotFoundError(f"{where} answered 404 ({said}).", said=str(said))
         return errors.ConsumerError(f"{where} refused the request ({status}: {said}).")
 
 
 class _NotFoundError(errors.ConsumerError):
     """A 404: the route or the object is not there; the next candidate route is tried."""
+
+    def __init__(self, message: str, *, said: str) -> None:
+        super().__init__(message)
+        self.said = said
 
 
 def _configured(test_path: str) -> tuple[Route, ...]:
