@@ -34,9 +34,11 @@ from rotation.updaters.prequel_routes import (
     IMPORT_TESTS,
     SOURCE_ROUTES,
     SOURCE_TESTS,
+    NotFoundError,
     Purpose,
     Route,
     Router,
+    configured,
 )
 
 if TYPE_CHECKING:
@@ -147,7 +149,7 @@ class PrequelUpdater:
         update, test = settings.update_path, settings.test_path
         candidates: dict[Purpose, tuple[Route, ...]] = {
             "object": (Route(update, CONFIGURED),) if update else plugin.object_routes,
-            "test": plugin.test_routes if test is None else _configured(test),
+            "test": plugin.test_routes if test is None else configured(test),
         }
         self._router = Router(settings.base_url, self.name, candidates)
         self._what = f"Prequel {plugin.label} {settings.id}"
@@ -250,7 +252,7 @@ class PrequelUpdater:
             url = route.url(self._settings.base_url, self._settings.id)
             try:
                 envelope = await retrying(self._ctx.retry, partial(self._send, method, url, body))
-            except _NotFoundError as exc:
+            except NotFoundError as exc:
                 tried.append(f"{route.template.format(id=self._settings.id)} ({exc.said})")
                 continue
             self._router.remember(purpose, route)
@@ -300,18 +302,5 @@ class PrequelUpdater:
                 "current and matches the environment (sk_prod_ vs sk_staging_ keys) and base_url."
             )
         if status == 404:  # noqa: PLR2004
-            return _NotFoundError(f"{where} answered 404 ({said}).", said=str(said))
+            return NotFoundError(f"{where} answered 404 ({said}).", said=str(said))
         return errors.ConsumerError(f"{where} refused the request ({status}: {said}).")
-
-
-class _NotFoundError(errors.ConsumerError):
-    """A 404: the route or the object is not there; the next candidate route is tried."""
-
-    def __init__(self, message: str, *, said: str) -> None:
-        super().__init__(message)
-        self.said = said
-
-
-def _configured(test_path: str) -> tuple[Route, ...]:
-    """Return the configured test route; ``""`` switches testing off (no route)."""
-    return (Route(test_path, CONFIGURED),) if test_path else ()

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import Final, Literal
 
+from rotation import errors
+
 __all__ = [
     "DESTINATION_ROUTES",
     "DESTINATION_TESTS",
@@ -23,9 +25,11 @@ __all__ = [
     "IMPORT_TESTS",
     "SOURCE_ROUTES",
     "SOURCE_TESTS",
+    "NotFoundError",
     "Purpose",
     "Route",
     "Router",
+    "configured",
 ]
 
 Purpose = Literal["object", "test"]
@@ -131,3 +135,16 @@ class Router:
             route is not None and not route.documented and route.source != CONFIGURED
             for route in (self.answered(p) for p in self._candidates)
         )
+
+
+class NotFoundError(errors.ConsumerError):
+    """A 404: the route or the object is not there; the next candidate route is tried."""
+
+    def __init__(self, message: str, *, said: str) -> None:
+        super().__init__(message)
+        self.said = said
+
+
+def configured(test_path: str) -> tuple[Route, ...]:
+    """Return the configured test route; ``""`` switches testing off (no route)."""
+    return (Route(test_path, CONFIGURED),) if test_path else ()
