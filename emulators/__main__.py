@@ -3,8 +3,9 @@
 ``sandbox`` starts the emulators, seeds a workspace, a service principal, a vault and a Prequel
 source, then runs the real rotation code twice (bootstrap, then a forced rotation that revokes the
 first PAT), printing each step and the final state. ``serve`` starts and seeds them, writes a
-config file and an environment file that point ``python -m rotation`` at them, and runs until
-interrupted. Nothing printed contains a secret value; the environment file (mode 0600) does.
+config file and an environment file that point ``python -m rotation`` at them (its identity is
+also the workspace's admin, for ``--admin-login``), and runs until interrupted. Nothing printed
+contains a secret value; the environment file (mode 0600) does.
 """
 
 from __future__ import annotations
@@ -148,13 +149,18 @@ def serve(directory: Path) -> int:
         env = directory / "env.sh"
         env.touch(mode=0o600)
         env.chmod(0o600)
-        settings = rotator_env(emu, str(config.resolve()))
+        settings = rotator_env(emu, str(config.resolve()), workspace_admin=True)
         env.write_text("".join(f"export {k}={v}\n" for k, v in settings.items()), encoding="utf-8")
         _say(f"Emulators running. Config: {config.resolve()}")
         python = shlex.quote(sys.executable)  # the venv's interpreter, wherever the shell is
         _say(
             f"In another shell:  source {shlex.quote(str(env.resolve()))} && "
             f"{python} -m rotation rotate && {python} -m rotation status"
+        )
+        _say(
+            "  The environment's identity is also the workspace's admin (your own login, as after "
+            f"az login): {python} -m rotation doctor --admin-login, and "
+            f"{python} -m rotation grant --target {seeded.name} --admin-login."
         )
         stop = threading.Event()
         # SIGTERM stops as Ctrl-C does, so that the emulators' temporary TLS folder is removed.

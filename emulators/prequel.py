@@ -148,8 +148,12 @@ class _PrequelApp:
         if version != API_VERSION:
             raise _EnvelopeError(400, f"Unsupported X-Prequel-Api-Version: {version}")
 
-    def endpoint(self, handler: Handler, kind: _Kind) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(
+        self, handler: Handler, kind: _Kind, *, documented: bool = True
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
+            if not documented and self.state.documented_only:  # as if the route did not exist
+                return json_response(404, prequel_error_body(404))
             try:
                 self.check_headers(request)
                 return await handler(request, kind)
@@ -225,28 +229,41 @@ class _PrequelApp:
 
 
 def build_prequel_app(state: PrequelState) -> Starlette:
-    """Build the Prequel ASGI app for ``state`` (without the fault/log middleware)."""
+    """Build the Prequel ASGI app for ``state`` (without the fault/log middleware).
+
+    Routes are marked documented (Prequel's docs, or its own client ``@prequel/react``: the
+    deprecated ``/export/`` forms) or inferred; ``state.documented_only`` turns the inferred
+    ones off. ``/export/sources/...`` is the ``/export/`` form the versioning page names for
+    ``/sources``.
+    """
     app = _PrequelApp(state)
     routes: list[Route] = []
-    for prefix, kind in (
-        ("/sources", _SOURCE),
-        ("/destinations", _DESTINATION),
-        ("/export/destinations", _DESTINATION),
+    # (prefix, kind, is GET/PATCH {id} documented, is {id}/test-connection documented)
+    for prefix, kind, one_documented, test_documented in (
+        ("/sources", _SOURCE, False, False),
+        ("/export/sources", _SOURCE, True, True),
+        ("/destinations", _DESTINATION, True, False),
+        ("/export/destinations", _DESTINATION, True, True),
     ):
+        one = f"{prefix}/{{ident}}"
         routes += [
             Route(prefix, app.endpoint(app.list_all, kind), methods=["GET"]),
-            Route(f"{prefix}/{{ident}}", app.endpoint(app.get_one, kind), methods=["GET"]),
-            Route(f"{prefix}/{{ident}}", app.endpoint(app.patch_one, kind), methods=["PATCH"]),
+            Route(one, app.endpoint(app.get_one, kind, documented=one_documented), methods=["GET"]),
             Route(
-                f"{prefix}/{{ident}}/test-connection",
-                app.endpoint(app.test_one, kind),
+                one,
+                app.endpoint(app.patch_one, kind, documented=one_documented),
+                methods=["PATCH"],
+            ),
+            Route(
+                f"{one}/test-connection",
+                app.endpoint(app.test_one, kind, documented=test_documented),
                 methods=["POST"],
             ),
         ]
     one = "/import/sources/{ident}"
     routes += [
         Route("/test-destination", app.endpoint(app.test_unsaved, _DESTINATION), methods=["POST"]),
-        Route(one, app.endpoint(app.get_one, _IMPORT_SOURCE), methods=["GET"]),
+        Route(one, app.endpoint(app.get_one, _IMPORT_SOURCE, documented=False), methods=["GET"]),
         Route(one, app.endpoint(app.patch_one, _IMPORT_SOURCE), methods=["PATCH"]),
         Route(f"{one}/test-source", app.endpoint(app.test_one, _IMPORT_SOURCE), methods=["POST"]),
         Route(

@@ -127,10 +127,15 @@ class PrequelState:
     """API keys, sources, destinations and import sources; thread-safe.
 
     ``ca_path`` is the CA the emulator trusts when ``test-connection`` calls Databricks.
+    ``documented_only`` (settable while running): serve only the routes Prequel documents (in
+    its docs or its own client) and answer the inferred ones 404, as a Prequel without them
+    would — ``/sources/{id}`` (and its ``test-connection``), ``/destinations/{id}/test-connection``
+    and ``GET /import/sources/{id}``.
     """
 
     def __init__(self, *, registry: SecretRegistry, ca_path: Path | None = None) -> None:
         self.ca_path = ca_path
+        self.documented_only = False
         self._registry = registry
         self._keys: set[str] = set()
         self._connections: dict[tuple[str, str], Connection] = {}

@@ -66,16 +66,24 @@ def rotator_identity(emu: Emulators) -> tuple[str, str, str]:
     return app.tenant_id, app.client_id, app.client_secret
 
 
-def rotator_env(emu: Emulators, config: str) -> dict[str, str]:
+def rotator_env(emu: Emulators, config: str, *, workspace_admin: bool = False) -> dict[str, str]:
     """Return the app settings that point ``python -m rotation`` / the Function App at *emu*.
 
     *config* is the ``ROTATION_CONFIG`` value (a path or inline JSON). A new rotator identity is
-    registered; its client secret is in the result, so never print it. ``IDENTITY_ENDPOINT`` and
-    ``IDENTITY_HEADER`` point azure-identity's ``ManagedIdentityCredential`` at the emulated
-    identity endpoint (principal kind ``managed-identity``); Key Vault is still reached as the
-    rotator identity (``EnvironmentCredential`` only).
+    registered; its client secret is in the result, so never print it. With *workspace_admin*
+    that identity is also a workspace admin in the (first) Databricks workspace: it stands for
+    the person's own login, which ``DefaultAzureCredential`` finds through these variables, so
+    ``grant --admin-login`` and ``doctor --admin-login`` work as they do after ``az login``.
+    ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER`` point azure-identity's
+    ``ManagedIdentityCredential`` at the emulated identity endpoint (principal kind
+    ``managed-identity``); Key Vault is still reached as the rotator identity
+    (``EnvironmentCredential`` only).
     """
     tenant, client, secret = rotator_identity(emu)
+    if workspace_admin:
+        emu.databricks.add_service_principal(
+            client, "you (the sandbox's workspace admin)", admin=True
+        )
     return {
         "ROTATION_CONFIG": config,
         "ROTATION_CA_FILE": str(emu.ca_path),

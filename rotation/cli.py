@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import logging
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -39,7 +38,6 @@ _ADMIN_LOGIN = (
     "act as a workspace admin with your own Entra login (DefaultAzureCredential) instead of "
     "the targets' admin_token_secret_name"
 )
-_QUIET_LOGGERS = ("azure", "httpx", "httpcore", "aiohttp")  # HTTP dumps: only with debug
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -84,7 +82,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
-    _setup_logging(args.log_level)
+    logs.configure(args.log_level)
     if args.command == "validate":
         return _validate(args, out)
     from rotation.config import load_config  # noqa: PLC0415
@@ -104,7 +102,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
 
 def _failed(args: argparse.Namespace, out: TextIO, exc: RotationError, code: int) -> int:
     """Say a run-level failure: one line on stderr and, with ``--json``, an error object."""
-    print(f"error: {exc}", file=sys.stderr)
+    hint = "" if isinstance(exc, ConfigError | UnknownTargetError) else logs.hint()
+    print(f"error: {exc}{hint}", file=sys.stderr)
     problems = list(exc.problems) if isinstance(exc, ConfigError) else [str(exc)]
     error = {"kind": exc.kind, "message": str(exc), "transient": exc.transient}
     _json_error(args, out, error | {"problems": problems})
@@ -161,16 +160,6 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     return EXIT_OK
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if level != "debug":
-        for name in _QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
-    logs.install()
 
 
 async def _run(

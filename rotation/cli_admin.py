@@ -12,14 +12,12 @@ from typing import TYPE_CHECKING
 
 from rotation import errors
 from rotation.doctor import admin_auth, diagnose
-from rotation.grant import default_login, grant_can_use, login_auth
+from rotation.grant import WorkspaceAdmin, default_login, grant_can_use, login_auth
 from rotation.service import select
 
 if TYPE_CHECKING:
     import argparse
     from typing import TextIO
-
-    import httpx
 
     from rotation.config import Target
     from rotation.doctor import Check
@@ -58,7 +56,7 @@ async def grant(rt: Runtime, args: argparse.Namespace, out: TextIO) -> int:
     return 1 if failed else 0
 
 
-async def _grant_one(rt: Runtime, target: Target, admin: httpx.Auth, out: TextIO) -> bool:
+async def _grant_one(rt: Runtime, target: Target, admin: WorkspaceAdmin, out: TextIO) -> bool:
     app = target.principal.application_id
     try:
         changed = await grant_can_use(rt, target, admin)

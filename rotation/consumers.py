@@ -39,6 +39,11 @@ class Consumers:
         self.results = [ConsumerResult(u.name) for u in self._updaters]
         self._tracker = tracker
 
+    @property
+    def updaters(self) -> list[Updater]:
+        """Return the updaters, in configuration order."""
+        return list(self._updaters)
+
     def _pairs(self) -> list[tuple[Updater, ConsumerResult]]:
         return list(zip(self._updaters, self.results, strict=True))
 

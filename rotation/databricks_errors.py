@@ -24,7 +24,7 @@ from rotation._http import retry_after
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["RULES", "Answer", "Rule", "read", "rule_for", "translate"]
+__all__ = ["RULES", "Admin", "Answer", "Rule", "read", "rule_for", "translate"]
 
 _SCIM_ERROR: Final = "urn:ietf:params:scim:api:messages:2.0:Error"
 _REASON_HEADER: Final = "x-databricks-reason-phrase"
@@ -32,6 +32,16 @@ _HTML_MESSAGES: Final = tuple(  # where an HTML error page states it, as the SDK
     re.compile(rf"<{tag}>(.*?)</{tag}>", re.IGNORECASE | re.DOTALL) for tag in ("pre", "title")
 )
 _EXCERPT: Final = 200
+
+
+class Admin(str):
+    """The caller of an admin call, named for people: a workspace admin, not a service principal.
+
+    Pass it as ``principal`` (e.g. ``Admin("your own Entra login (--admin-login)")``): messages
+    then say who it is instead of "Service principal …", and give an admin's fixes.
+    """
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +62,8 @@ class Rule:
     name: str
     error: type[errors.DatabricksError]
     advice: str
-    """Message template over ``{where}``, ``{principal}``, ``{answered}`` and ``{message}``."""
+    """Message template over ``{where}``, ``{who}`` (e.g. "Service principal <id>"),
+    ``{principal}``, ``{answered}`` and ``{message}``."""
     status: tuple[int, ...] = ()
     """HTTP statuses it matches; empty: any."""
     codes: tuple[str | None, ...] = ()
@@ -62,6 +73,8 @@ class Rule:
     creates_only: bool = False
     transient: bool = False
     outcome_unknown: bool = False
+    admin_advice: str = ""
+    """The advice when the caller is an `Admin` (empty: the same advice)."""
 
     def matches(self, answer: Answer, *, creating: bool) -> bool:
         """Return whether *answer* (to a token create when *creating*) is this failure."""
@@ -81,7 +94,7 @@ _RETRIED: Final = (
     "This is transient; the call is retried and the next run resumes."
 )
 _QUOTA: Final = (
-    "Service principal {principal} holds the maximum of 600 live tokens in {where}. Revoke "
+    "{who} holds the maximum of 600 live tokens in {where}. Revoke "
     "unused tokens (token-management API or `databricks tokens delete`); tokens this tool "
     "minted and lost are swept automatically."
 )
@@ -126,12 +139,15 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "principal-not-in-workspace",
         errors.PrincipalNotInWorkspaceError,
-        "Service principal {principal} is not a user of {where}. Add it: Settings → Identity and "
+        "{who} is not a user of {where}. Add it: Settings → Identity and "
         "access → Service principals → Add → Import (application id), and enable Workspace "
         "access.",
         status=(403,),
         codes=_DENIED,
         text=r"user not authorized",
+        admin_advice="{who} is not a user of {where}. Sign in (az login) as a workspace admin "
+        "of this workspace, or name a workspace admin's PAT in Key Vault with "
+        "admin_token_secret_name instead of --admin-login.",
     ),
     # "On-behalf-of token creation for service principals is not enabled for this workspace"
     # [O: databricks/cli#596]; status and code undocumented; OBO is AWS/GCP only [C: docs, TF].
@@ -160,7 +176,7 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "missing-can-use",
         errors.MissingCanUseError,
-        "Service principal {principal} lacks CAN_USE on tokens in {where}. Grant it in Admin "
+        "{who} lacks CAN_USE on tokens in {where}. Grant it in Admin "
         "Settings → Access control → Personal access tokens → Permission settings, or PATCH "
         "/api/2.0/permissions/authorization/tokens with "
         '{{"service_principal_name": "{principal}", "permission_level": "CAN_USE"}}.',
@@ -211,6 +227,17 @@ RULES: Final[tuple[Rule, ...]] = (
         status=(403,),
         creates_only=True,
     ),
+    # an admin route refused to a non-admin: "Only Admins can access …" [I: the emulator's words]
+    Rule(
+        "not-an-admin",
+        errors.DatabricksError,
+        "{who} is not a workspace admin in {where}: {message}. Sign in (az login) as a "
+        "workspace admin for --admin-login, or store a workspace admin's PAT in Key Vault and "
+        "name it in admin_token_secret_name.",
+        status=(403,),
+        codes=_DENIED,
+        text=r"only admins",
+    ),
     # anything else
     Rule(
         "unknown",
@@ -230,8 +257,11 @@ def translate(
     rule = rule_for(answer, creating=operation.endswith("create"))
     same = answer.code in (None, str(answer.status))  # legacy and SCIM codes repeat the status
     answered = str(answer.status) if same else f"{answer.status} {answer.code}"
-    text = rule.advice.format(
-        where=f"workspace {url} ({operation}, principal {principal})",
+    admin = isinstance(principal, Admin)
+    who = principal[:1].upper() + principal[1:] if admin else f"Service principal {principal}"
+    text = (rule.admin_advice if admin and rule.admin_advice else rule.advice).format(
+        where=f"workspace {url} ({operation}, {'as' if admin else 'principal'} {principal})",
+        who=who,
         principal=principal,
         answered=answered,
         message=answer.message,

@@ -17,15 +17,16 @@ from rotation.auth import StaticBearerAuth
 from rotation.config import DatabricksOboPrincipal, ManagedIdentityPrincipal
 from rotation.consumers import Consumers
 from rotation.databricks import Workspace
+from rotation.databricks_errors import Admin
+from rotation.grant import WorkspaceAdmin
 from rotation.plan import DAY
 from rotation.principals import issuer_for
 from rotation.report import TargetReport
 from rotation.run import CREDENTIAL_FAIL_DAYS, CREDENTIAL_WARN_DAYS, same_principal
 from rotation.tracker import Tracker
+from rotation.updaters.base import DescribesRoutes
 
 if TYPE_CHECKING:
-    import httpx
-
     from rotation.config import Target
     from rotation.principals import TokenIssuer
     from rotation.runtime import Runtime
@@ -62,7 +63,7 @@ class Check:
 class _Doctor:
     """The checks of one target, in the order the manual procedure sets things up."""
 
-    def __init__(self, rt: Runtime, target: Target, admin: httpx.Auth | None) -> None:
+    def __init__(self, rt: Runtime, target: Target, admin: WorkspaceAdmin | None) -> None:
         self.rt = rt
         self.target = target
         self.admin = admin
@@ -160,11 +161,12 @@ class _Doctor:
             self.add("workspace: PATs enabled, lifetime, CAN_USE", ok=None, detail=why)
             return
         app = self.target.principal.application_id
+        auth, who = self.admin.auth, self.admin.who
         try:
             conf = await self.workspace.workspace_conf(
-                self.admin, ("enableTokensConfig", "maxTokenLifetimeDays"), principal="admin"
+                auth, ("enableTokensConfig", "maxTokenLifetimeDays"), principal=who
             )
-            users = await self.workspace.token_users(self.admin, principal="admin")
+            users = await self.workspace.token_users(auth, principal=who)
         except errors.RotationError as exc:
             self.add("workspace: PATs enabled, lifetime, CAN_USE", ok=False, detail=str(exc))
             return
@@ -207,6 +209,10 @@ class _Doctor:
             ok=True,
             detail=", ".join(r.name for r in consumers.results) or "Key Vault only",
         )
+        await self.consumer_test(consumers)
+        self.consumer_routes(consumers)
+
+    async def consumer_test(self, consumers: Consumers) -> None:
         found = await self.rt.store.latest(self.target.secret_name)
         if not consumers.results or found is None or found[1] is None:
             return
@@ -222,8 +228,21 @@ class _Doctor:
             detail=", ".join(tested) if tested else "skipped: no consumer can test unsaved values",
         )
 
+    def consumer_routes(self, consumers: Consumers) -> None:
+        """Say which route each consumer answered on, and whether its vendor documents it."""
+        for updater in consumers.updaters:
+            if not isinstance(updater, DescribesRoutes):
+                continue
+            documented = updater.routes_documented()
+            note = "" if documented else " — a route Prequel does not document; it works here"
+            self.add(
+                f"consumer {updater.name}: routes",
+                ok=True,
+                detail="; ".join(updater.routes()) + note,
+            )
 
-async def admin_auth(rt: Runtime, target: Target) -> httpx.Auth | None:
+
+async def admin_auth(rt: Runtime, target: Target) -> WorkspaceAdmin | None:
     """Return a workspace admin's credential for *target* from Key Vault, if one is configured.
 
     The target's ``admin_token_secret_name``, else a ``databricks-obo`` principal's admin PAT.
@@ -232,10 +251,13 @@ async def admin_auth(rt: Runtime, target: Target) -> httpx.Auth | None:
     name = target.admin_token_secret_name or (
         principal.admin_token_secret_name if isinstance(principal, DatabricksOboPrincipal) else None
     )
-    return None if name is None else StaticBearerAuth(await rt.store.read(name))
+    if name is None:
+        return None
+    who = Admin(f"the workspace admin whose PAT is in Key Vault secret {name!r}")
+    return WorkspaceAdmin(StaticBearerAuth(await rt.store.read(name)), who)
 
 
-async def diagnose(rt: Runtime, target: Target, *, admin: httpx.Auth | None) -> list[Check]:
+async def diagnose(rt: Runtime, target: Target, *, admin: WorkspaceAdmin | None) -> list[Check]:
     """Run every read-only check of *target*; never mint, store or revoke anything."""
     if admin is None:
         try:

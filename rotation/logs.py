@@ -14,7 +14,15 @@ from typing import Final
 
 from rotation.secret import known_values
 
-__all__ = ["RedactingFilter", "install", "redact"]
+__all__ = [
+    "REPORTED",
+    "OneLineFormatter",
+    "RedactingFilter",
+    "configure",
+    "hint",
+    "install",
+    "redact",
+]
 
 _MASK: Final = "[secret]"
 _PATTERNS: Final = re.compile(
@@ -144,3 +152,96 @@ def install(logger: logging.Logger | None = None) -> RedactingFilter:
         if flt not in handler.filters:
             handler.addFilter(flt)
     return flt
+
+
+# --- the CLI's logging: one line per failure below debug ------------------------------------
+
+REPORTED: Final = "rotation_reported"
+"""A record's extra flag: its text is also in the run's report, which the CLI prints; so at the
+default level the CLI does not log it as well (``extra={REPORTED: True}``)."""
+_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_QUIET_LOGGERS: Final = ("azure", "httpx", "httpcore", "aiohttp")  # HTTP dumps: only with debug
+_FAILURE_LOGGERS: Final = ("azure.identity",)
+"""Loggers whose warnings restate a failure the CLI reports itself (a credential that got no
+token surfaces as the command's error line); kept from the default level, one line at info."""
+_NOISE: Final = re.compile(r"^\s*(Content:|Visit https?://|To mitigate|Code: |Message: )")
+_HINT: Final = " (details: --log-level debug)"
+
+
+class OneLineFormatter(logging.Formatter):
+    """Format every record as one line: the message condensed, a traceback as its last line.
+
+    Multi-line messages (azure-identity's list of attempted credentials, Entra's JSON bodies)
+    keep their first line and each attempted credential's first sentence; everything else is
+    left to ``--log-level debug``.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return *record* as one line."""
+        text = super().format(record)
+        if "\n" not in text:
+            return text
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        failed = record.exc_info is not None or record.exc_text
+        if failed:  # the traceback's last line names the exception and says why
+            return f"{lines[0]} — {lines[-1]}{_HINT}"
+        kept = [_first_sentence(line) for line in lines[1:] if not _NOISE.match(line)]
+        head = lines[0].removesuffix(".")
+        if "Attempted credentials:" in kept:
+            kept.remove("Attempted credentials:")
+        return f"{head}: {'; '.join(kept)}{_HINT}" if kept else lines[0] + _HINT
+
+
+def _first_sentence(line: str) -> str:
+    head, dot, _ = line.partition(". ")
+    return head + dot.strip()
+
+
+class _Terse(logging.Filter):
+    """At the default level, drop what the CLI says itself; count what it drops.
+
+    That is: failures the report carries (`REPORTED`), and credential chains' warnings (the
+    command's error line names the failure).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return False for a record the CLI's own output already carries."""
+        restated = getattr(record, REPORTED, False) or (
+            record.levelno < logging.ERROR
+            and any(record.name.startswith(n) for n in _FAILURE_LOGGERS)
+        )
+        if restated:
+            self.dropped += 1
+        return not restated
+
+
+_TERSE = _Terse()
+
+
+def configure(level: str) -> None:
+    """Set up the CLI's logging on stderr at *level* (``debug``, ``info``, ``warning``, ``error``).
+
+    Below ``debug`` every record is one line and the HTTP loggers are quiet; at the default
+    (``warning``) and ``error`` the failures the CLI prints itself are not logged as well. With
+    ``debug``, everything, in full. Secrets are masked at every level (:func:`install`).
+    """
+    root = logging.getLogger()
+    before = set(root.handlers)
+    logging.basicConfig(level=level.upper(), format=_FORMAT)
+    if level != "debug":
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+        for handler in set(root.handlers) - before:  # only the stderr handler made here
+            handler.setFormatter(OneLineFormatter(_FORMAT))
+            if level != "info" and _TERSE not in handler.filters:
+                handler.addFilter(_TERSE)
+    install()
+
+
+def hint() -> str:
+    """Return a pointer to ``--log-level debug`` when the CLI kept details back, else ``""``."""
+    return _HINT if _TERSE.dropped else ""

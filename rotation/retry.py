@@ -8,19 +8,47 @@ rotation id in the PAT's comment.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import stamina
+from stamina.instrumentation import set_on_retry_hooks
 
 from rotation.errors import RotationError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from stamina.instrumentation import RetryDetails
+
 __all__ = ["RetryPolicy", "retrying"]
 
 T = TypeVar("T")
+log = logging.getLogger("rotation.retry")
+
+
+def _log_retry(details: RetryDetails) -> None:
+    """Say, in one line at info, which call is retried, when, and why.
+
+    Replaces stamina's own hook, which logs a bare ``stamina.retry_scheduled`` at warning with
+    the detail only in extras. A retry is not a failure: one that ends in failure is in the
+    run's report (or the command's error line); the retries before it are at ``--log-level info``.
+    """
+    cause = details.caused_by
+    why = str(cause).splitlines()[0] if str(cause) else ""
+    log.info(
+        "retry %d of %s in %.1f s (%.1f s waited so far) after %s%s",
+        details.retry_num,
+        details.name,
+        details.wait_for,
+        details.waited_so_far,
+        type(cause).__name__,
+        f": {why}" if why else "",
+    )
+
+
+set_on_retry_hooks([_log_retry])
 
 
 @dataclass(frozen=True, slots=True)

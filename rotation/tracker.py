@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from rotation import errors
+from rotation.logs import REPORTED
 from rotation.report import ErrorInfo, Outcome, Step
 
 if TYPE_CHECKING:
@@ -56,8 +57,13 @@ class Tracker:
         busy = isinstance(exc, errors.BusyError)
         self.report.outcome = Outcome.BUSY if busy else Outcome.FAILED
         self.report.error = ErrorInfo(self.step, exc.kind, str(exc), exc.transient)
-        log.warning(
-            "target=%s step=%s failed kind=%s: %s", self.report.target, self.step, exc.kind, exc
+        log.warning(  # the report says it too: the CLI leaves this out at its default level
+            "target=%s step=%s failed kind=%s: %s",
+            self.report.target,
+            self.step,
+            exc.kind,
+            exc,
+            extra={REPORTED: True},
         )
 
     def finish(self) -> None:

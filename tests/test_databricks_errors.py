@@ -17,7 +17,7 @@ import pytest
 from rotation import errors
 from rotation._http import is_transient_status
 from rotation.databricks import Workspace
-from rotation.databricks_errors import RULES, read, rule_for, translate
+from rotation.databricks_errors import RULES, Admin, read, rule_for, translate
 from rotation.retry import RetryPolicy
 
 URL = "https://adb-1234567890123456.7.azuredatabricks.net"
@@ -27,6 +27,7 @@ POLICY = RetryPolicy(attempts=3, wait_initial=0.001, wait_max=0.002, wait_jitter
 SCIM = ["urn:ietf:params:scim:api:messages:2.0:Error"]
 REQ_ID = "[ReqId: 6f0e2b1a-3c4d-4e5f-8a9b-0c1d2e3f4a5b]"
 PAT = "dapi" + "0123456789abcdef" * 2
+LOGIN = Admin("your own Entra login (--admin-login)")
 
 CALLS: dict[str, Callable[[Workspace], Awaitable[Any]]] = {
     "create": lambda ws: ws.create_token(
@@ -40,6 +41,8 @@ CALLS: dict[str, Callable[[Workspace], Awaitable[Any]]] = {
     "me": lambda ws: ws.me(AUTH, principal=APP),
     "delete": lambda ws: ws.delete_token(AUTH, "ab" * 32, principal=APP),
     "delete-admin": lambda ws: ws.delete_token_admin(AUTH, "ab" * 32, principal=APP),
+    "conf-as-login": lambda ws: ws.workspace_conf(AUTH, ("enableTokensConfig",), principal=LOGIN),
+    "acl-as-login": lambda ws: ws.token_users(AUTH, principal=LOGIN),
 }
 CREATES = frozenset({"create", "obo"})
 
@@ -136,6 +139,9 @@ CASES = [
     # the seed's troubleshooting names a 403 (not authorized) when creating a PAT
     _case("create-403-empty-body", "create-forbidden", "create", 403, b"", "databricks", ("403", "an empty body", "CAN USE", "Personal access tokens")),
     _case("obo-403-not-admin", "create-forbidden", "obo", 403, _err("PERMISSION_DENIED", "Only Admins can access token management APIs."), "databricks", ("Only Admins", "workspace admin")),
+    # admin calls name the admin (the person's login), with an admin's fixes
+    _case("login-not-an-admin", "not-an-admin", "conf-as-login", 403, _err("PERMISSION_DENIED", "Only Admins can access workspace configuration."), "databricks", ("Your own Entra login (--admin-login) is not a workspace admin", "az login", "admin_token_secret_name")),
+    _case("login-not-in-workspace", "principal-not-in-workspace", "acl-as-login", 403, _err(403, "User not authorized."), "principal-not-in-workspace", ("Your own Entra login (--admin-login) is not a user of", "as your own Entra login", "az login")),
     # anything else: generic, quoting Databricks
     _case("unknown-string-code", "unknown", "list", 400, _err("INVALID_STATE", "The workspace is being migrated."), "databricks", ("400 INVALID_STATE", "being migrated", "run again")),
     _case("unknown-integer-code", "unknown", "list-all", 409, _err(409, "Conflict."), "databricks", ("409", "Conflict.", "run again")),
@@ -173,6 +179,14 @@ async def test_a_documented_answer_becomes_its_error_with_what_to_do(case: Case)
     for hint in case.hints:
         assert hint in str(exc)
     assert sent == case.sent
+
+
+async def test_an_admin_call_never_names_a_service_principal() -> None:
+    for call in ("conf-as-login", "acl-as-login"):
+        for body in (_err(403, "User not authorized."), _err(403, "Invalid access token.")):
+            exc, _ = await _fail(call, httpx.Response(403, json=body))
+            assert "Service principal" not in str(exc)
+            assert "principal your own" not in str(exc)
 
 
 def test_every_rule_is_pinned_by_a_case() -> None:

@@ -9,7 +9,7 @@ updater of the target confirmed the new one. Third parties add updaters through 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import httpx
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rotation.retry import RetryPolicy
     from rotation.secret import Secret
 
-__all__ = ["SecretReader", "Updater", "UpdaterContext", "UpdaterPlugin"]
+__all__ = ["DescribesRoutes", "SecretReader", "Updater", "UpdaterContext", "UpdaterPlugin"]
 
 
 class SecretReader(Protocol):
@@ -67,6 +67,19 @@ class Updater(Protocol):
 
     async def confirm(self, pat: Secret) -> None:
         """Prove the consumer works with its saved credential; raise ``ConsumerError`` if not."""
+        ...
+
+
+@runtime_checkable
+class DescribesRoutes(Protocol):
+    """An updater that may say which routes it uses (optional; ``doctor`` shows them)."""
+
+    def routes(self) -> list[str]:
+        """Return one line per route: what it is for, the route, and whether it is documented."""
+        ...
+
+    def routes_documented(self) -> bool:
+        """Return False when a route in use is not documented by the consumer's vendor."""
         ...
 
 

@@ -1,16 +1,9 @@
 """Prequel updaters: a Databricks source, destination or import source whose PAT Prequel holds.
 
-Defaults follow ``docs/reference/prequel-api.md`` ([C] documented by Prequel, [I] inferred).
-Each kind
-reads its object (preflight), tests changed fields without saving them (test) and with no changes
-(confirm), and saves only the token fields (push):
-
-- ``prequel-destination``: ``GET``/``PATCH /destinations/{id}`` [C],
-  ``POST /destinations/{id}/test-connection`` [I] (documented only under the deprecated
-  ``/export/`` prefix).
-- ``prequel-source``: ``GET``/``PATCH /sources/{id}``, ``POST /sources/{id}/test-connection`` [I].
-- ``prequel-import-source``: ``PATCH /import/sources/{id}`` and
-  ``POST /import/sources/{id}/test-source`` [C]; the read, ``GET /import/sources/{id}``, is [I].
+Defaults follow ``docs/reference/prequel-api.md``. Each kind reads its object (preflight), tests
+changed fields without saving them (test) and with no changes (confirm), and saves only the token
+fields (push), on the routes of :mod:`rotation.updaters.prequel_routes` (an inferred route that
+answers 404 gives way to the documented one).
 
 The body is ``{"<source|destination>": <only the changed fields>}`` [C]; the PAT sits at
 ``databricks.access_token_auth.access_token`` beside ``auth_method: "access_token_auth"``, the
@@ -23,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import httpx
@@ -39,6 +33,20 @@ from rotation._http import (
 from rotation.fields import api_path, https_url
 from rotation.retry import retrying
 from rotation.secret import Secret
+from rotation.updaters.prequel_routes import (
+    CONFIGURED,
+    DESTINATION_ROUTES,
+    DESTINATION_TESTS,
+    IMPORT_ROUTES,
+    IMPORT_TESTS,
+    SOURCE_ROUTES,
+    SOURCE_TESTS,
+    NotFoundError,
+    Purpose,
+    Route,
+    Router,
+    configured,
+)
 
 if TYPE_CHECKING:
     from rotation.updaters.base import Updater, UpdaterContext
@@ -96,8 +104,9 @@ class _Plugin:
     label: str  # names the object in messages
     body_key: Literal["source", "destination"]
     settings_model: type[PrequelSettings]
-    collection: str
-    test_action: str
+    object_routes: tuple[Route, ...]
+    """Where the object is read and updated, preferred first (a 404 moves to the next)."""
+    test_routes: tuple[Route, ...]
 
     def build(self, settings: BaseModel, context: UpdaterContext) -> Updater:
         if not isinstance(settings, PrequelSettings):
@@ -111,24 +120,24 @@ PrequelSourceFactory = _Plugin(
     label="source",
     body_key="source",
     settings_model=_SourceSettings,
-    collection="/sources",
-    test_action="test-connection",
+    object_routes=SOURCE_ROUTES,
+    test_routes=SOURCE_TESTS,
 )
 PrequelDestinationFactory = _Plugin(
     kind="prequel-destination",
     label="destination",
     body_key="destination",
     settings_model=_DestinationSettings,
-    collection="/destinations",
-    test_action="test-connection",
+    object_routes=DESTINATION_ROUTES,
+    test_routes=DESTINATION_TESTS,
 )
 PrequelImportSourceFactory = _Plugin(
     kind="prequel-import-source",
     label="import source",
     body_key="source",
     settings_model=_SourceSettings,
-    collection="/import/sources",
-    test_action="test-source",
+    object_routes=IMPORT_ROUTES,
+    test_routes=IMPORT_TESTS,
 )
 
 
@@ -150,13 +159,12 @@ class PrequelUpdater:
         self._plugin = plugin
         self._settings = settings
         self._ctx = context
-        base = settings.base_url.rstrip("/")
-        one = f"{plugin.collection}/{{id}}"
-        self._update_url = base + (settings.update_path or one).format(id=settings.id)
-        test = settings.test_path
-        if test is None:
-            test = f"{one}/{plugin.test_action}"
-        self._test_url = base + test.format(id=settings.id) if test else None
+        update, test = settings.update_path, settings.test_path
+        candidates: dict[Purpose, tuple[Route, ...]] = {
+            "object": (Route(update, CONFIGURED),) if update else plugin.object_routes,
+            "test": plugin.test_routes if test is None else configured(test),
+        }
+        self._router = Router(settings.base_url, self.name, candidates)
         self._what = f"Prequel {plugin.label} {settings.id}"
 
     @property
@@ -166,6 +174,14 @@ class PrequelUpdater:
 
     def __repr__(self) -> str:
         return f"PrequelUpdater({self.name!r}, {self._settings.base_url!r})"
+
+    def routes(self) -> list[str]:
+        """Describe the routes this consumer uses (after a call) or will try, and their source."""
+        return self._router.describe()
+
+    def routes_documented(self) -> bool:
+        """Return False when a route that answered is one Prequel does not document."""
+        return not self._router.uses_undocumented()
 
     def _changes(self, pat: Secret) -> dict[str, Any]:
         body = _nest(self._settings.token_field, pat.reveal(), {})
@@ -180,13 +196,13 @@ class PrequelUpdater:
         a made-up token there must fail. (If Prequel ignored the path, it would test the saved
         PAT, the push would change nothing, and revoking the old PAT would cut Prequel off.)
         """
-        await retrying(self._ctx.retry, lambda: self._send("GET", self._update_url, None))
+        await self._routed("object", "GET", None)
         default = PrequelSettings.model_fields
         overridden = any(
             getattr(self._settings, f) != default[f].default
             for f in ("token_field", "auth_method_field", "auth_method")
         )
-        if overridden and self._test_url is not None:
+        if overridden and self._router.has("test"):
             await self._expect_rejection()
 
     async def _expect_rejection(self) -> None:
@@ -205,27 +221,25 @@ class PrequelUpdater:
 
     async def test(self, pat: Secret) -> bool:
         """Ask Prequel to test *pat* without saving it; False when testing is switched off."""
-        if self._test_url is None or not self._settings.test_before_push:
+        if not self._router.has("test") or not self._settings.test_before_push:
             return False
         await self._test(self._changes(pat), "the new PAT (not saved)")
         return True
 
     async def push(self, pat: Secret) -> None:
         """Save *pat* on the object with a PATCH of only the token fields."""
-        body = self._changes(pat)
-        await retrying(self._ctx.retry, lambda: self._send("PATCH", self._update_url, body))
+        await self._routed("object", "PATCH", self._changes(pat))
 
     async def confirm(self, pat: Secret) -> None:
         """Prove the saved configuration works: test it with no changes (or read it back)."""
         del pat  # Prequel never returns the token; the stored one is tested instead
-        if self._test_url is None:
-            await retrying(self._ctx.retry, lambda: self._send("GET", self._update_url, None))
+        if not self._router.has("test"):
+            await self._routed("object", "GET", None)
             return
         await self._test({self._plugin.body_key: {}}, "the saved PAT")
 
     async def _test(self, body: dict[str, Any], what: str) -> None:
-        url = str(self._test_url)  # only called when a test route is configured
-        envelope = await retrying(self._ctx.retry, lambda: self._send("POST", url, body))
+        envelope = await self._routed("test", "POST", body)
         data = envelope.get("data")
         status = data.get("status") if isinstance(data, dict) else data
         if str(status).lower() not in self._ok:
@@ -237,6 +251,31 @@ class PrequelUpdater:
                 "and that the workspace's IP access list admits Prequel."
             )
             raise errors.ConsumerRejectedTokenError(msg)
+
+    async def _routed(
+        self, purpose: Purpose, method: str, body: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Send the request to the route that answers for *purpose*: on a 404, the next one.
+
+        Each route's call is retried on its own; only a 404 moves on, and a 404 from every
+        route is the error (nothing was read, saved or tested).
+        """
+        tried: list[str] = []
+        for route in self._router.order(purpose):
+            url = route.url(self._settings.base_url, self._settings.id)
+            try:
+                envelope = await retrying(self._ctx.retry, partial(self._send, method, url, body))
+            except NotFoundError as exc:
+                tried.append(f"{route.template.format(id=self._settings.id)} ({exc.said})")
+                continue
+            self._router.remember(purpose, route)
+            return envelope
+        msg = (
+            f"{self._what} at {self._settings.base_url} ({method}) does not exist: 404 on "
+            f"{' and '.join(tried)}. Check the {self._plugin.label} id and base_url; if your "
+            "Prequel account uses other routes, set update_path / test_path. Nothing was changed."
+        )
+        raise errors.ConsumerError(msg)
 
     async def _send(self, method: str, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
         api_key = await self._ctx.secrets.read(self._settings.api_key_secret_name)
@@ -280,8 +319,5 @@ class PrequelUpdater:
                 "current and matches the environment (sk_prod_ vs sk_staging_ keys) and base_url."
             )
         if status == 404:  # noqa: PLR2004
-            return errors.ConsumerError(
-                f"{where} does not exist ({said}). Check the {self._plugin.label} id and "
-                "base_url; if your Prequel account uses other routes, set update_path / test_path."
-            )
+            return NotFoundError(f"{where} answered 404 ({said}).", said=str(said))
         return errors.ConsumerError(f"{where} refused the request ({status}: {said}).")

@@ -349,3 +349,36 @@ async def test_import_test_source_of_an_unsaved_source(
     assert response.json()["data"]["status"] == "success"
     assert emus.prequel.tests()[-1].kind == "import_source"
     assert emus.prequel.tests()[-1].connection_id is None
+
+
+async def test_documented_only_answers_the_inferred_routes_404_and_serves_the_export_ones(
+    emus: Emulators, http: httpx.AsyncClient, headers: dict[str, str], source_id: str
+) -> None:
+    dest = emus.prequel.add_destination(
+        host=emus.databricks_url.removeprefix("https://"), access_token="dapi0"
+    )
+    base = emus.prequel_url
+    inferred = [
+        ("GET", f"/sources/{source_id}"),
+        ("PATCH", f"/sources/{source_id}"),
+        ("POST", f"/sources/{source_id}/test-connection"),
+        ("POST", f"/destinations/{dest}/test-connection"),
+        ("GET", f"/import/sources/{source_id}"),
+    ]
+    emus.prequel.documented_only = True
+    try:
+        for method, path in inferred:
+            response = await http.request(method, base + path, headers=headers, json={})
+            assert response.status_code == 404, path
+            assert response.json() == {"status": "error", "data": None, "message": "Not Found"}
+        assert (await http.get(f"{base}/export/sources/{source_id}", headers=headers)).is_success
+        assert (await http.get(f"{base}/destinations/{dest}", headers=headers)).is_success
+        tested = await http.post(
+            f"{base}/export/sources/{source_id}/test-connection",
+            headers=headers,
+            json={"source": {}},
+        )
+        assert tested.json()["data"]["status"] == "success"
+    finally:
+        emus.prequel.documented_only = False
+    assert (await http.get(f"{base}/sources/{source_id}", headers=headers)).is_success
