@@ -67,6 +67,24 @@ def _decorator(item: dict[str, Any], kind: str) -> Any:
     return next((d.get("argument") for d in item.get("decorators", []) if d["type"] == kind), None)
 
 
+def _accessor(*names: str) -> Any:
+    """Return pycep's form of a property access chain such as storage.properties.primaryEndpoints."""
+    if len(names) == 1:
+        return names[0]
+    return {
+        "operator": {
+            "type": "property_accessor",
+            "operands": {"operand_1": names[0], "operand_2": _accessor(*names[1:])},
+        }
+    }
+
+
+def _role(body: dict[str, Any]) -> str:
+    """Return the roles.<name> a role assignment grants."""
+    role = body["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+    return role["operator"]["operands"]["operand_2"]
+
+
 def _minutes(duration: str) -> int:
     match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?", duration)
     assert match, duration
@@ -111,6 +129,8 @@ def test_role_assignments_are_named_with_guid(template: dict[str, Any]) -> None:
         "blobOwner",
         "queueContributor",
         "metricsPublisher",
+        "deadLetterWriter",
+        "deployerDeadLetterReader",
     }
     for name, body in assignments.items():
         assert body["name"]["function"]["type"] == "guid", name
@@ -187,11 +207,143 @@ def test_an_existing_vault_s_requirements_are_stated(template: dict[str, Any]) -
         assert requirement in description
 
 
-def test_key_vault_events_reach_the_function_by_its_name(template: dict[str, Any]) -> None:
-    text = (INFRA / "main.bicep").read_text()
-    assert "/functions/key_vault_events'" in text
-    assert "'Microsoft.KeyVault.SecretNearExpiry', 'Microsoft.KeyVault.SecretExpired'" in text
-    assert "nearExpiry" in template["resources"]
+@pytest.fixture(scope="module")
+def events() -> dict[str, Any]:
+    return _parse(INFRA / "event-subscription.bicep")
+
+
+def test_key_vault_events_reach_the_function_by_its_name(events: dict[str, Any]) -> None:
+    subscription = events["resources"]["nearExpiry"]
+    assert subscription["type"] == "Microsoft.EventGrid/systemTopics/eventSubscriptions"
+    body = _body(subscription)
+    assert body["parent"] == "topic"
+    destination = body["properties"]["destination"]
+    assert destination["endpointType"] == "AzureFunction"
+    assert destination["properties"]["resourceId"] == "${app.id}/functions/key_vault_events"
+    assert destination["properties"]["maxEventsPerBatch"] == 1
+    assert body["properties"]["filter"]["includedEventTypes"] == [
+        "Microsoft.KeyVault.SecretNearExpiry",
+        "Microsoft.KeyVault.SecretExpired",
+    ]
+    existing = {name: r for name, r in events["resources"].items() if r["existing"]}
+    assert _body(existing["topic"])["name"] == "systemTopicName"
+    assert _body(existing["app"])["name"] == "functionAppName"
+
+
+def test_main_leaves_the_subscription_to_the_postdeploy_deployment(
+    template: dict[str, Any],
+) -> None:
+    """One `azd up`: no parameter to flip and no second provision; the hook deploys it after the code."""
+    types = {r["type"] for r in template["resources"].values()}
+    assert "Microsoft.EventGrid/systemTopics/eventSubscriptions" not in types
+    assert "deployEventSubscription" not in template["parameters"]
+    topic = _body(template["resources"]["vaultEvents"])
+    assert template["outputs"]["EVENT_GRID_TOPIC_NAME"]["value"] == _accessor("vaultEvents", "name")
+    assert template["outputs"]["FUNCTION_APP_NAME"]["value"] == _accessor("app", "name")
+    assert topic["properties"]["topicType"] == "Microsoft.KeyVault.vaults"
+
+
+def test_undeliverable_events_are_dead_lettered_through_the_topic_s_identity(
+    template: dict[str, Any], events: dict[str, Any]
+) -> None:
+    dead_letter = _body(events["resources"]["nearExpiry"])["properties"]
+    assert "deadLetterDestination" not in dead_letter  # the key-based form: no identity
+    with_identity = dead_letter["deadLetterWithResourceIdentity"]
+    assert with_identity["identity"] == {"type": "SystemAssigned"}
+    destination = with_identity["deadLetterDestination"]
+    assert destination["endpointType"] == "StorageBlob"
+    assert destination["properties"] == {
+        "resourceId": _accessor("storage", "id"),
+        "blobContainerName": "deadLetterContainerName",
+    }
+    assert dead_letter["retryPolicy"] == {
+        "maxDeliveryAttempts": 30,
+        "eventTimeToLiveInMinutes": 1440,
+    }
+    # main.bicep: the topic has that identity, and it may write to the container (and only there).
+    assert _body(template["resources"]["vaultEvents"])["identity"] == {"type": "SystemAssigned"}
+    container = _body(template["resources"]["deadLetterContainer"])
+    assert container["parent"] == "blobService"
+    assert container["name"] == "deadLetterContainerName"
+    assert template["variables"]["deadLetterContainerName"]["value"] == "eventgrid-deadletter"
+    writer = _body(template["resources"]["deadLetterWriter"])
+    assert writer["scope"] == "deadLetterContainer"
+    assert writer["properties"]["principalId"] == _accessor(
+        "vaultEvents", "identity", "principalId"
+    )
+    assert _role(writer) == "storageBlobDataContributor"
+    assert template["variables"]["roles"]["value"]["storageBlobDataContributor"] == (
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+    )
+    # The deployer can read what landed there (README: where to look).
+    reader = template["resources"]["deployerDeadLetterReader"]
+    assert reader["config"]["condition"]["operator"]["type"] == "not"
+    assert _body(reader)["scope"] == "deadLetterContainer"
+    assert _body(reader)["properties"]["principalId"] == "principalId"
+    assert _role(_body(reader)) == "storageBlobDataReader"
+    assert template["variables"]["roles"]["value"]["storageBlobDataReader"] == (
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+    )
+    outputs = template["outputs"]
+    assert outputs["DEAD_LETTER_CONTAINER"]["value"] == _accessor("deadLetterContainer", "name")
+    assert outputs["STORAGE_ACCOUNT_NAME"]["value"] == _accessor("storage", "name")
+
+
+def _api_versions(parsed: dict[str, Any]) -> dict[str, str]:
+    return {
+        f"{name} ({resource['type']})": resource["api_version"]
+        for name, resource in parsed.get("resources", {}).items()
+    }
+
+
+@pytest.mark.parametrize("path", sorted(INFRA.rglob("*.bicep")), ids=lambda p: p.name)
+def test_every_resource_uses_a_ga_api_version(path: Path) -> None:
+    versions = _api_versions(_parse(path))
+    assert versions, f"{path.name} declares no resource"
+    for resource, version in versions.items():
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", version), f"{path.name}: {resource}@{version}"
+    # The same in the text, so a resource pycep did not list cannot hide a preview version.
+    assert not re.findall(r"@\d{4}-\d{2}-\d{2}-[a-z]+'", path.read_text()), path.name
+
+
+def test_the_event_grid_resources_are_on_ga_versions(
+    template: dict[str, Any], events: dict[str, Any]
+) -> None:
+    assert template["resources"]["vaultEvents"]["api_version"] == "2022-06-15"
+    assert events["resources"]["nearExpiry"]["api_version"] == "2022-06-15"
+    assert events["resources"]["topic"]["api_version"] == "2022-06-15"
+
+
+def test_storage_service_uris_come_from_the_account_s_own_endpoints(
+    template: dict[str, Any],
+) -> None:
+    """Built from primaryEndpoints, so a sovereign cloud's suffix is the right one."""
+    settings = {
+        s["name"]: s["value"]
+        for s in _body(template["resources"]["app"])["properties"]["siteConfig"]["appSettings"]
+    }
+    assert settings["AzureWebJobsStorage__blobServiceUri"] == _accessor(
+        "storage", "properties", "primaryEndpoints", "blob"
+    )
+    assert settings["AzureWebJobsStorage__queueServiceUri"] == _accessor(
+        "storage", "properties", "primaryEndpoints", "queue"
+    )
+    assert settings["AzureWebJobsStorage__accountName"] == _accessor("storage", "name")
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+
+
+def test_the_app_s_storage_roles_cover_blob_leases_and_the_queue(template: dict[str, Any]) -> None:
+    """Lock leases need Blob Data Contributor or more, the fan-out queue Queue Data Contributor."""
+    on_storage = {
+        _role(_body(r)): _body(r)
+        for r in template["resources"].values()
+        if r["type"] == "Microsoft.Authorization/roleAssignments" and _body(r)["scope"] == "storage"
+    }
+    assert set(on_storage) == {"storageBlobDataOwner", "storageQueueDataContributor"}
+    for body in on_storage.values():
+        assert body["properties"]["principalId"] == _accessor(
+            "identity", "properties", "principalId"
+        )
 
 
 def test_parameters_file_names_only_declared_parameters(template: dict[str, Any]) -> None:
