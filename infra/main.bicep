@@ -342,6 +342,16 @@ module alerts 'app/alerts.bicep' = {
   }
 }
 
+module dashboard 'app/workbook.bicep' = {
+  name: 'workbook-${resourceToken}'
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    workspaceId: logs.id
+  }
+}
+
 // Outputs are azd environment values (azd env get-value NAME).
 @description('The Function App\'s name (az functionapp keys list, func azure functionapp publish).')
 output FUNCTION_APP_NAME string = app.name
@@ -372,3 +382,9 @@ output DEAD_LETTER_CONTAINER string = deadLetterContainer.name
 
 @description('The action group every alert notifies (alertEmail, alertWebhookUrl).')
 output ALERT_ACTION_GROUP string = alerts.outputs.actionGroupName
+
+@description('The dashboard (an Azure Monitor workbook) in the portal: every target\'s days left, outcomes, heals, failures and the timer\'s heartbeat.')
+output DASHBOARD_URL string = '${environment().portal}/#@${tenant().tenantId}/resource${dashboard.outputs.workbookId}'
+
+@description('The dashboard\'s name in Monitor > Workbooks.')
+output DASHBOARD_NAME string = dashboard.outputs.workbookName

@@ -9,6 +9,7 @@ rotation.sample.toml is loaded with the real configuration parser, alternatives 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tomllib
 from pathlib import Path
@@ -20,7 +21,7 @@ from pycep import BicepParser
 from rotation.config import Config, parse_config
 from rotation.errors import ConfigError
 from rotation.report import Outcome
-from rotation.telemetry import RUN_EVENT, TIMER_EVENT, Field
+from rotation.telemetry import RUN_EVENT, TIMER_EVENT, Field, emit_timer
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -28,6 +29,34 @@ SAMPLE = ROOT / "rotation.sample.toml"
 VAULT_URL = "https://kv-sample.vault.azure.net"
 
 FIELDS = {f.value for f in Field}
+
+
+class _Attributes(logging.Handler):
+    """Keep the attributes the code puts on a record beyond a plain LogRecord's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.names |= set(vars(record)) - set(vars(logging.makeLogRecord({})))
+
+
+def _timer_fields() -> set[str]:
+    """Return the attributes of a TIMER_EVENT record, as rotation.telemetry.emit_timer writes them."""
+    logger = logging.getLogger("rotation.telemetry")
+    handler, level = _Attributes(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        emit_timer(3, 1)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return handler.names
+
+
+TIMER_FIELDS = _timer_fields()
 OUTCOMES = {o.value for o in Outcome}
 
 # Rule name → (event its query filters on, outcomes it matches, parameters its query is built with)
@@ -596,3 +625,141 @@ def test_local_settings_sample_points_at_the_sample() -> None:
     values = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
     assert (ROOT / values["ROTATION_CONFIG"]).resolve() == SAMPLE
     assert values["ROTATION_KEY_VAULT_URL"].startswith("https://")
+
+
+# --- the dashboard: app/workbook.bicep and its panels (app/workbook.json) -------------------------
+
+WORKBOOK = json.loads((INFRA / "app" / "workbook.json").read_text())
+PLACEHOLDER = "__WORKSPACE_ID__"
+ACROSS_TARGETS = {"outcomes"}  # run panels that sum over all targets on purpose
+
+
+def _items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return every item of a workbook, those inside groups included."""
+    found = []
+    for item in items:
+        found.append(item)
+        found.extend(_items(item.get("content", {}).get("items", [])))
+    return found
+
+
+def _panels() -> dict[str, dict[str, Any]]:
+    """Return the query panels (type 3) by name."""
+    return {i["name"]: i["content"] for i in _items(WORKBOOK["items"]) if i["type"] == 3}
+
+
+def _event(kql: str) -> str:
+    events = set(re.findall(r'Message\s*==\s*"([^"]*)"', kql))
+    assert len(events) == 1, f"a panel reads one event: {events}"
+    return events.pop()
+
+
+def test_the_timer_fields_are_read_from_the_code() -> None:
+    assert {"targets", "due"} == TIMER_FIELDS  # what emit_timer writes today; the panels use them
+
+
+def test_the_dashboard_is_a_shared_workbook_over_the_workspace(template: dict[str, Any]) -> None:
+    parsed = _parse(INFRA / "app" / "workbook.bicep")
+    resource = parsed["resources"]["workbook"]
+    assert resource["type"] == "Microsoft.Insights/workbooks"
+    assert resource["api_version"] == "2023-06-01"
+    body = _body(resource)
+    assert body["name"]["function"]["type"] == "guid"  # Azure requires a GUID name
+    assert body["kind"] == "shared"
+    assert body["properties"]["category"] == "workbook"
+    assert body["properties"]["sourceId"] == "workspaceId"
+    data = body["properties"]["serializedData"]["function"]
+    assert data["type"] == "replace"
+    assert data["parameters"]["original_string"]["function"] == {
+        "type": "load_text_content",
+        "parameters": {"file_path": "workbook.json", "encoding": None},
+    }
+    assert data["parameters"]["old_string"] == "workspacePlaceholder"
+    assert parsed["variables"]["workspacePlaceholder"]["value"] == PLACEHOLDER
+    assert data["parameters"]["new_string"] == "workspaceId"
+    module = template["modules"]["dashboard"]
+    assert module["detail"]["path"] == "app/workbook.bicep"
+    assert module["config"]["params"]["workspaceId"] == _accessor("logs", "id")
+    required = {n for n, p in parsed["parameters"].items() if p.get("default") is None}
+    assert required <= set(module["config"]["params"])
+    url = template["outputs"]["DASHBOARD_URL"]["value"]
+    assert (
+        url
+        == "${environment().portal}/#@${tenant().tenantId}/resource${dashboard.outputs.workbookId}"
+    )
+    assert parsed["outputs"]["workbookId"]["value"] == _accessor("workbook", "id")
+    assert "DASHBOARD_NAME" in template["outputs"]
+
+
+def test_every_panel_queries_the_workspace() -> None:
+    assert WORKBOOK["version"] == "Notebook/1.0"
+    assert WORKBOOK["fallbackResourceIds"] == [PLACEHOLDER]
+    for name, panel in _panels().items():
+        assert panel["queryType"] == 0, name  # Logs (KQL)
+        assert panel["resourceType"] == "microsoft.operationalinsights/workspaces", name
+        assert panel["crossComponentResources"] == [PLACEHOLDER], name
+
+
+@pytest.mark.parametrize("name", sorted(_panels()))
+def test_each_panel_reads_only_what_the_code_writes(name: str) -> None:
+    kql = _panels()[name]["query"]
+    assert re.match(r"(let runs = )?AppTraces\n", kql), "one table throughout: AppTraces/Properties"
+    assert "customDimensions" not in kql
+    event = _event(kql)
+    assert event in {RUN_EVENT, TIMER_EVENT}
+    named = _properties_named(kql)
+    assert named, f"{name} reads no field"
+    allowed = FIELDS if event == RUN_EVENT else TIMER_FIELDS
+    assert named <= allowed, f"{name} reads fields the code never writes: {named - allowed}"
+    if event == RUN_EVENT and name not in ACROSS_TARGETS:
+        assert Field.TARGET.value in named, f"{name} must say which target"
+    matched = set(re.findall(r'Properties\.outcome\)\s*==\s*"([^"]*)"', kql))
+    assert matched <= OUTCOMES, f"{name} matches outcomes the code does not have"
+
+
+def test_each_panel_uses_only_defined_parameters() -> None:
+    defined = {
+        p["name"]
+        for item in _items(WORKBOOK["items"])
+        if item["type"] == 9
+        for p in item["content"]["parameters"]
+    }
+    assert defined == {"TimeRange"}
+    for name, panel in _panels().items():
+        used = set(re.findall(r"\{(\w+)(?::\w+)?\}", panel["query"]))
+        assert used <= defined, name
+        if "timeContextFromParameter" in panel:
+            assert panel["timeContextFromParameter"] in defined, name
+
+
+def test_the_dashboard_shows_what_operators_asked_for() -> None:
+    """Every target: PAT and credential days left, last outcome, heals, failures; the heartbeat."""
+    panels = _panels()
+    run_fields: set[str] = set()
+    outcomes: set[str] = set()
+    charts: dict[str, str] = {}
+    for name, panel in panels.items():
+        kql = panel["query"]
+        if _event(kql) == RUN_EVENT:
+            run_fields |= _properties_named(kql)
+            outcomes |= set(re.findall(r'Properties\.outcome\)\s*==\s*"([^"]*)"', kql))
+        charts[name] = panel["visualization"]
+    assert {
+        Field.TARGET.value,
+        Field.PAT_DAYS_LEFT.value,
+        Field.CREDENTIAL_DAYS_LEFT.value,
+        Field.OUTCOME.value,
+        Field.ERROR_KIND.value,
+        Field.REASON.value,
+    } <= run_fields
+    assert {Outcome.HEALED.value, Outcome.FAILED.value} <= outcomes
+    assert charts["pat-days-left"] == charts["credential-days-left"] == "timechart"
+    assert charts["heartbeat"] == "timechart"
+    assert _event(panels["heartbeat"]["query"]) == TIMER_EVENT
+    assert _event(panels["last-heartbeat"]["query"]) == TIMER_EVENT
+    targets = panels["targets"]["query"]
+    final = targets.rsplit("| project ", 1)[1]
+    for column in ("target", "last_outcome", "pat_days_left", "credential_days_left", "heals"):
+        assert re.search(rf"\b{column}\b", final), f"the targets table lacks {column}"
+    assert re.search(r"\bfailures\b", final)
+    assert panels["targets"]["visualization"] == "table"
