@@ -763,3 +763,43 @@ def test_the_dashboard_shows_what_operators_asked_for() -> None:
         assert re.search(rf"\b{column}\b", final), f"the targets table lacks {column}"
     assert re.search(r"\bfailures\b", final)
     assert panels["targets"]["visualization"] == "table"
+
+
+# --- the README's deploy section follows infra/ ----------------------------------------------------
+
+
+def _deploy_section() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Deploying and operating it (azd)")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_readme_names_every_output_and_every_setting(template: dict[str, Any]) -> None:
+    section = _deploy_section()
+    for output in template["outputs"]:
+        assert re.search(rf"\b{output}\b", section), f"README's deploy section never names {output}"
+    parameters = (INFRA / "main.parameters.json").read_text()
+    settings = set(re.findall(r"\$\{([A-Z_]+)", parameters))
+    for setting in settings - {
+        "AZURE_ENV_NAME",
+        "AZURE_LOCATION",
+        "AZURE_PRINCIPAL_ID",
+        "AZURE_PRINCIPAL_TYPE",
+    }:
+        assert re.search(rf"\b{setting}\b", section), (
+            f"README's deploy section never names {setting}"
+        )
+
+
+def test_the_readme_lists_every_role_assignment(template: dict[str, Any]) -> None:
+    assignments = [
+        r
+        for r in template["resources"].values()
+        if r["type"] == "Microsoft.Authorization/roleAssignments"
+    ]
+    section = _deploy_section()
+    table = section[section.index("| who | role | on | for |") :].split("\n\n", 1)[0]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
+    assert len(rows) == len(assignments)
+    words = {3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+    assert f"{words[len(assignments)]} role assignments" in section
