@@ -803,3 +803,15 @@ def test_the_readme_lists_every_role_assignment(template: dict[str, Any]) -> Non
     assert len(rows) == len(assignments)
     words = {3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
     assert f"{words[len(assignments)]} role assignments" in section
+
+
+def test_the_readme_s_queries_read_only_what_the_code_writes() -> None:
+    blocks = re.findall(r"```kusto\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert blocks
+    for block in blocks:
+        for query in re.split(r"\n\s*\n", block):
+            if "AppTraces" not in query:
+                continue
+            named = _properties_named(query)
+            allowed = TIMER_FIELDS if _event(query) == TIMER_EVENT else FIELDS
+            assert named <= allowed, f"README query reads {named - allowed}: {query}"
