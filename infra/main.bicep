@@ -1,8 +1,10 @@
 // pat-rotator: a Flex Consumption Function App with a user-assigned identity, its storage (lock
 // blobs, fan-out queue, deployment package), Application Insights, the Key Vault that holds the
 // PATs and their state, RBAC for all of it (and Key Vault Secrets Officer for the deploying
-// user), Key Vault events through Event Grid, and alerts on the rotator's telemetry
-// (app/alerts.bicep).
+// user), Key Vault events through Event Grid (the system topic and the dead-letter container here;
+// the subscription itself is event-subscription.bicep, deployed by the postdeploy hook once the
+// function exists), alerts on the rotator's telemetry (app/alerts.bicep) and a dashboard
+// (app/workbook.bicep).
 targetScope = 'resourceGroup'
 
 @description('Name of the azd environment; used to name resources.')
@@ -61,13 +63,12 @@ param credentialDaysLeftThreshold int = 30
 @description('Heartbeat alert: fire when no pat-rotator.timer record arrived for this many hours. Default: two timer periods (2 x rotationPeriodHours = 12 h); at most 48 (the longest window a log alert may query).')
 param heartbeatWindowHours int = 2 * rotationPeriodHours
 
-@description('Create the Event Grid subscription to key_vault_events. Set true on a second deployment, once the code is deployed (the function must exist).')
-param deployEventSubscription bool = false
-
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = { 'azd-env-name': environmentName }
 var queueName = 'pat-rotations'
 var deploymentContainer = 'app-package-${resourceToken}'
+// Key Vault events that Event Grid could not deliver (after 30 attempts or 24 h) land here.
+var deadLetterContainerName = 'eventgrid-deadletter'
 var keyVaultName = empty(existingKeyVaultName) ? 'kv-${resourceToken}' : existingKeyVaultName
 // The vault's URL from its name (no trailing slash), known before the vault exists.
 var keyVaultUrl = 'https://${keyVaultName}${environment().suffixes.keyvaultDns}'
@@ -75,6 +76,8 @@ var keyVaultUrl = 'https://${keyVaultName}${environment().suffixes.keyvaultDns}'
 var roles = {
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
@@ -132,6 +135,11 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
 resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: deploymentContainer
+}
+
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deadLetterContainerName
 }
 
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
@@ -211,6 +219,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       appSettings: [
         { name: 'AzureWebJobsStorage__accountName', value: storage.name }
+        // The service URIs as the storage account reports them, so a sovereign cloud's suffix is right;
+        // the host and the rotator use them before the account name.
+        { name: 'AzureWebJobsStorage__blobServiceUri', value: storage.properties.primaryEndpoints.blob }
+        { name: 'AzureWebJobsStorage__queueServiceUri', value: storage.properties.primaryEndpoints.queue }
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
         { name: 'AzureWebJobsStorage__clientId', value: identity.properties.clientId }
         { name: 'AZURE_CLIENT_ID', value: identity.properties.clientId }
@@ -278,34 +290,40 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-resource vaultEvents 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = {
+// The vault's system topic. Its system-assigned identity writes undeliverable events to the
+// dead-letter container (and nothing else). The subscription to key_vault_events is deployed after
+// the code (event-subscription.bicep, by the postdeploy hook): Event Grid refuses a subscription to
+// a function that does not exist yet.
+resource vaultEvents 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   name: 'evgt-${resourceToken}'
   location: location
   tags: tags
   dependsOn: [ newVault ]
+  identity: { type: 'SystemAssigned' }
   properties: {
     source: vault.id
     topicType: 'Microsoft.KeyVault.vaults'
   }
 }
 
-resource nearExpiry 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-06-01-preview' = if (deployEventSubscription) {
-  parent: vaultEvents
-  name: 'pat-rotator-near-expiry'
+resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, vaultEvents.id, roles.storageBlobDataContributor)
+  scope: deadLetterContainer
   properties: {
-    destination: {
-      endpointType: 'AzureFunction'
-      properties: {
-        resourceId: '${app.id}/functions/key_vault_events'
-        maxEventsPerBatch: 1
-        preferredBatchSizeInKilobytes: 64
-      }
-    }
-    filter: {
-      includedEventTypes: [ 'Microsoft.KeyVault.SecretNearExpiry', 'Microsoft.KeyVault.SecretExpired' ]
-    }
-    eventDeliverySchema: 'EventGridSchema'
-    retryPolicy: { maxDeliveryAttempts: 30, eventTimeToLiveInMinutes: 1440 }
+    principalId: vaultEvents.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+  }
+}
+
+// The deployer reads dead-lettered events (az storage blob list/download --auth-mode login).
+resource deployerDeadLetterReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId)) {
+  name: guid(deadLetterContainer.id, principalId, roles.storageBlobDataReader)
+  scope: deadLetterContainer
+  properties: {
+    principalId: principalId
+    principalType: principalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
   }
 }
 
@@ -321,6 +339,16 @@ module alerts 'app/alerts.bicep' = {
     patDaysLeftThreshold: patDaysLeftThreshold
     credentialDaysLeftThreshold: credentialDaysLeftThreshold
     heartbeatWindowHours: heartbeatWindowHours
+  }
+}
+
+module dashboard 'app/workbook.bicep' = {
+  name: 'workbook-${resourceToken}'
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    workspaceId: logs.id
   }
 }
 
@@ -343,5 +371,20 @@ output IDENTITY_CLIENT_ID string = identity.properties.clientId
 @description('Object (principal) id of the app\'s identity, the one holding Key Vault Secrets Officer on the vault.')
 output IDENTITY_PRINCIPAL_ID string = identity.properties.principalId
 
+@description('The app\'s storage account (lock blobs, fan-out queue, deployment package, dead-lettered events).')
+output STORAGE_ACCOUNT_NAME string = storage.name
+
+@description('The Key Vault\'s Event Grid system topic; the postdeploy hook subscribes key_vault_events to it.')
+output EVENT_GRID_TOPIC_NAME string = vaultEvents.name
+
+@description('Blob container of the storage account where Event Grid puts the Key Vault events it could not deliver.')
+output DEAD_LETTER_CONTAINER string = deadLetterContainer.name
+
 @description('The action group every alert notifies (alertEmail, alertWebhookUrl).')
 output ALERT_ACTION_GROUP string = alerts.outputs.actionGroupName
+
+@description('The dashboard (an Azure Monitor workbook) in the portal: every target\'s days left, outcomes, heals, failures and the timer\'s heartbeat.')
+output DASHBOARD_URL string = '${environment().portal}/#@${tenant().tenantId}/resource${dashboard.outputs.workbookId}'
+
+@description('The dashboard\'s name in Monitor > Workbooks.')
+output DASHBOARD_NAME string = dashboard.outputs.workbookName

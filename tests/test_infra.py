@@ -9,6 +9,7 @@ rotation.sample.toml is loaded with the real configuration parser, alternatives 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tomllib
 from pathlib import Path
@@ -20,7 +21,7 @@ from pycep import BicepParser
 from rotation.config import Config, parse_config
 from rotation.errors import ConfigError
 from rotation.report import Outcome
-from rotation.telemetry import RUN_EVENT, TIMER_EVENT, Field
+from rotation.telemetry import RUN_EVENT, TIMER_EVENT, Field, emit_timer
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -28,6 +29,34 @@ SAMPLE = ROOT / "rotation.sample.toml"
 VAULT_URL = "https://kv-sample.vault.azure.net"
 
 FIELDS = {f.value for f in Field}
+
+
+class _Attributes(logging.Handler):
+    """Keep the attributes the code puts on a record beyond a plain LogRecord's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.names |= set(vars(record)) - set(vars(logging.makeLogRecord({})))
+
+
+def _timer_fields() -> set[str]:
+    """Return the attributes of a TIMER_EVENT record, as rotation.telemetry.emit_timer writes them."""
+    logger = logging.getLogger("rotation.telemetry")
+    handler, level = _Attributes(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        emit_timer(3, 1)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return handler.names
+
+
+TIMER_FIELDS = _timer_fields()
 OUTCOMES = {o.value for o in Outcome}
 
 # Rule name → (event its query filters on, outcomes it matches, parameters its query is built with)
@@ -65,6 +94,24 @@ def _body(resource: dict[str, Any]) -> dict[str, Any]:
 
 def _decorator(item: dict[str, Any], kind: str) -> Any:
     return next((d.get("argument") for d in item.get("decorators", []) if d["type"] == kind), None)
+
+
+def _accessor(*names: str) -> Any:
+    """Return pycep's form of a property access chain such as storage.properties.primaryEndpoints."""
+    if len(names) == 1:
+        return names[0]
+    return {
+        "operator": {
+            "type": "property_accessor",
+            "operands": {"operand_1": names[0], "operand_2": _accessor(*names[1:])},
+        }
+    }
+
+
+def _role(body: dict[str, Any]) -> str:
+    """Return the roles.<name> a role assignment grants."""
+    role = body["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+    return role["operator"]["operands"]["operand_2"]
 
 
 def _minutes(duration: str) -> int:
@@ -111,6 +158,8 @@ def test_role_assignments_are_named_with_guid(template: dict[str, Any]) -> None:
         "blobOwner",
         "queueContributor",
         "metricsPublisher",
+        "deadLetterWriter",
+        "deployerDeadLetterReader",
     }
     for name, body in assignments.items():
         assert body["name"]["function"]["type"] == "guid", name
@@ -187,11 +236,143 @@ def test_an_existing_vault_s_requirements_are_stated(template: dict[str, Any]) -
         assert requirement in description
 
 
-def test_key_vault_events_reach_the_function_by_its_name(template: dict[str, Any]) -> None:
-    text = (INFRA / "main.bicep").read_text()
-    assert "/functions/key_vault_events'" in text
-    assert "'Microsoft.KeyVault.SecretNearExpiry', 'Microsoft.KeyVault.SecretExpired'" in text
-    assert "nearExpiry" in template["resources"]
+@pytest.fixture(scope="module")
+def events() -> dict[str, Any]:
+    return _parse(INFRA / "event-subscription.bicep")
+
+
+def test_key_vault_events_reach_the_function_by_its_name(events: dict[str, Any]) -> None:
+    subscription = events["resources"]["nearExpiry"]
+    assert subscription["type"] == "Microsoft.EventGrid/systemTopics/eventSubscriptions"
+    body = _body(subscription)
+    assert body["parent"] == "topic"
+    destination = body["properties"]["destination"]
+    assert destination["endpointType"] == "AzureFunction"
+    assert destination["properties"]["resourceId"] == "${app.id}/functions/key_vault_events"
+    assert destination["properties"]["maxEventsPerBatch"] == 1
+    assert body["properties"]["filter"]["includedEventTypes"] == [
+        "Microsoft.KeyVault.SecretNearExpiry",
+        "Microsoft.KeyVault.SecretExpired",
+    ]
+    existing = {name: r for name, r in events["resources"].items() if r["existing"]}
+    assert _body(existing["topic"])["name"] == "systemTopicName"
+    assert _body(existing["app"])["name"] == "functionAppName"
+
+
+def test_main_leaves_the_subscription_to_the_postdeploy_deployment(
+    template: dict[str, Any],
+) -> None:
+    """One `azd up`: no parameter to flip and no second provision; the hook deploys it after the code."""
+    types = {r["type"] for r in template["resources"].values()}
+    assert "Microsoft.EventGrid/systemTopics/eventSubscriptions" not in types
+    assert "deployEventSubscription" not in template["parameters"]
+    topic = _body(template["resources"]["vaultEvents"])
+    assert template["outputs"]["EVENT_GRID_TOPIC_NAME"]["value"] == _accessor("vaultEvents", "name")
+    assert template["outputs"]["FUNCTION_APP_NAME"]["value"] == _accessor("app", "name")
+    assert topic["properties"]["topicType"] == "Microsoft.KeyVault.vaults"
+
+
+def test_undeliverable_events_are_dead_lettered_through_the_topic_s_identity(
+    template: dict[str, Any], events: dict[str, Any]
+) -> None:
+    dead_letter = _body(events["resources"]["nearExpiry"])["properties"]
+    assert "deadLetterDestination" not in dead_letter  # the key-based form: no identity
+    with_identity = dead_letter["deadLetterWithResourceIdentity"]
+    assert with_identity["identity"] == {"type": "SystemAssigned"}
+    destination = with_identity["deadLetterDestination"]
+    assert destination["endpointType"] == "StorageBlob"
+    assert destination["properties"] == {
+        "resourceId": _accessor("storage", "id"),
+        "blobContainerName": "deadLetterContainerName",
+    }
+    assert dead_letter["retryPolicy"] == {
+        "maxDeliveryAttempts": 30,
+        "eventTimeToLiveInMinutes": 1440,
+    }
+    # main.bicep: the topic has that identity, and it may write to the container (and only there).
+    assert _body(template["resources"]["vaultEvents"])["identity"] == {"type": "SystemAssigned"}
+    container = _body(template["resources"]["deadLetterContainer"])
+    assert container["parent"] == "blobService"
+    assert container["name"] == "deadLetterContainerName"
+    assert template["variables"]["deadLetterContainerName"]["value"] == "eventgrid-deadletter"
+    writer = _body(template["resources"]["deadLetterWriter"])
+    assert writer["scope"] == "deadLetterContainer"
+    assert writer["properties"]["principalId"] == _accessor(
+        "vaultEvents", "identity", "principalId"
+    )
+    assert _role(writer) == "storageBlobDataContributor"
+    assert template["variables"]["roles"]["value"]["storageBlobDataContributor"] == (
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+    )
+    # The deployer can read what landed there (README: where to look).
+    reader = template["resources"]["deployerDeadLetterReader"]
+    assert reader["config"]["condition"]["operator"]["type"] == "not"
+    assert _body(reader)["scope"] == "deadLetterContainer"
+    assert _body(reader)["properties"]["principalId"] == "principalId"
+    assert _role(_body(reader)) == "storageBlobDataReader"
+    assert template["variables"]["roles"]["value"]["storageBlobDataReader"] == (
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+    )
+    outputs = template["outputs"]
+    assert outputs["DEAD_LETTER_CONTAINER"]["value"] == _accessor("deadLetterContainer", "name")
+    assert outputs["STORAGE_ACCOUNT_NAME"]["value"] == _accessor("storage", "name")
+
+
+def _api_versions(parsed: dict[str, Any]) -> dict[str, str]:
+    return {
+        f"{name} ({resource['type']})": resource["api_version"]
+        for name, resource in parsed.get("resources", {}).items()
+    }
+
+
+@pytest.mark.parametrize("path", sorted(INFRA.rglob("*.bicep")), ids=lambda p: p.name)
+def test_every_resource_uses_a_ga_api_version(path: Path) -> None:
+    versions = _api_versions(_parse(path))
+    assert versions, f"{path.name} declares no resource"
+    for resource, version in versions.items():
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", version), f"{path.name}: {resource}@{version}"
+    # The same in the text, so a resource pycep did not list cannot hide a preview version.
+    assert not re.findall(r"@\d{4}-\d{2}-\d{2}-[a-z]+'", path.read_text()), path.name
+
+
+def test_the_event_grid_resources_are_on_ga_versions(
+    template: dict[str, Any], events: dict[str, Any]
+) -> None:
+    assert template["resources"]["vaultEvents"]["api_version"] == "2022-06-15"
+    assert events["resources"]["nearExpiry"]["api_version"] == "2022-06-15"
+    assert events["resources"]["topic"]["api_version"] == "2022-06-15"
+
+
+def test_storage_service_uris_come_from_the_account_s_own_endpoints(
+    template: dict[str, Any],
+) -> None:
+    """Built from primaryEndpoints, so a sovereign cloud's suffix is the right one."""
+    settings = {
+        s["name"]: s["value"]
+        for s in _body(template["resources"]["app"])["properties"]["siteConfig"]["appSettings"]
+    }
+    assert settings["AzureWebJobsStorage__blobServiceUri"] == _accessor(
+        "storage", "properties", "primaryEndpoints", "blob"
+    )
+    assert settings["AzureWebJobsStorage__queueServiceUri"] == _accessor(
+        "storage", "properties", "primaryEndpoints", "queue"
+    )
+    assert settings["AzureWebJobsStorage__accountName"] == _accessor("storage", "name")
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+
+
+def test_the_app_s_storage_roles_cover_blob_leases_and_the_queue(template: dict[str, Any]) -> None:
+    """Lock leases need Blob Data Contributor or more, the fan-out queue Queue Data Contributor."""
+    on_storage = {
+        _role(_body(r)): _body(r)
+        for r in template["resources"].values()
+        if r["type"] == "Microsoft.Authorization/roleAssignments" and _body(r)["scope"] == "storage"
+    }
+    assert set(on_storage) == {"storageBlobDataOwner", "storageQueueDataContributor"}
+    for body in on_storage.values():
+        assert body["properties"]["principalId"] == _accessor(
+            "identity", "properties", "principalId"
+        )
 
 
 def test_parameters_file_names_only_declared_parameters(template: dict[str, Any]) -> None:
@@ -444,3 +625,193 @@ def test_local_settings_sample_points_at_the_sample() -> None:
     values = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
     assert (ROOT / values["ROTATION_CONFIG"]).resolve() == SAMPLE
     assert values["ROTATION_KEY_VAULT_URL"].startswith("https://")
+
+
+# --- the dashboard: app/workbook.bicep and its panels (app/workbook.json) -------------------------
+
+WORKBOOK = json.loads((INFRA / "app" / "workbook.json").read_text())
+PLACEHOLDER = "__WORKSPACE_ID__"
+ACROSS_TARGETS = {"outcomes"}  # run panels that sum over all targets on purpose
+
+
+def _items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return every item of a workbook, those inside groups included."""
+    found = []
+    for item in items:
+        found.append(item)
+        found.extend(_items(item.get("content", {}).get("items", [])))
+    return found
+
+
+def _panels() -> dict[str, dict[str, Any]]:
+    """Return the query panels (type 3) by name."""
+    return {i["name"]: i["content"] for i in _items(WORKBOOK["items"]) if i["type"] == 3}
+
+
+def _event(kql: str) -> str:
+    events = set(re.findall(r'Message\s*==\s*"([^"]*)"', kql))
+    assert len(events) == 1, f"a panel reads one event: {events}"
+    return events.pop()
+
+
+def test_the_timer_fields_are_read_from_the_code() -> None:
+    assert {"targets", "due"} == TIMER_FIELDS  # what emit_timer writes today; the panels use them
+
+
+def test_the_dashboard_is_a_shared_workbook_over_the_workspace(template: dict[str, Any]) -> None:
+    parsed = _parse(INFRA / "app" / "workbook.bicep")
+    resource = parsed["resources"]["workbook"]
+    assert resource["type"] == "Microsoft.Insights/workbooks"
+    assert resource["api_version"] == "2023-06-01"
+    body = _body(resource)
+    assert body["name"]["function"]["type"] == "guid"  # Azure requires a GUID name
+    assert body["kind"] == "shared"
+    assert body["properties"]["category"] == "workbook"
+    assert body["properties"]["sourceId"] == "workspaceId"
+    data = body["properties"]["serializedData"]["function"]
+    assert data["type"] == "replace"
+    assert data["parameters"]["original_string"]["function"] == {
+        "type": "load_text_content",
+        "parameters": {"file_path": "workbook.json", "encoding": None},
+    }
+    assert data["parameters"]["old_string"] == "workspacePlaceholder"
+    assert parsed["variables"]["workspacePlaceholder"]["value"] == PLACEHOLDER
+    assert data["parameters"]["new_string"] == "workspaceId"
+    module = template["modules"]["dashboard"]
+    assert module["detail"]["path"] == "app/workbook.bicep"
+    assert module["config"]["params"]["workspaceId"] == _accessor("logs", "id")
+    required = {n for n, p in parsed["parameters"].items() if p.get("default") is None}
+    assert required <= set(module["config"]["params"])
+    url = template["outputs"]["DASHBOARD_URL"]["value"]
+    assert (
+        url
+        == "${environment().portal}/#@${tenant().tenantId}/resource${dashboard.outputs.workbookId}"
+    )
+    assert parsed["outputs"]["workbookId"]["value"] == _accessor("workbook", "id")
+    assert "DASHBOARD_NAME" in template["outputs"]
+
+
+def test_every_panel_queries_the_workspace() -> None:
+    assert WORKBOOK["version"] == "Notebook/1.0"
+    assert WORKBOOK["fallbackResourceIds"] == [PLACEHOLDER]
+    for name, panel in _panels().items():
+        assert panel["queryType"] == 0, name  # Logs (KQL)
+        assert panel["resourceType"] == "microsoft.operationalinsights/workspaces", name
+        assert panel["crossComponentResources"] == [PLACEHOLDER], name
+
+
+@pytest.mark.parametrize("name", sorted(_panels()))
+def test_each_panel_reads_only_what_the_code_writes(name: str) -> None:
+    kql = _panels()[name]["query"]
+    assert re.match(r"(let runs = )?AppTraces\n", kql), "one table throughout: AppTraces/Properties"
+    assert "customDimensions" not in kql
+    event = _event(kql)
+    assert event in {RUN_EVENT, TIMER_EVENT}
+    named = _properties_named(kql)
+    assert named, f"{name} reads no field"
+    allowed = FIELDS if event == RUN_EVENT else TIMER_FIELDS
+    assert named <= allowed, f"{name} reads fields the code never writes: {named - allowed}"
+    if event == RUN_EVENT and name not in ACROSS_TARGETS:
+        assert Field.TARGET.value in named, f"{name} must say which target"
+    matched = set(re.findall(r'Properties\.outcome\)\s*==\s*"([^"]*)"', kql))
+    assert matched <= OUTCOMES, f"{name} matches outcomes the code does not have"
+
+
+def test_each_panel_uses_only_defined_parameters() -> None:
+    defined = {
+        p["name"]
+        for item in _items(WORKBOOK["items"])
+        if item["type"] == 9
+        for p in item["content"]["parameters"]
+    }
+    assert defined == {"TimeRange"}
+    for name, panel in _panels().items():
+        used = set(re.findall(r"\{(\w+)(?::\w+)?\}", panel["query"]))
+        assert used <= defined, name
+        if "timeContextFromParameter" in panel:
+            assert panel["timeContextFromParameter"] in defined, name
+
+
+def test_the_dashboard_shows_what_operators_asked_for() -> None:
+    """Every target: PAT and credential days left, last outcome, heals, failures; the heartbeat."""
+    panels = _panels()
+    run_fields: set[str] = set()
+    outcomes: set[str] = set()
+    charts: dict[str, str] = {}
+    for name, panel in panels.items():
+        kql = panel["query"]
+        if _event(kql) == RUN_EVENT:
+            run_fields |= _properties_named(kql)
+            outcomes |= set(re.findall(r'Properties\.outcome\)\s*==\s*"([^"]*)"', kql))
+        charts[name] = panel["visualization"]
+    assert {
+        Field.TARGET.value,
+        Field.PAT_DAYS_LEFT.value,
+        Field.CREDENTIAL_DAYS_LEFT.value,
+        Field.OUTCOME.value,
+        Field.ERROR_KIND.value,
+        Field.REASON.value,
+    } <= run_fields
+    assert {Outcome.HEALED.value, Outcome.FAILED.value} <= outcomes
+    assert charts["pat-days-left"] == charts["credential-days-left"] == "timechart"
+    assert charts["heartbeat"] == "timechart"
+    assert _event(panels["heartbeat"]["query"]) == TIMER_EVENT
+    assert _event(panels["last-heartbeat"]["query"]) == TIMER_EVENT
+    targets = panels["targets"]["query"]
+    final = targets.rsplit("| project ", 1)[1]
+    for column in ("target", "last_outcome", "pat_days_left", "credential_days_left", "heals"):
+        assert re.search(rf"\b{column}\b", final), f"the targets table lacks {column}"
+    assert re.search(r"\bfailures\b", final)
+    assert panels["targets"]["visualization"] == "table"
+
+
+# --- the README's deploy section follows infra/ ----------------------------------------------------
+
+
+def _deploy_section() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Deploying and operating it (azd)")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_readme_names_every_output_and_every_setting(template: dict[str, Any]) -> None:
+    section = _deploy_section()
+    for output in template["outputs"]:
+        assert re.search(rf"\b{output}\b", section), f"README's deploy section never names {output}"
+    parameters = (INFRA / "main.parameters.json").read_text()
+    settings = set(re.findall(r"\$\{([A-Z_]+)", parameters))
+    for setting in settings - {
+        "AZURE_ENV_NAME",
+        "AZURE_LOCATION",
+        "AZURE_PRINCIPAL_ID",
+        "AZURE_PRINCIPAL_TYPE",
+    }:
+        assert re.search(rf"\b{setting}\b", section), (
+            f"README's deploy section never names {setting}"
+        )
+
+
+def test_the_readme_lists_every_role_assignment(template: dict[str, Any]) -> None:
+    assignments = [
+        r
+        for r in template["resources"].values()
+        if r["type"] == "Microsoft.Authorization/roleAssignments"
+    ]
+    section = _deploy_section()
+    table = section[section.index("| who | role | on | for |") :].split("\n\n", 1)[0]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
+    assert len(rows) == len(assignments)
+    words = {3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+    assert f"{words[len(assignments)]} role assignments" in section
+
+
+def test_the_readme_s_queries_read_only_what_the_code_writes() -> None:
+    blocks = re.findall(r"```kusto\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert blocks
+    for block in blocks:
+        for query in re.split(r"\n\s*\n", block):
+            if "AppTraces" not in query:
+                continue
+            named = _properties_named(query)
+            allowed = TIMER_FIELDS if _event(query) == TIMER_EVENT else FIELDS
+            assert named <= allowed, f"README query reads {named - allowed}: {query}"
