@@ -1,8 +1,8 @@
 """The azd hooks of pat-rotator (azure.yaml); the standard library only, run with the deployer's Python.
 
-    python3 scripts/azd_hook.py preprovision  # the configuration file exists; az is installed and
+    python3 scripts/azd_hook.py preprovision  # the configuration is valid (offline); az is installed and
                                               # signed in; the region offers Flex Consumption
-    python3 scripts/azd_hook.py predeploy     # the configuration file exists
+    python3 scripts/azd_hook.py predeploy     # the configuration is valid (offline)
     python3 scripts/azd_hook.py postdeploy    # waits until the key_vault_events function exists,
                                               # then deploys infra/event-subscription.bicep
 
@@ -43,6 +43,9 @@ INSTALL_AZ = (
 )
 
 
+CONFIG_ERROR = 2  # the CLI's exit status for a configuration error
+
+
 class HookError(Exception):
     """A reason to stop azd, worded as what to do."""
 
@@ -57,6 +60,27 @@ def check_config(env: dict[str, str]) -> None:
             f"no configuration file {name}: copy rotation.sample.toml to {name}, describe your "
             "targets, then run azd again (README: Deploying)"
         )
+    validate_config(name, env)
+
+
+def validate_config(name: str, env: dict[str, str]) -> None:
+    """Fail when the configuration does not validate (``python -m rotation validate``, offline)."""
+    command = [sys.executable, "-m", "rotation", "--config", str(ROOT / name), "validate"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=120
+    )
+    if done.returncode == 0:
+        return
+    said = next((line for line in done.stderr.splitlines() if line.startswith("error:")), "")
+    if done.returncode == CONFIG_ERROR and said:
+        raise HookError(
+            f"{name} is not valid ({said.removeprefix('error: ')}); `python -m rotation --config "
+            f"{name} validate` lists every problem: fix them, then run azd again"
+        )
+    raise HookError(
+        "could not run the offline check `python -m rotation validate` with this Python: "
+        "install the CLI's dependencies (pip install . in this folder), then run azd again"
+    )
 
 
 def find_az(env: dict[str, str]) -> str:

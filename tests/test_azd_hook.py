@@ -128,6 +128,22 @@ def test_a_missing_configuration_file_stops_azd_before_az_is_asked(az: Az, hook:
     assert az.calls() == []
 
 
+@pytest.mark.parametrize("hook", ["preprovision", "predeploy"])
+def test_an_invalid_configuration_stops_azd_before_az_is_asked(
+    az: Az, hook: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "rotation.toml"
+    bad.write_text('key_vault_url = "https://user:pw@v.vault.azure.net"\n[[targets]]\nname = "x"\n')
+    az.answers(SIGNED_IN)
+    done = run(hook, az.bin, {"ROTATION_CONFIG": str(bad)})
+    assert done.returncode == 1
+    line = one_line(done)
+    assert "is not valid" in line
+    assert "validate" in line
+    assert "pw" not in line
+    assert az.calls() == []
+
+
 def test_an_inline_configuration_is_not_looked_for_as_a_file(az: Az) -> None:
     done = run("predeploy", az.bin, {"ROTATION_CONFIG": "key_vault_url = 'x'"})
     assert done.returncode == 0, done.stderr

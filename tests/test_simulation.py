@@ -110,11 +110,11 @@ async def test_a_pat_in_a_log_record_is_caught(monkeypatch: pytest.MonkeyPatch) 
 
 
 async def test_an_orphan_left_by_a_crash_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def sweep_nothing(*args: object, **kwargs: object) -> tuple[list[str], int]:
+    def find_nothing(*args: object, **kwargs: object) -> list[object]:
         del args, kwargs
-        return [], 0
+        return []
 
-    monkeypatch.setattr(engine, "sweep_orphans", sweep_nothing)
+    monkeypatch.setattr(engine, "orphans", find_nothing)
     mint = next(p for p in CRASH_POINTS if p.label == "mint")
     crash = Crash(mint, "killed after the call", 0)  # the PAT is made, its value lost
 
@@ -124,6 +124,26 @@ async def test_an_orphan_left_by_a_crash_is_caught(monkeypatch: pytest.MonkeyPat
 
     result = await simulate(SHORT, script=script)
     assert any("I3: live rotator PATs no version references" in v for v in result.violations)
+
+
+async def test_a_rotator_that_revokes_on_a_tags_word_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def believe_the_tags(token_id: str, evidence: object, purpose: str) -> object:
+        del evidence, purpose
+        return token_id  # the release's rule: a tag naming a token is reason enough
+
+    monkeypatch.setattr(run, "judge", believe_the_tags)
+
+    def script(sim: Simulation) -> None:
+        obo = next(t.index for t in sim.tracked if t.seeded.kind == "databricks-obo")
+        sim.at(0.1, "manual", t=obo, dry_run=False)  # a current version with a PAT to replace
+        sim.at(0.2, "tag-edit", t=obo, what="previous-token-id")
+
+    result = await simulate(SHORT, script=script)
+    assert any(v.split(": ", 1)[1].startswith("I6: PAT") for v in result.violations), (
+        result.violations
+    )
 
 
 async def test_an_idle_tick_that_costs_more_than_a_listing_is_caught(
