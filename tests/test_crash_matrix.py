@@ -300,6 +300,7 @@ def test_sigkill_right_after_a_call_then_rerun(world: World, tmp_path: Path, poi
     if forced:  # revoke happens only when replacing a rotator-made PAT
         assert _finish(_cli(world, tmp_path, seeded)) == 0
     path = Call(point, service, method, template).regex(seeded, emu.tenant_id)
+    emu.requests.clear()  # other tests hold calls on the same routes (token/create, delete)
     fault = emu.faults.add(service, method, path, mode="hold")
     proc = _cli(world, tmp_path, seeded, *(["--force"] if forced else []))
     assert fault.held.wait(60), "the CLI never reached the call"  # sent whole, now waiting

@@ -63,7 +63,7 @@ OUTCOMES = {o.value for o in Outcome}
 ALERTS: dict[str, tuple[str, set[str], list[str]]] = {
     "rotation-failed": (RUN_EVENT, {Outcome.FAILED.value}, []),
     "pat-expiring": (RUN_EVENT, set(), ["patDaysLeftThreshold"]),
-    "pat-healed": (RUN_EVENT, {Outcome.HEALED.value}, []),
+    "pat-healed": (RUN_EVENT, {Outcome.HEALED.value, Outcome.MISMATCH.value}, []),
     "credential-expiring": (RUN_EVENT, set(), ["credentialDaysLeftThreshold"]),
     "timer-silent": (TIMER_EVENT, set(), ["heartbeatWindowHours", "deployedAt"]),
 }

@@ -71,7 +71,7 @@ AppTraces
 var healedQuery = '''
 AppTraces
 | where Message == "pat-rotator.run"
-| where tostring(Properties.outcome) == "healed"
+| where tostring(Properties.outcome) == "healed" or tostring(Properties.outcome) == "mismatch"
 | summarize heals = count(), arg_max(TimeGenerated, Properties) by target = tostring(Properties.target)
 | project target, heals, token_id = tostring(Properties.token_id), previous_token_id = tostring(Properties.previous_token_id), reason = tostring(Properties.reason)
 '''
@@ -119,8 +119,8 @@ var rules = [
   }
   {
     name: 'pat-healed'
-    displayName: 'pat-rotator: PAT healed after outside revocation'
-    description: 'A health check found a target\'s current PAT gone (revoked outside the rotator, or unused for 90 days) and minted a new one: its consumers were broken until then. Find who revoked it. Resolves an hour after the last heal.'
+    displayName: 'pat-rotator: PAT healed after outside revocation or edited tags'
+    description: 'A health check found a target\'s current PAT gone (revoked outside the rotator, or unused for 90 days) and minted a new one: its consumers were broken until then. Find who revoked it. Outcome mismatch: the Key Vault tags disagreed with Databricks (edited by hand, a bad restore); nothing was revoked and a fresh PAT replaced it: find who edited them. Resolves an hour after the last heal.'
     severity: 2
     evaluationFrequency: 'PT15M'
     windowSize: 'PT1H'
