@@ -30,8 +30,9 @@ from rotation.auth import StaticBearerAuth
 from rotation.guard import disagreement
 from rotation.plan import DAY, HEAL_REASON, HOUR, Plan, heal, mismatch
 from rotation.report import Outcome, Step, TargetReport, format_time
-from rotation.run import MAX_INTENTS, Run, best_effort, bootstrap_note, same_principal
-from rotation.state import Stage, Tag, comment_for, current_version, parse_comment
+from rotation.run import MAX_INTENTS, Run, bootstrap_note, same_principal
+from rotation.secret import Secret
+from rotation.state import MANAGED_BY, Stage, Tag, comment_for, current_version, parse_comment
 from rotation.sweep import orphans
 from rotation.tracker import Tracker
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["run_target"]
 
 log = logging.getLogger("rotation")
+PLACEHOLDER = Secret("no PAT: the intent to mint the first one")
 
 
 def _may_call_scim(scopes: tuple[str, ...] | None) -> bool:
@@ -136,6 +138,7 @@ class _Rotation(Run):
             for step in steps:
                 await step()
         self.report.outcome = _outcome(self.plan)
+        await self.refuse_what_the_guard_refused()
         await self.refuse_expiring_credential()
 
     async def dry_run(self, *, force: bool) -> None:
@@ -267,7 +270,9 @@ class _Rotation(Run):
                 marker = parse_comment(token.comment)
                 self.carry += [marker.rotation_id] if marker else []
                 continue
-            if await self.revoke(token.token_id, "an orphan of an interrupted mint"):
+            revoked = len(self.report.revoked)
+            if await self.try_revoke(token.token_id, "an orphan of an interrupted mint"):
+                del self.report.revoked[revoked:]  # an orphan is reported as swept
                 log.warning("target=%s swept orphan token_id=%s", self.target.name, token.token_id)
                 swept.append(token.token_id)
         self.deferred = len(self.carry)
@@ -340,13 +345,38 @@ class _Rotation(Run):
             return
         self.rotation_id = secrets.token_hex(8)
         latest = self.latest
-        if latest is not None:
-            await self.tracker.enter(Step.INTENT)
+        await self.tracker.enter(Step.INTENT)
+        if latest is None:  # bootstrap: the intent needs a version to live on
+            await self.record_first_intent()
+        else:
             # Earlier intents stay: a run that lost its lock may still be minting for one.
             earlier = (latest.tag(Tag.MINTING) or "").split()
             wanted = dict.fromkeys([*earlier, *self.carry, self.rotation_id])
             intents = " ".join(list(wanted)[-MAX_INTENTS:])
             await self.write(latest, latest.with_tags(minting=intents))
+
+    async def record_first_intent(self) -> None:
+        """Record a first mint's intent on a disabled version holding no PAT (a placeholder).
+
+        Without it a crash between the first ``token/create`` and its store would leave a PAT
+        whose mint nothing in this vault records, which the sweep may never touch.
+        """
+        tags = {
+            Tag.MANAGED_BY: MANAGED_BY,
+            Tag.TARGET: self.target.name,
+            Tag.STAGE: Stage.INTENT.value,
+            Tag.MINTING: self.rotation_id,
+            Tag.WRITTEN_AT: f"{self.rt.clock():.6f}",
+            Tag.LAST_RESULT: "intent to mint the first PAT (holds no PAT)",
+        }
+        placeholder = await self.rt.store.add_version(
+            self.target.secret_name,
+            PLACEHOLDER,
+            tags={str(k): v for k, v in tags.items()},
+            expires_on=None,
+            enabled=False,
+        )
+        self.remember(placeholder)
 
     async def mint(self) -> None:
         """Create the new PAT; after a lost answer, find and revoke what it may have made."""
@@ -382,7 +412,13 @@ class _Rotation(Run):
                 self.target.secret_name, new.value, tags=self.pending_tags(new), expires_on=expires
             )
         except errors.RotationError:
-            await best_effort(self.revoke(new.info.token_id, "its value could not be stored"))
+            # Never revoked blind: the store may have happened with its answer lost. The next
+            # run adopts the pending version if it is there, or sweeps the PAT (its intent is
+            # recorded).
+            self.report.notes.append(
+                f"the new PAT {new.info.token_id} could not be stored: the next run finishes "
+                "the rotation with it if Key Vault has it, or revokes it"
+            )
             raise
         self.hold(self.remember(state), new.value)
         self.tracker.done(Step.STORE, version=state.version)
@@ -411,6 +447,9 @@ class _Rotation(Run):
             return
         await self.tracker.enter(Step.PROMOTE)
         now = self.rt.clock()
+        # As they are now: a run that lost its lock may have stored a pending version since.
+        self.versions = await self.rt.store.versions(self.target.secret_name)
+        state = next((v for v in self.versions if v.version == state.version), state)
         self.replaced = self.replaced_by(state)
         currents = [v for v in self.replaced if v.stage is Stage.CURRENT]
         previous = currents[-1].token_id if currents and not self.plan.mismatch else None
@@ -474,4 +513,6 @@ class _Rotation(Run):
         for old in self.replaced:
             if old.token_id and old.token_id != previous:
                 await self.tracker.enter(Step.REVOKE)
-                await self.retire(old.token_id, "replaced by the promoted version")
+                if not await self.retire(old.token_id, "replaced by the promoted version"):
+                    # Its record is not to be trusted: retired without revoking anything.
+                    await self.write(old, old.with_stage(Stage.ABANDONED), enabled=False)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from rotation.databricks import TokenInfo
     from rotation.state import VersionState
 
-__all__ = ["Evidence", "disagreement", "judge", "live_token_ids"]
+__all__ = ["Evidence", "disagreement", "judge", "live_rotations", "live_token_ids"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +52,25 @@ class Evidence:
     """This run's rotation id: its mint is recorded even before any version holds it."""
 
 
+def _live_versions(versions: Sequence[VersionState], target: str) -> list[VersionState]:
+    """Return the versions consumers and readers hold: the latest enabled and the current."""
+    latest = next((v for v in reversed(versions) if v.enabled), None)
+    current = current_version(list(versions), target)
+    return [v for v in (latest, current) if v is not None]
+
+
 def live_token_ids(versions: Sequence[VersionState], target: str) -> set[str]:
     """Return the token ids consumers and readers hold: the latest enabled and the current."""
-    live: set[str] = set()
-    latest = next((v for v in reversed(versions) if v.enabled), None)
-    if latest is not None and latest.token_id:
-        live.add(latest.token_id)
-    current = current_version(list(versions), target)
-    if current is not None and current.token_id:
-        live.add(current.token_id)
-    return live
+    return {v.token_id for v in _live_versions(versions, target) if v.token_id}
+
+
+def live_rotations(versions: Sequence[VersionState], target: str) -> set[str]:
+    """Return the rotation ids of the live versions.
+
+    Their PATs are live whatever the ``token-id`` tags say: a tag can name the wrong token, the
+    comment names the rotation.
+    """
+    return {r for v in _live_versions(versions, target) if (r := v.tag(Tag.ROTATION_ID))}
 
 
 def judge(token_id: str, evidence: Evidence, purpose: str) -> TokenInfo | None:
@@ -101,7 +110,9 @@ def _refusal(token: TokenInfo, evidence: Evidence, *, minted: bool) -> str | Non
     recorded = recorded_rotations(list(evidence.versions)) | {evidence.rotation_id} - {""}
     if not minted and marker.rotation_id not in recorded:
         return f"its mint (rotation {marker.rotation_id}) is recorded nowhere in this vault"
-    if token.token_id in live_token_ids(evidence.versions, evidence.target):
+    if token.token_id in live_token_ids(evidence.versions, evidence.target) or (
+        marker.rotation_id in live_rotations(evidence.versions, evidence.target)
+    ):
         return "it is the PAT the latest Key Vault version and the consumers hold"
     return None
 
@@ -119,27 +130,43 @@ def disagreement(
 
     The PAT a ``current`` or ``pending`` version names must, when it is listed alive, carry
     that version's rotation id in its comment. A PAT that is not listed is gone (the health
-    check heals it; a pending one is abandoned): that is no disagreement.
+    check heals it; a pending one is abandoned): that is no disagreement — unless another
+    listed PAT carries the version's rotation id (the tag names the wrong token).
     """
     named = {Stage.CURRENT, Stage.PENDING}
     if version is None or not version.managed or version.stage not in named:
         return None
+    where = f"the latest version {version.version}"
     if not version.token_id:
-        return f"the latest version {version.version} names no token-id"
+        return f"{where} names no token-id"
     if version.token_id in foreign:
-        return (
-            f"the latest version {version.version} names PAT {version.token_id}, which belongs "
-            "to another user or service principal"
-        )
-    token = next((t for t in tokens if t.token_id == version.token_id), None)
-    if token is None or not token.alive_at(now):
-        return None
-    marker = parse_comment(token.comment)
+        return f"{where} names PAT {version.token_id}, which belongs to another user or principal"
+    return _named_token_problem(version, [t for t in tokens if t.alive_at(now)], target, vault)
+
+
+def _named_token_problem(
+    version: VersionState, alive: list[TokenInfo], target: str, vault: str
+) -> str | None:
+    """Return how the PAT *version* names disagrees with the live *alive* tokens, or None."""
+    where = f"the latest version {version.version}"
     rotation = version.tag(Tag.ROTATION_ID)
-    ours = marker is not None and marker.target == target and marker.vault in {None, vault}
-    if ours and marker is not None and marker.rotation_id == rotation:
-        return None
+    token = next((t for t in alive if t.token_id == version.token_id), None)
+    if token is not None:
+        if _carries(token, rotation, target, vault):
+            return None
+        return f"{where} names PAT {version.token_id}, whose comment does not carry its rotation id"
+    carrier = next((t for t in alive if _carries(t, rotation, target, vault)), None)
+    if carrier is None:
+        return None  # gone: the health check heals it, a pending one is abandoned
     return (
-        f"the latest version {version.version} names PAT {version.token_id}, whose comment "
-        f"does not carry its rotation id {rotation}"
+        f"{where} names PAT {version.token_id}, which is not listed, while PAT "
+        f"{carrier.token_id} carries its rotation id {rotation}"
     )
+
+
+def _carries(token: TokenInfo, rotation: str | None, target: str, vault: str) -> bool:
+    """Return whether *token*'s comment is this deployment's marker of *rotation* of *target*."""
+    marker = parse_comment(token.comment)
+    if rotation is None or marker is None or marker.vault not in {None, vault}:
+        return False
+    return (marker.target, marker.rotation_id) == (target, rotation)

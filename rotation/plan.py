@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from rotation.state import Stage, Tag
+from rotation.state import Stage, Tag, finite
 
 if TYPE_CHECKING:
     from rotation.config import Target
@@ -92,6 +92,8 @@ def tag_problem(latest: VersionState, target: str) -> str | None:
     if latest.stage is None:
         raw = latest.tag(Tag.STAGE) or ""
         return f"the latest version {latest.version} has stage {raw[:32]!r}, which is unknown"
+    if latest.enabled and latest.stage not in {Stage.CURRENT, Stage.PENDING}:
+        return f"the latest version {latest.version} is enabled in stage {latest.stage}"
     return None
 
 
@@ -109,11 +111,8 @@ def heal(target: Target, latest: VersionState) -> Plan:
 
 def health_checked_at(latest: VersionState) -> float | None:
     """Return when *latest*'s PAT was last known alive: its health check, else its writing."""
-    raw = latest.tag(Tag.HEALTH_CHECKED_AT)
-    try:
-        return float(raw) if raw else latest.order[0] or None
-    except ValueError:
-        return latest.order[0] or None
+    checked = finite(latest.tag(Tag.HEALTH_CHECKED_AT))
+    return checked if checked is not None else latest.order[0] or None
 
 
 def _health_due(target: Target, latest: VersionState, now: float) -> bool:

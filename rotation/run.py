@@ -10,7 +10,7 @@ steps alone.
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, TypeVar
 
 from rotation import errors
@@ -85,6 +85,8 @@ class Run:
         self.replaced: list[VersionState] = []
         self.vault = deployment_of(rt.config.key_vault_url)
         self.listed = False
+        self.refusals: list[errors.RevocationRefusedError] = []
+        """Revocations the guard refused: the run finishes what it safely can, then fails."""
         self.carry: list[str] = []
         """Rotation ids whose PATs a later run must sweep (a mismatch, a deferred orphan)."""
         self._consumers: Consumers | None = None
@@ -280,18 +282,41 @@ class Run:
         previous = current.tag(Tag.PREVIOUS_TOKEN_ID)
         if previous is None:
             return current
-        await self.retire(previous, "the PAT the current version replaced")
+        done = await self.retire(previous, "the PAT the current version replaced")
         self.tracker.done(Step.REVOKE, token_id=previous)
-        return await self.write(current, current.with_tags(previous_revoked="true"))
+        tags = current.with_tags(previous_revoked="true" if done else "refused")
+        return await self.write(current, tags)
 
-    async def retire(self, token_id: str, purpose: str) -> None:
-        """Revoke *token_id* through the guard, then mark every version holding it revoked."""
-        if await self.revoke(token_id, purpose):
-            self.report.revoked.append(token_id)
+    async def retire(self, token_id: str, purpose: str) -> bool:
+        """Revoke *token_id* through the guard, then mark every version holding it revoked.
+
+        False when the guard refused: the refusal is recorded (the run fails at its end, after
+        what it can do safely) and no version is touched.
+        """
+        if not await self.try_revoke(token_id, purpose):
+            return False
         # Every version holding it (a retried PUT can have stored the same PAT twice).
         for old in list(self.versions):
             if old.token_id == token_id and (old.stage is not Stage.REVOKED or old.enabled):
                 await self.write(old, old.with_stage(Stage.REVOKED), enabled=False)
+        return True
+
+    async def try_revoke(self, token_id: str, purpose: str) -> bool:
+        """Revoke through the guard and report it; False only when the guard refused."""
+        try:
+            if await self.revoke(token_id, purpose):
+                self.report.revoked.append(token_id)
+        except errors.RevocationRefusedError as exc:
+            self.refusals.append(exc)
+            self.report.notes.append(str(exc))
+            log.error("target=%s step=%s %s", self.target.name, self.tracker.step, exc)
+            return False
+        return True
+
+    async def refuse_what_the_guard_refused(self) -> None:
+        """Fail the run (after its work) when the guard refused a revocation: loudly, typed."""
+        if self.refusals:
+            raise self.refusals[0]
 
     async def abandon(self, state: VersionState, why: str, *, revoke: bool = True) -> None:
         """Disable a pending version whose PAT cannot be used, then revoke that PAT (guarded).
@@ -300,8 +325,8 @@ class Run:
         """
         tags = state.with_stage(Stage.ABANDONED, previous_token_id=None)
         await self.write(state, tags, enabled=False)
-        if revoke and state.token_id and await self.revoke(state.token_id, "abandoned pending"):
-            self.report.revoked.append(state.token_id)
+        if revoke and state.token_id:
+            await self.try_revoke(state.token_id, "abandoned pending")
         self.report.notes.append(f"abandoned pending version {state.version}: {why}")
         log.warning("target=%s abandoned version=%s: %s", self.target.name, state.version, why)
 
@@ -312,8 +337,9 @@ class Run:
             marker = parse_comment(token.comment)
             if marker is None or marker[:2] != (self.target.name, self.rotation_id):
                 continue
-            if await best_effort(self.revoke(token.token_id, "its create answer was lost")):
-                self.report.swept.append(token.token_id)
+            with suppress(errors.RotationError):  # the create's own error is the run's
+                if await self.revoke(token.token_id, "its create answer was lost"):
+                    self.report.swept.append(token.token_id)
             log.warning(
                 "target=%s rotation_id=%s revoked token_id=%s: its create answer was lost",
                 self.target.name,

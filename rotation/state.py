@@ -12,6 +12,7 @@ and store is seen by the next run's listing and swept. Each PAT's comment carrie
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, NamedTuple
@@ -26,12 +27,15 @@ __all__ = [
     "comment_for",
     "current_version",
     "deployment_of",
+    "finite",
     "parse_comment",
     "recorded_rotations",
     "version_with_token",
 ]
 
 MANAGED_BY: Final = "pat-rotator"
+_SETTLED = frozenset({"true", "refused"})
+"""``previous-revoked`` values that end a version's claim: revoked, or refused by the guard."""
 
 
 class Stage(StrEnum):
@@ -42,6 +46,8 @@ class Stage(StrEnum):
     PREVIOUS = "previous"
     REVOKED = "revoked"
     ABANDONED = "abandoned"
+    INTENT = "intent"
+    """A disabled version holding no PAT: the intent of a target's first mint (bootstrap)."""
 
 
 class Tag(StrEnum):
@@ -104,22 +110,15 @@ class VersionState:
         """
         if self.stage is not Stage.CURRENT:
             return None
-        if not self.tag(Tag.PREVIOUS_TOKEN_ID) or self.tag(Tag.PREVIOUS_REVOKED) == "true":
+        if not self.tag(Tag.PREVIOUS_TOKEN_ID) or self.tag(Tag.PREVIOUS_REVOKED) in _SETTLED:
             return None
-        raw = self.tag(Tag.REVOKE_PREVIOUS_AT)
-        try:
-            return float(raw) if raw else 0.0
-        except ValueError:
-            return 0.0
+        at = finite(self.tag(Tag.REVOKE_PREVIOUS_AT))
+        return 0.0 if at is None else at
 
     @property
     def order(self) -> tuple[float, str]:
         """Return a key that sorts versions oldest first, even within one second."""
-        raw = self.tag(Tag.WRITTEN_AT)
-        try:
-            written = float(raw) if raw else None
-        except ValueError:
-            written = None
+        written = finite(self.tag(Tag.WRITTEN_AT))
         return (written if written is not None else (self.created_on or 0.0), self.version)
 
     def with_tags(self, **changes: str | None) -> dict[str, str]:
@@ -181,8 +180,20 @@ def deployment_of(key_vault_url: str) -> str:
 
     A vault's host is unique within its cloud, so two rotators sharing a workspace always
     have different ids unless they share a vault (and then their records tell them apart).
+    Spellings of one vault give one id (case, a trailing dot, the default port).
     """
-    return urlsplit(key_vault_url).netloc.lower()
+    parts = urlsplit(key_vault_url)
+    host = (parts.hostname or "").rstrip(".")
+    return host if parts.port in {None, 443} else f"{host}:{parts.port}"
+
+
+def finite(raw: str | None) -> float | None:
+    """Return a tag's number, or None when it is absent, malformed, infinite or NaN."""
+    try:
+        value = float(raw) if raw else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def comment_for(target: str, rotation_id: str, vault: str) -> str:

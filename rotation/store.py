@@ -111,13 +111,24 @@ class KeyVaultStore:
         return _state(secret.properties), value
 
     async def add_version(
-        self, name: str, value: Secret, *, tags: dict[str, str], expires_on: float | None
+        self,
+        name: str,
+        value: Secret,
+        *,
+        tags: dict[str, str],
+        expires_on: float | None,
+        enabled: bool = True,
     ) -> VersionState:
-        """Store *value* as a new (latest) version of *name* with *tags* and expiry."""
+        """Store *value* as a new (latest) version of *name* with *tags*, expiry and state."""
         exp = datetime.fromtimestamp(expires_on, UTC) if expires_on else None
         with self._translating(name, "set"):
             secret = await self._client.set_secret(
-                name, value.reveal(), tags=tags, expires_on=exp, content_type=CONTENT_TYPE
+                name,
+                value.reveal(),
+                tags=tags,
+                expires_on=exp,
+                content_type=CONTENT_TYPE,
+                enabled=enabled,
             )
         return _state(secret.properties)
 

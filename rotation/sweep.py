@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rotation.state import Stage, parse_comment, recorded_rotations
+from rotation.guard import live_rotations, live_token_ids
+from rotation.state import Stage, Tag, parse_comment, recorded_rotations
 
 if TYPE_CHECKING:
     from rotation.databricks import TokenInfo
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["orphans"]
 
-_DEAD = {Stage.REVOKED, Stage.ABANDONED}
+_DEAD = {Stage.REVOKED, Stage.ABANDONED, Stage.INTENT}
 
 
 def orphans(
@@ -31,7 +32,11 @@ def orphans(
 
     *tokens* are the principal's PATs, listed in this run.
     """
-    referenced = {v.token_id for v in versions if v.token_id and v.stage not in _DEAD}
+    held = [v for v in versions if v.stage not in _DEAD]
+    referenced = {v.token_id for v in held if v.token_id}
+    holders = {r for v in held if (r := v.tag(Tag.ROTATION_ID))}
+    holders |= live_rotations(versions, target)
+    referenced |= live_token_ids(versions, target)
     recorded = recorded_rotations(versions)
     found = []
     for token in tokens:
@@ -39,6 +44,8 @@ def orphans(
         if marker is None or marker.target != target or token.token_id in referenced:
             continue
         if marker.vault not in {None, vault} or marker.rotation_id not in recorded:
+            continue
+        if marker.rotation_id in holders:  # a version holds it, whatever its token-id tag says
             continue
         found.append(token)
     return sorted(found, key=lambda t: t.creation_ms)

@@ -59,3 +59,14 @@ def violations(
         if versions and versions[-1].tags.get("stage") == "pending":
             found.append("I3: the latest version is still pending after a successful run")
     return found
+
+
+def no_pat_stored(emu: Emulators, secret_name: str) -> bool:
+    """Return whether no version of *secret_name* holds a PAT.
+
+    A first mint's intent is recorded on a disabled ``intent`` version that holds none.
+    """
+    return all(
+        not v.enabled and v.tags.get("stage") == "intent"
+        for v in emu.keyvault.versions(secret_name)
+    )

@@ -92,6 +92,7 @@ CALLS = [
     Call("Prequel push", "prequel", "PATCH", "/sources/{source}"),
     Call("Prequel confirms on Databricks", "databricks", "GET", ME, 2),
     Call("Prequel confirm", "prequel", "POST", "/sources/{source}/test-connection", 1),
+    Call("list the versions again (promote)", "keyvault", "GET", "/secrets/{pat}/versions", 1),
     Call("promote", "keyvault", "PATCH", "/secrets/{pat}/{hex}", 1),
     Call("revoke the previous PAT", "databricks", "POST", "/api/2.0/token/delete"),
     Call("mark the previous version revoked", "keyvault", "PATCH", "/secrets/{pat}/{hex}", 2),

@@ -10,7 +10,7 @@ import pytest
 from emulators.harness import Emulators
 from emulators.scenario import SeededTarget
 from rotation.report import Outcome
-from tests.invariants import consumer_store, rotator_tokens
+from tests.invariants import consumer_store, no_pat_stored, rotator_tokens
 from tests.world import World
 
 
@@ -40,7 +40,7 @@ async def _fails(world: World, seeded: SeededTarget, kind: str, *hints: str) -> 
     for hint in hints:
         assert hint in report.error.message
     assert rotator_tokens(world.emu, seeded) == []
-    assert world.emu.keyvault.latest(seeded.secret_name) is None
+    assert no_pat_stored(world.emu, seeded.secret_name)
     assert _held(world.emu, seeded) == held
 
 
