@@ -493,6 +493,7 @@ class _Rotation(Run):
             if v.enabled
             and v.managed
             and v.version != state.version
+            and v.token_id != state.token_id  # a retried PUT's twin holds the same PAT
             and v.stage in stages
             and v.token_id
             and v.tag(Tag.TARGET) in {None, self.target.name}
