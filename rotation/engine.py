@@ -484,9 +484,8 @@ class _Rotation(Run):
         latest (adopted) or not yet written (stored by this run).
         """
         # A previous version still in its grace period is cut short, as a new rotation does;
-        # a mismatch also retires versions whose stage could not be read.
-        stages: set[Stage | None] = {Stage.CURRENT, Stage.PENDING, Stage.PREVIOUS}
-        stages |= {None} if self.plan.mismatch else set()
+        # a mismatch retires every enabled version of the target, whatever its stage says.
+        stages = {Stage.CURRENT, Stage.PENDING, Stage.PREVIOUS}
         return [
             v
             for v in self.versions
@@ -494,7 +493,7 @@ class _Rotation(Run):
             and v.managed
             and v.version != state.version
             and v.token_id != state.token_id  # a retried PUT's twin holds the same PAT
-            and v.stage in stages
+            and (v.stage in stages or self.plan.mismatch)
             and v.token_id
             and v.tag(Tag.TARGET) in {None, self.target.name}
         ]

@@ -212,7 +212,12 @@ class Run:
 
         ``RevocationRefusedError`` when Databricks does not show it as this target's, replaced.
         """
-        await self.principal_tokens()
+        tokens = await self.principal_tokens()
+        known = [*tokens, *([self.new.info] if self.new is not None else [])]
+        if all(t.token_id != token_id for t in known):
+            # "Gone" is decided on a list made now: the run's list may predate a PAT another
+            # run (one that lost its lock) made since.
+            await self.principal_tokens(again=True)
         evidence = Evidence(
             target=self.target.name,
             secret_name=self.target.secret_name,

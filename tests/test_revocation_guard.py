@@ -9,6 +9,7 @@ on the release before the revocation guard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import sys
@@ -308,3 +309,109 @@ async def test_the_cli_file_lock_says_busy_when_held(world: World, tmp_path: Pat
     assert "busy" in out.decode()
     assert "no lock across machines" in err.decode()
     assert emu.keyvault.latest(seeded.secret_name) is None  # nothing was written
+
+
+# --- found by review: records that lie must never block, leak or break ---------------------
+
+
+async def test_a_token_id_naming_no_listed_pat_never_sweeps_the_live_one(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    emu = world.emu
+    seeded = world.target()
+    app(seeded)
+    real = (await post(seeded.name)).body["token_id"]
+    _tag(emu, seeded, token_id="0" * 64, health_checked_at="1")  # a typo; the check is due
+    emu.faults.add("prequel", "GET", f"/sources/{seeded.consumers[0].id}", status=503, times=-1)
+    with contextlib.suppress(RuntimeError):  # the timer reports the failed target
+        await tick()
+    assert _alive(emu, real)  # not swept as an "orphan" before a replacement exists
+    assert violations(emu, seeded, settled=False) == []
+    emu.faults.clear()
+    await tick()  # mismatch: a fresh PAT, nothing revoked
+    await tick()  # the next run sweeps the PAT the untrusted version held, with proof
+    assert not _alive(emu, real)
+    assert violations(emu, seeded) == []
+
+
+async def test_a_refused_previous_is_said_once_and_never_blocks_a_rotation(
+    world: World, app
+) -> None:  # type: ignore[no-untyped-def]
+    emu = world.emu
+    seeded = world.target(timing={"grace_period_hours": 1})
+    app(seeded)
+    assert (await post(seeded.name)).status == 200
+    current = (await post(seeded.name, b'{"force": true}')).body["token_id"]
+    _tag(emu, seeded, previous_token_id=current, revoke_previous_at="1")  # names itself
+    refused = await post(seeded.name)
+    assert refused.status == 502
+    assert refused.body["error"]["kind"] == "revocation-refused"
+    assert _alive(emu, current)
+    again = await post(seeded.name)
+    assert again.body["outcome"] == "not-due"  # said once, not on every run
+    rotated = await post(seeded.name, b'{"force": true}')
+    assert rotated.status == 200, rotated.body
+    assert rotated.body["outcome"] == "rotated"
+    assert violations(emu, seeded, max_live=2) == []
+
+
+async def test_an_enabled_latest_version_marked_revoked_is_a_mismatch(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    emu = world.emu
+    seeded = world.target()
+    app(seeded)
+    real = (await post(seeded.name)).body["token_id"]
+    _tag(emu, seeded, stage="revoked")
+    answer = await post(seeded.name)
+    assert answer.status == 200, answer.body
+    assert answer.body["outcome"] == "mismatch"
+    assert _alive(emu, real)
+    assert (await post(seeded.name)).status == 200  # the sweep: no refusal, no block
+    assert violations(emu, seeded) == []
+
+
+async def test_a_store_whose_answer_was_lost_is_finished_not_revoked(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    emu = world.emu
+    seeded = world.target(kind="self")  # its credential is the latest version's PAT
+    app(seeded)
+    assert (await post(seeded.name, b'{"force": true}')).status == 200
+    put = f"/secrets/{seeded.secret_name}"
+    emu.faults.add("keyvault", "PUT", put, mode="drop_after", times=1)  # stored, answer lost
+    emu.faults.add("keyvault", "PUT", put, status=500, skip=0, times=-1)  # and every retry fails
+    failed = await post(seeded.name, b'{"force": true}')
+    assert failed.status == 503  # Key Vault failed: a service error
+    assert failed.body["error"]["step"] == "store"
+    emu.faults.clear()
+    pending = emu.keyvault.latest(seeded.secret_name)
+    assert pending is not None
+    assert pending.tags["stage"] == "pending"
+    assert violations(emu, seeded, settled=False) == []  # the pending version's PAT lives
+    finished = await post(seeded.name)
+    assert finished.status == 200, finished.body
+    assert finished.body["token_id"] == pending.tags["token-id"]  # adopted, not minted again
+    assert violations(emu, seeded) == []
+
+
+async def test_a_pending_version_stored_after_the_listing_is_replaced_at_promotion(
+    world: World, app, azurite
+) -> None:  # type: ignore[no-untyped-def]
+    emu = world.emu
+    seeded = world.target()
+    app(seeded)
+    assert (await post(seeded.name)).status == 200
+    first_hold, second_hold = threading.Event(), threading.Event()
+    first_fault = emu.faults.add("databricks", "POST", CREATE, mode="hold", hold=first_hold)
+    slow = asyncio.create_task(post(seeded.name, b'{"force": true}'))
+    assert await asyncio.to_thread(first_fault.arrived.wait, 30)
+    async with BlobServiceClient.from_connection_string(azurite.connection_string) as blobs:
+        blob = blobs.get_blob_client("pat-rotator-locks", f"{seeded.name}.lock")
+        await BlobLeaseClient(blob).break_lease(lease_break_period=0)
+    second_fault = emu.faults.add("databricks", "POST", CREATE, mode="hold", hold=second_hold)
+    fast = asyncio.create_task(post(seeded.name, b'{"force": true}'))
+    assert await asyncio.to_thread(second_fault.arrived.wait, 30)  # it listed the versions
+    first_hold.set()
+    stopped = await slow  # stores its PAT as pending after the other run's listing, then stops
+    assert stopped.body["error"]["kind"] == "lock-lost"
+    second_hold.set()
+    done = await fast
+    assert done.status == 200, done.body
+    assert stopped.body["token_id"] in done.body["revoked"]
+    assert len(rotator_tokens(emu, seeded)) == 1
+    assert violations(emu, seeded) == []
