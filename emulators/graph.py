@@ -20,15 +20,22 @@ client-request-id}}}``; see docs/reference/credential-apis.md for what is confir
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.routing import Route
 
 from emulators.entra_state import GRAPH_RESOURCE
 from emulators.graph_state import GraphError, GraphState, denied, not_found
+from emulators.graph_wire import (
+    ROOT,
+    error_response,
+    graph_error_body,
+    parse_time,
+    password_json,
+    sp_json,
+    stamp,
+)
 from emulators.web import BadBodyError, json_response, no_content, read_json_object, service_app
 
 if TYPE_CHECKING:
@@ -38,95 +45,11 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from emulators.entra_model import Application, PasswordCredential, ServicePrincipal
+    from emulators.entra_model import Application, ServicePrincipal
 
 __all__ = ["GraphState", "build_graph_app", "graph_error_body"]
 
-ROOT = "https://graph.microsoft.com/v1.0"
-NEVER = "2299-12-31T23:59:59Z"
-"""``endDateTime`` shown for a seeded secret that never expires (the old portal's "Never") [I]."""
 _BY_APP_ID = re.compile(r"^\(appId='([^']+)'\)$")
-_GENERIC = {
-    400: ("BadRequest", "The request is invalid."),
-    401: ("InvalidAuthenticationToken", "Access token validation failure."),
-    403: ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
-    404: ("Request_ResourceNotFound", "The requested resource does not exist."),
-    405: ("Request_BadRequest", "The HTTP method is not allowed on this resource."),
-    409: ("Directory_ConcurrencyViolation", "Another operation is in progress on the object."),
-    429: ("TooManyRequests", "Too many requests. Please retry after the time in Retry-After."),
-    500: ("InternalServerError", "An internal server error occurred."),
-    503: ("ServiceUnavailable", "The service is temporarily unavailable. Please retry later."),
-    504: ("GatewayTimeout", "The gateway timed out."),
-}
-
-
-def _inner(client_request_id: str | None = None) -> dict[str, str]:
-    return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-        "request-id": str(uuid.uuid4()),
-        "client-request-id": client_request_id or str(uuid.uuid4()),
-    }
-
-
-def graph_error_body(status: int, path: str = "") -> dict[str, Any]:
-    """Return a Graph-shaped error body for ``status`` (injected faults, 404/405)."""
-    del path
-    code, message = _GENERIC.get(status, ("UnknownError", f"HTTP {status}."))
-    return {"error": {"code": code, "message": message, "innerError": _inner()}}
-
-
-def _error_response(request: Request, exc: GraphError) -> Response:
-    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if exc.details:
-        body["details"] = exc.details
-    body["innerError"] = _inner(request.headers.get("client-request-id"))
-    return json_response(exc.status, {"error": body}, exc.headers)
-
-
-def stamp(epoch: float | None) -> str:
-    """Render virtual epoch seconds as Graph's UTC ``dateTimeOffset`` (None: never)."""
-    if epoch is None:
-        return NEVER
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_time(raw: object, name: str) -> float | None:
-    if raw is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(str(raw))
-    except ValueError:
-        parsed = None
-    if parsed is None or not isinstance(raw, str):
-        raise GraphError(
-            400,
-            "Request_BadRequest",
-            f"Invalid value specified for property '{name}' of resource 'PasswordCredential'.",
-        )
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
-
-
-def password_json(credential: PasswordCredential, *, with_secret: bool) -> dict[str, Any]:
-    """Render a client secret as Graph's ``passwordCredential``."""
-    return {
-        "customKeyIdentifier": None,
-        "displayName": credential.display_name,
-        "endDateTime": stamp(credential.end),
-        "hint": credential.hint,
-        "keyId": credential.key_id,
-        "secretText": credential.secret_text if with_secret else None,
-        "startDateTime": stamp(credential.start),
-    }
-
-
-def _sp_json(sp: ServicePrincipal) -> dict[str, Any]:
-    return {
-        "@odata.type": "#microsoft.graph.servicePrincipal",
-        "id": sp.object_id,
-        "appId": sp.client_id,
-        "displayName": sp.display_name,
-        "servicePrincipalType": sp.kind,
-    }
 
 
 class _GraphApp:
@@ -214,7 +137,7 @@ class _GraphApp:
             200,
             {
                 "@odata.context": f"{ROOT}/$metadata#directoryObjects",
-                "value": [_sp_json(sp) for sp in found if sp is not None],
+                "value": [sp_json(sp) for sp in found if sp is not None],
             },
         )
 
@@ -231,8 +154,8 @@ class _GraphApp:
         credential = self.state.add_password(
             app.client_id,
             display_name=spec.get("displayName"),
-            start=_parse_time(spec.get("startDateTime"), "startDateTime"),
-            end=_parse_time(spec.get("endDateTime"), "endDateTime"),
+            start=parse_time(spec.get("startDateTime"), "startDateTime"),
+            end=parse_time(spec.get("endDateTime"), "endDateTime"),
         )
         return json_response(
             200,
@@ -255,7 +178,7 @@ class _GraphApp:
     async def get_principal(self, request: Request) -> Response:
         self.caller(request)
         sp = self.principal(request)
-        body = {"@odata.context": f"{ROOT}/$metadata#servicePrincipals/$entity", **_sp_json(sp)}
+        body = {"@odata.context": f"{ROOT}/$metadata#servicePrincipals/$entity", **sp_json(sp)}
         del body["@odata.type"]
         return json_response(200, body)
 
@@ -287,9 +210,9 @@ def _endpoint(
         try:
             return await handler(request)
         except GraphError as exc:
-            return _error_response(request, exc)
+            return error_response(request, exc)
         except BadBodyError as exc:
-            return _error_response(request, GraphError(400, "BadRequest", str(exc)))
+            return error_response(request, GraphError(400, "BadRequest", str(exc)))
 
     return run
 

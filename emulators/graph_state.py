@@ -191,6 +191,9 @@ class GraphState:
     ) -> PasswordCredential:
         """``addPassword`` without the caller checks: defaults, tenant policy, replication lag.
 
+        The token endpoint accepts the secret from ``start`` or once replicated, whichever is
+        later (a future ``startDateTime`` holding it back is [I]).
+
         Raises `GraphError` 400 ``CredentialInvalidLifetimeAsPerAppPolicy`` when the lifetime is
         over the policy's maximum (the default 2 years too) and 400 when ``end`` <= ``start``.
         """
@@ -217,7 +220,7 @@ class GraphState:
             display_name=display_name,
             start=start,
             end=end,
-            usable_from=now + self.replication_delay,
+            usable_from=max(start, now + self.replication_delay),
         )
 
     def remove_password(self, app_client_id: str, key_id: str) -> None:

@@ -190,6 +190,18 @@ async def test_an_expired_secret_is_aadsts7000222(
     assert "are expired" in token.json()["error_description"]
 
 
+async def test_a_secret_starting_later_works_only_from_its_start(
+    emus: Emulators, rotating: Rotating, http: httpx.AsyncClient
+) -> None:
+    start = emus.clock.now() + 3600
+    response = await _add(emus, http, rotating, startDateTime=_iso(start))
+    secret = response.json()["secretText"]
+    early = await _entra_token(emus, http, rotating.app.client_id, secret)
+    emus.clock.advance(3601)
+    late = await _entra_token(emus, http, rotating.app.client_id, secret)
+    assert (early.status_code, late.status_code) == (401, 200)
+
+
 async def test_tenant_lifetime_policy_refuses_longer_secrets(
     emus: Emulators, rotating: Rotating, http: httpx.AsyncClient
 ) -> None:
