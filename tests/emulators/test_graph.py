@@ -177,6 +177,17 @@ async def test_eventual_consistency_a_new_secret_is_refused_until_replicated(
     assert (issued.client_id, issued.audience) == (rotating.app.client_id, GRAPH)
 
 
+async def test_replicate_makes_a_pending_secret_usable_at_once(
+    emus: Emulators, rotating: Rotating, http: httpx.AsyncClient
+) -> None:
+    emus.graph.replication_delay = 600
+    secret = (await _add(emus, http, rotating)).json()["secretText"]
+    before = await _entra_token(emus, http, rotating.app.client_id, secret)
+    emus.entra.replicate(rotating.app.client_id)
+    after = await _entra_token(emus, http, rotating.app.client_id, secret)
+    assert (before.status_code, after.status_code) == (401, 200)
+
+
 async def test_an_expired_secret_is_aadsts7000222(
     emus: Emulators, rotating: Rotating, http: httpx.AsyncClient
 ) -> None:
