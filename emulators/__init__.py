@@ -1,4 +1,4 @@
-"""Local HTTPS stand-ins for Entra ID, Databricks, Key Vault and Prequel.
+"""Local HTTPS stand-ins for Entra ID, Microsoft Graph, Databricks, Key Vault and Prequel.
 
 Each emulator is a Starlette app served by uvicorn on 127.0.0.1 over TLS (a throwaway
 trustme CA), in a thread of its own, following the contract sheets in ``docs/reference/``.
@@ -13,6 +13,7 @@ from emulators.databricks_model import DatabricksConf, Principal, Token
 from emulators.databricks_state import DatabricksState
 from emulators.entra_state import AppCredential, EntraState, IssuedToken, ManagedIdentity
 from emulators.faults import Fault, FaultPlan
+from emulators.graph_state import GraphState
 from emulators.harness import Emulators
 from emulators.keyvault_state import KeyVaultState, SecretVersion
 from emulators.prequel_state import Connection, ConnectionTest, PrequelState
@@ -30,6 +31,7 @@ __all__ = [
     "EntraState",
     "Fault",
     "FaultPlan",
+    "GraphState",
     "IssuedToken",
     "KeyVaultState",
     "LoggedRequest",

@@ -1,5 +1,8 @@
 """Databricks workspace emulator: token, token-management, SCIM, permissions and OAuth routes.
 
+Also the service-principal secrets proxy (`emulators.databricks_secrets`), whose secrets
+authenticate at ``/oidc/v1/token``.
+
 Every ``/api`` route authenticates the caller (PAT, Entra token for Azure Databricks, or a
 token from this workspace's ``/oidc/v1/token``) before its handler runs, and refuses a scoped
 PAT outside its scopes. The API scope of each route:
@@ -13,6 +16,7 @@ route                                                      scope
 ``preview/scim/v2/Me``                                     any scope [docs page]
 ``preview/scim/v2/ServicePrincipals``                      ``access-management`` [I]
 ``workspace-conf``                                         ``all-apis`` only (none found) [I]
+``accounts/servicePrincipals/{id}/credentials/secrets``    ``all-apis`` only (none found) [I]
 =========================================================  ===================================
 
 ``all-apis`` reaches every route, an unscoped PAT too. "docs page" is Databricks' API scope
@@ -30,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from emulators import databricks_admin as admin
+from emulators import databricks_secrets as sp_secrets
 from emulators import databricks_tokens as tokens
 from emulators.databricks_auth import authenticate, host_metadata, oauth_metadata, oidc_token
 from emulators.databricks_model import ALL_APIS, ApiError, DatabricksConf, Principal, Token
@@ -161,6 +166,9 @@ def build_databricks_app(state: DatabricksState) -> Starlette:
             ),
             *api("workspace-conf", admin.get_conf, ALL_APIS, "GET"),
             *api("workspace-conf", admin.patch_conf, ALL_APIS, "PATCH"),
+            *api(sp_secrets.PATH, sp_secrets.create_secret, ALL_APIS, "POST"),
+            *api(sp_secrets.PATH, sp_secrets.list_secrets, ALL_APIS, "GET"),
+            *api(f"{sp_secrets.PATH}/{{secret_id}}", sp_secrets.delete_secret, ALL_APIS, "DELETE"),
             Route("/oidc/v1/token", token_endpoint, methods=["POST"]),
             Route("/oidc/.well-known/oauth-authorization-server", oauth_metadata, methods=["GET"]),
             Route("/.well-known/databricks-config", config_endpoint, methods=["GET"]),

@@ -20,6 +20,7 @@ from emulators.databricks_model import (
     Principal,
     Token,
 )
+from emulators.databricks_oauth import OAuthSecret, OAuthSecretStore
 
 if TYPE_CHECKING:
     from emulators.clock import Clock
@@ -66,7 +67,8 @@ class DatabricksState:
         self._by_value: dict[str, Token] = {}
         self._by_owner: dict[int, dict[str, Token]] = {}
         self._revoked: dict[str, tuple[Token, RevocationReason]] = {}
-        self._oauth_secrets: dict[str, list[str]] = {}
+        self.oauth_secrets = OAuthSecretStore(clock=clock, registry=registry)
+        """OAuth secrets of the service principals, by numeric principal id."""
         self._oauth_tokens: dict[str, tuple[int, float]] = {}
 
     # -- principals ---------------------------------------------------------------------
@@ -271,21 +273,43 @@ class DatabricksState:
 
     # -- OAuth M2M (Databricks-managed secrets) -----------------------------------------
 
-    def add_oauth_secret(self, application_id: str) -> str:
-        """Create an OAuth secret for a service principal (for ``/oidc/v1/token``)."""
-        value = "dose" + secrets.token_hex(32)
-        self._registry.add(value, "oauth_secret")
+    def add_oauth_secret(self, application_id: str, lifetime_seconds: int | None = None) -> str:
+        """Seed an OAuth secret for a service principal (for ``/oidc/v1/token``); no API checks.
+
+        ``lifetime_seconds`` None: the secret never expires.
+        """
         with self._lock:
-            self._sp(application_id)
-            self._oauth_secrets.setdefault(application_id, []).append(value)
-        return value
+            principal = self._sp(application_id)
+        return self.oauth_secrets.add(principal.id, lifetime_seconds).value
+
+    def oauth_secrets_of(
+        self, application_id: str, *, include_expired: bool = False
+    ) -> list[OAuthSecret]:
+        """Return a service principal's OAuth secrets, oldest first."""
+        with self._lock:
+            principal = self._sp(application_id)
+        return self.oauth_secrets.of(principal.id, include_expired=include_expired)
+
+    def delete_oauth_secret(self, application_id: str, secret_id: str) -> bool:
+        """Delete an OAuth secret of a service principal; return whether it had it."""
+        with self._lock:
+            principal = self._sp(application_id)
+        return self.oauth_secrets.delete(principal.id, secret_id)
+
+    def expire_oauth_secret(self, application_id: str, secret_id: str) -> None:
+        """Make an OAuth secret of a service principal expired now."""
+        with self._lock:
+            principal = self._sp(application_id)
+        self.oauth_secrets.expire(principal.id, secret_id)
 
     def issue_oauth_token(self, client_id: str, secret: str) -> str | None:
-        """Exchange OAuth client credentials for an access token; None if they are wrong."""
+        """Exchange OAuth client credentials for an access token; None if they are wrong.
+
+        Only a live secret works: a deleted or expired (virtual clock) one does not.
+        """
         with self._lock:
             principal = self._by_app.get(client_id)
-            known = self._oauth_secrets.get(client_id, [])
-            if principal is None or not any(secrets.compare_digest(secret, s) for s in known):
+            if principal is None or not self.oauth_secrets.authenticates(principal.id, secret):
                 return None
             value = "eyJ" + secrets.token_urlsafe(60)
             self._oauth_tokens[value] = (principal.id, time.time() + OAUTH_TOKEN_SECONDS)

@@ -204,7 +204,18 @@ class _EntraApp:
                 " 'client_secret'."
             )
             return self._error(request, 401, "invalid_client", 7000218, text)
-        if not self.state.check_secret(client_id, secret):
+        status = self.state.secret_status(client_id, secret)
+        if status == "expired":
+            text = (
+                f"The provided client secret keys for app '{client_id}' are expired. Visit the"
+                " Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or"
+                " consider using certificate credentials for added security:"
+                " https://aka.ms/certCreds."
+            )
+            return self._error(request, 401, "invalid_client", 7000222, text)
+        if status != "valid":
+            # Also a secret added through Graph that has not replicated here yet: Entra cannot
+            # tell "not yet" from "wrong" (contract sheet, credential-apis.md).
             text = (
                 "Invalid client secret provided. Ensure the secret being sent in the request is the"
                 f" client secret value, not the client secret ID, for a secret added to app"

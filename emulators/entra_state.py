@@ -3,6 +3,10 @@
 A managed identity is a service principal without app registration or secret: only the identity
 endpoint (`emulators.identity`) issues its tokens, which are the same `IssuedToken` an app gets
 from the token endpoint, so every emulator accepts them alike.
+
+An app's client secrets are `PasswordCredential`s on the virtual clock: each has an end (None:
+never expires, as seeded ones) and a moment from which the token endpoint accepts it, so a secret
+added through Microsoft Graph (`emulators.graph_state`) can lag behind as Entra's replication does.
 """
 
 from __future__ import annotations
@@ -11,29 +15,48 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+
+from emulators.clock import Clock
+from emulators.entra_model import (
+    AppCredential,
+    Application,
+    IssuedToken,
+    ManagedIdentity,
+    PasswordCredential,
+    SecretStatus,
+    ServicePrincipal,
+    new_client_secret,
+)
 
 if TYPE_CHECKING:
     from emulators.registry import SecretRegistry
 
 __all__ = [
     "DATABRICKS_RESOURCE",
+    "GRAPH_RESOURCE",
     "KNOWN_RESOURCES",
     "VAULT_RESOURCE",
     "AppCredential",
+    "Application",
     "EntraState",
     "IssuedToken",
     "ManagedIdentity",
+    "PasswordCredential",
+    "SecretStatus",
+    "ServicePrincipal",
     "audience_of",
 ]
 
 DATABRICKS_RESOURCE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
 """Azure Databricks' first-party application id: the audience of Databricks tokens."""
 VAULT_RESOURCE = "https://vault.azure.net"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
 KNOWN_RESOURCES: dict[str, str] = {
     DATABRICKS_RESOURCE: DATABRICKS_RESOURCE,
     VAULT_RESOURCE: VAULT_RESOURCE,
+    GRAPH_RESOURCE: GRAPH_RESOURCE,
     "https://storage.azure.com": "https://storage.azure.com",
     "https://management.core.windows.net": "https://management.core.windows.net/",
     "https://management.azure.com": "https://management.azure.com/",
@@ -46,60 +69,26 @@ def audience_of(resource: str) -> str | None:
     return KNOWN_RESOURCES.get(resource.rstrip("/"))
 
 
-@dataclass(frozen=True, slots=True)
-class AppCredential:
-    """What a service principal needs to sign in: tenant, client id and one client secret."""
-
-    tenant_id: str
-    client_id: str
-    client_secret: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
-    """An access token the emulator issued; ``expires_real`` is real epoch seconds."""
-
-    access_token: str = field(repr=False)
-    tenant_id: str
-    client_id: str
-    audience: str
-    expires_real: float
-
-    def seconds_left(self) -> float:
-        """Real seconds until expiry (negative once expired)."""
-        return self.expires_real - time.time()
-
-
-@dataclass(frozen=True, slots=True)
-class ManagedIdentity:
-    """A managed identity assigned to the (one emulated) Function App.
-
-    ``client_id`` is its application id (what Databricks knows it by), ``principal_id`` its
-    object id; ``resource_id`` is the ARM id of a user-assigned identity ("" for the
-    system-assigned one).
-    """
-
-    client_id: str
-    principal_id: str
-    resource_id: str
-    system: bool
-    display_name: str
-
-
 @dataclass
 class _App:
-    client_id: str
-    display_name: str
-    secrets: list[str] = field(default_factory=list, repr=False)
+    info: Application
+    passwords: list[PasswordCredential] = field(default_factory=list, repr=False)
 
 
 class EntraState:
     """App registrations of one tenant and the access tokens issued to them; thread-safe."""
 
     def __init__(
-        self, *, tenant_id: str, registry: SecretRegistry, token_lifetime: int = 3599
+        self,
+        *,
+        tenant_id: str,
+        registry: SecretRegistry,
+        token_lifetime: int = 3599,
+        clock: Clock | None = None,
     ) -> None:
         self.tenant_id = tenant_id
+        self.clock = clock or Clock()
+        """Virtual time: client secrets expire and replicate by it (tokens by real time)."""
         self.token_lifetime = token_lifetime
         """Seconds (real time) an issued access token lives; lower it to test refreshing."""
         self._registry = registry
@@ -111,25 +100,106 @@ class EntraState:
     def add_app(self, display_name: str = "app") -> AppCredential:
         """Register an application (service principal) with one fresh client secret."""
         client_id = str(uuid.uuid4())
+        info = Application(client_id, str(uuid.uuid4()), str(uuid.uuid4()), display_name)
         with self._lock:
-            self._apps[client_id] = _App(client_id, display_name)
+            self._apps[client_id] = _App(info)
         return AppCredential(self.tenant_id, client_id, self.add_client_secret(client_id))
 
     def add_client_secret(self, client_id: str) -> str:
-        """Add another client secret to an app and return it."""
-        value = _new_client_secret()
+        """Add another client secret (usable at once, never expiring) to an app and return it."""
+        return self.add_password(client_id).secret_text
+
+    def add_password(
+        self,
+        client_id: str,
+        *,
+        display_name: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        usable_from: float | None = None,
+    ) -> PasswordCredential:
+        """Add a client secret with a fresh key id; ``start``/``usable_from`` default to now.
+
+        No checks (Graph's rules are `GraphState.add_password`'s); the value is registered.
+        """
+        now = self.clock.now()
+        value = new_client_secret()
         self._registry.add(value, "client_secret")
+        start = now if start is None else start
+        credential = PasswordCredential(
+            str(uuid.uuid4()), display_name, start, end,
+            now if usable_from is None else usable_from, value,
+        )  # fmt: skip
         with self._lock:
-            self._app(client_id).secrets.append(value)
-        return value
+            self._app(client_id).passwords.append(credential)
+        return credential
 
     def remove_client_secret(self, client_id: str, secret: str) -> None:
         """Delete one client secret of an app (tokens already issued stay valid)."""
         with self._lock:
             app = self._app(client_id)
-            if secret not in app.secrets:
+            kept = [p for p in app.passwords if p.secret_text != secret]
+            if len(kept) == len(app.passwords):
                 raise KeyError("that client secret does not belong to the app")
-            app.secrets.remove(secret)
+            app.passwords = kept
+
+    def remove_password(self, client_id: str, key_id: str) -> bool:
+        """Delete the client secret with ``key_id`` (caseless); return whether there was one."""
+        with self._lock:
+            app = self._app(client_id)
+            kept = [p for p in app.passwords if p.key_id.lower() != key_id.lower()]
+            removed = len(kept) != len(app.passwords)
+            app.passwords = kept
+            return removed
+
+    def passwords(self, client_id: str) -> list[PasswordCredential]:
+        """Return an app's client secrets, oldest first (expired ones included)."""
+        with self._lock:
+            return list(self._app(client_id).passwords)
+
+    def replicate(self, client_id: str | None = None) -> None:
+        """Make every client secret (of ``client_id`` if given) usable now."""
+        now = self.clock.now()
+        with self._lock:
+            for app in self._apps.values():
+                if client_id is None or app.info.client_id == client_id:
+                    app.passwords = [
+                        replace(p, usable_from=min(p.usable_from, now)) for p in app.passwords
+                    ]
+
+    def application(
+        self, *, client_id: str | None = None, object_id: str | None = None
+    ) -> Application | None:
+        """Return the app registration with this client id or application object id (caseless)."""
+        with self._lock:
+            for app in self._apps.values():
+                if _same(client_id, app.info.client_id) or _same(object_id, app.info.object_id):
+                    return app.info
+            return None
+
+    def service_principal_object_id(self, client_id: str) -> str | None:
+        """Return the object id of an app's or a managed identity's service principal."""
+        found = self.service_principal(client_id=client_id)
+        return found.object_id if found is not None else None
+
+    def service_principal(
+        self, *, client_id: str | None = None, object_id: str | None = None
+    ) -> ServicePrincipal | None:
+        """Return the service principal (of an app or a managed identity) with either id."""
+        with self._lock:
+            found = [
+                ServicePrincipal(
+                    a.info.client_id, a.info.sp_object_id, a.info.display_name, "Application"
+                )
+                for a in self._apps.values()
+            ] + [
+                ServicePrincipal(i.client_id, i.principal_id, i.display_name, "ManagedIdentity")
+                for i in self._identities.values()
+            ]
+        for sp in found:
+            if _same(client_id, sp.client_id) or _same(object_id, sp.object_id):
+                return sp
+        return None
 
     def remove_app(self, client_id: str) -> None:
         """Delete an app registration."""
@@ -140,7 +210,7 @@ class EntraState:
         """Return an app's display name, or None if there is no such app."""
         with self._lock:
             app = self._apps.get(client_id)
-            return app.display_name if app else None
+            return app.info.display_name if app else None
 
     def has_app(self, client_id: str) -> bool:
         """Tell whether ``client_id`` is a registered app."""
@@ -148,10 +218,19 @@ class EntraState:
             return client_id in self._apps
 
     def check_secret(self, client_id: str, secret: str) -> bool:
-        """Tell whether ``secret`` is a current client secret of the app."""
+        """Tell whether ``secret`` is a client secret of the app the token endpoint accepts now."""
+        return self.secret_status(client_id, secret) == "valid"
+
+    def secret_status(self, client_id: str, secret: str) -> SecretStatus:
+        """Tell what the token endpoint makes of ``secret`` for the app now (virtual time)."""
+        now = self.clock.now()
         with self._lock:
             app = self._apps.get(client_id)
-            return app is not None and any(secrets.compare_digest(secret, s) for s in app.secrets)
+            passwords = list(app.passwords) if app is not None else []
+        for password in passwords:
+            if secrets.compare_digest(secret.encode(), password.secret_text.encode()):
+                return password.status(now)
+        return "unknown"
 
     def add_managed_identity(
         self, display_name: str | None = None, *, system: bool = False
@@ -272,11 +351,3 @@ class EntraState:
 
 def _same(wanted: str | None, actual: str) -> bool:
     return wanted is not None and bool(actual) and wanted.lower() == actual.lower()
-
-
-def _new_client_secret() -> str:
-    """Return a random value shaped like an Entra client secret (``abc8Q~...``, 40 chars)."""
-    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~"
-    head = "".join(secrets.choice(alphabet[:62]) for _ in range(3))
-    tail = "".join(secrets.choice(alphabet) for _ in range(34))
-    return f"{head}{secrets.choice('12345678')}Q~{tail}"

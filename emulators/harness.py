@@ -1,4 +1,4 @@
-"""Start the Entra ID, Databricks, Key Vault and Prequel emulators on loopback HTTPS.
+"""Start the Entra ID, Graph, Databricks, Key Vault and Prequel emulators on loopback HTTPS.
 
 Beside them, the Function App's managed identity endpoint, on loopback plain HTTP as in Azure.
 """
@@ -15,6 +15,8 @@ from emulators.databricks_state import DatabricksState
 from emulators.entra import build_entra_app, entra_error_body
 from emulators.entra_state import EntraState
 from emulators.faults import FaultPlan
+from emulators.graph import build_graph_app, graph_error_body
+from emulators.graph_state import GraphState
 from emulators.identity import (
     IDENTITY_PATH,
     IdentityServerThread,
@@ -42,7 +44,7 @@ __all__ = ["Emulators"]
 
 
 class Emulators:
-    """Start Entra ID, Databricks, Key Vault and Prequel emulators on loopback HTTPS.
+    """Start Entra ID, Graph, Databricks, Key Vault and Prequel emulators on loopback HTTPS.
 
     A context manager: ``with Emulators() as emu: ...``.
 
@@ -53,6 +55,10 @@ class Emulators:
     The Function App's managed identity endpoint (service ``identity`` in the request log and
     the fault plan) serves `add_managed_identity`'s identities at ``identity_endpoint`` over
     plain HTTP; `identity_env` gives a process the variables azure-identity reads.
+
+    Microsoft Graph (service ``graph``, at ``graph_url``) shares the directory with Entra ID:
+    ``graph`` is a `GraphState` over ``entra``, so a secret added through ``addPassword`` is a
+    client secret the token endpoint accepts (after ``graph.replication_delay`` virtual seconds).
     """
 
     def __init__(self, *, clock: Clock | None = None) -> None:
@@ -61,7 +67,8 @@ class Emulators:
         self.faults = FaultPlan()
         self.requests = RequestLog()
         self.tenant_id = str(uuid.uuid4())
-        self.entra = EntraState(tenant_id=self.tenant_id, registry=self.secrets)
+        self.entra = EntraState(tenant_id=self.tenant_id, registry=self.secrets, clock=self.clock)
+        self.graph = GraphState(entra=self.entra)
         self.databricks = self._new_workspace()
         self.keyvault = KeyVaultState(clock=self.clock, tenant_id=self.tenant_id)
         self.prequel = PrequelState(registry=self.secrets)
@@ -69,6 +76,8 @@ class Emulators:
         """The app's ``IDENTITY_HEADER``: the endpoint answers 401 without it."""
         self.secrets.add(self.identity_header, "identity_header")
         self.entra_url = self.databricks_url = self.keyvault_url = self.prequel_url = ""
+        self.graph_url = ""
+        """``https://127.0.0.1:<port>`` of Graph: requests go to ``{graph_url}/v1.0/...``."""
         self.identity_url = ""
         """``http://127.0.0.1:<port>`` of the identity endpoint (see `identity_endpoint`)."""
         self._servers: list[ServerThread] = []
@@ -124,6 +133,7 @@ class Emulators:
                     "keyvault", build_keyvault_app(self.keyvault, self.entra), keyvault_error_body
                 ),
                 self._server("prequel", build_prequel_app(self.prequel), prequel_error_body),
+                self._server("graph", build_graph_app(self.graph), graph_error_body),
                 self._server(
                     "identity",
                     build_identity_app(self.entra, self.identity_header),
@@ -141,6 +151,7 @@ class Emulators:
                 self.databricks_url,
                 self.keyvault_url,
                 self.prequel_url,
+                self.graph_url,
                 self.identity_url,
             ) = (s.url for s in servers)
             self._started = True

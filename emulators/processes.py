@@ -14,6 +14,9 @@ the process's state, fault plan, request log or clock and returns its (picklable
 Access tokens are issued by the Entra process; the Key Vault and Databricks processes check one
 by asking the Entra process once and keeping the answer (so `EntraState.expire_tokens` in the
 Entra process is not seen by them: a bench harness, not a test harness).
+
+Microsoft Graph shares the directory with Entra ID, so the Entra process serves it too, on a port
+of its own (``graph_url``; its calls target ``graph``). Each process keeps its own virtual clock.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ClusterView", "EmulatorProcessError", "ServiceCluster", "ServiceProcess"]
 
-SERVICES = ("entra", "databricks", "keyvault", "prequel")
+SERVICES = ("entra", "graph", "databricks", "keyvault", "prequel")
 _START_TIMEOUT_SECONDS = 60.0
 _STOP_TIMEOUT_SECONDS = 10.0
 _CALL_TIMEOUT_SECONDS = 120.0
@@ -130,7 +133,7 @@ def _build(spec: _Spec, registry: SecretRegistry, clock: Clock) -> tuple[Any, AS
     if spec.service == "entra":
         from emulators.entra import build_entra_app, entra_error_body  # noqa: PLC0415
 
-        entra = EntraState(tenant_id=spec.tenant_id, registry=registry)
+        entra = EntraState(tenant_id=spec.tenant_id, registry=registry, clock=clock)
         return entra, build_entra_app(entra), entra_error_body
     if spec.service == "prequel":
         from emulators.prequel import build_prequel_app, prequel_error_body  # noqa: PLC0415
@@ -164,6 +167,18 @@ def _build(spec: _Spec, registry: SecretRegistry, clock: Clock) -> tuple[Any, AS
     raise ValueError(f"unknown service {spec.service!r}")
 
 
+def _graph_of(entra: EntraState) -> Any:  # noqa: ANN401 - GraphState, imported lazily
+    from emulators.graph_state import GraphState  # noqa: PLC0415
+
+    return GraphState(entra=entra)
+
+
+def _graph_app(graph: Any) -> tuple[ASGIApp, ErrorBody]:  # noqa: ANN401
+    from emulators.graph import build_graph_app, graph_error_body  # noqa: PLC0415
+
+    return build_graph_app(graph), graph_error_body
+
+
 class _Helpers:
     """Calls of target ``child``: facts about the process itself."""
 
@@ -178,10 +193,35 @@ class _Helpers:
                 counts[entry.status] = counts.get(entry.status, 0) + 1
         return counts
 
+    def per_service(self) -> dict[str, int]:
+        """Count the logged requests by service (the Entra process serves Graph too)."""
+        counts: dict[str, int] = {}
+        for entry in self._requests.entries():
+            counts[entry.service] = counts.get(entry.service, 0) + 1
+        return counts
+
     def usage(self) -> tuple[float, float]:
         """Return this process's CPU seconds (user + system) and peak RSS in MB."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def _answer_calls(conn: Connection, targets: dict[str, Any]) -> None:  # pragma: no cover
+    """Run the parent's calls on ``targets`` until it says stop (or goes away)."""
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message[0] == "stop":
+            return
+        _, target, method, args, kwargs, discard = message
+        try:
+            result = getattr(targets[target], method)(*args, **kwargs)
+        except Exception:  # reported to the caller, who raises it
+            conn.send(("error", traceback.format_exc()))
+            continue
+        conn.send(("ok", None if discard else result))
 
 
 def _child_main(spec: _Spec, conn: Connection) -> None:  # pragma: no cover - runs in the child
@@ -191,49 +231,43 @@ def _child_main(spec: _Spec, conn: Connection) -> None:  # pragma: no cover - ru
 
     registry, clock, faults, requests = SecretRegistry(), Clock(), FaultPlan(), RequestLog()
     listener: Listener | None = None
-    try:
-        state, app, error_body = _build(spec, registry, clock)
+    targets: dict[str, Any] = {"faults": faults, "requests": requests, "clock": clock}
+    servers: list[ServerThread] = []
+
+    def serve(service: str, app: ASGIApp, error_body: ErrorBody) -> ServerThread:
         wrapped = ServiceMiddleware(
-            app, service=spec.service, faults=faults, log=requests, error_body=error_body
+            app, service=service, faults=faults, log=requests, error_body=error_body
         )
-        server = ServerThread(wrapped, spec.tls, spec.service)
+        server = ServerThread(wrapped, spec.tls, service)
+        servers.append(server)
         server.begin()
         server.wait_ready()
+        return server
+
+    try:
+        state, app, error_body = _build(spec, registry, clock)
+        server = serve(spec.service, app, error_body)
         lookup_address: Address | None = None
+        graph_port = 0
         if spec.service == "entra":
             listener = Listener(("127.0.0.1", 0), authkey=spec.authkey)
             lookup_address = listener.address
             threading.Thread(target=_serve_lookups, args=(state, listener), daemon=True).start()
+            targets["graph"] = _graph_of(state)
+            graph_port = serve("graph", *_graph_app(targets["graph"])).port
     except BaseException:
         conn.send(("failed", traceback.format_exc()))
         raise
-    conn.send(("ready", server.port, lookup_address))
-    targets: dict[str, Any] = {
-        "state": state,
-        "faults": faults,
-        "requests": requests,
-        "clock": clock,
-        "child": _Helpers(requests),
-    }
+    conn.send(("ready", server.port, lookup_address, graph_port))
+    targets |= {"state": state, "child": _Helpers(requests)}
     try:
-        while True:
-            try:
-                message = conn.recv()
-            except EOFError:
-                break
-            if message[0] == "stop":
-                break
-            _, target, method, args, kwargs, discard = message
-            try:
-                result = getattr(targets[target], method)(*args, **kwargs)
-            except Exception:  # reported to the caller, who raises it
-                conn.send(("error", traceback.format_exc()))
-                continue
-            conn.send(("ok", None if discard else result))
+        _answer_calls(conn, targets)
     finally:
         faults.close()
-        server.signal_stop()
-        server.join()
+        for running in servers:
+            running.signal_stop()
+        for running in servers:
+            running.join()
         if listener is not None:
             listener.close()
         with contextlib.suppress(OSError):
@@ -250,6 +284,8 @@ class ServiceProcess:
         self._process: BaseProcess | None = None
         self._lock = threading.Lock()
         self.port = 0
+        self.graph_port = 0
+        """The Graph server's port (the Entra process only)."""
         self.lookup_address: Address | None = None
         self._stopping = False
 
@@ -273,12 +309,19 @@ class ServiceProcess:
         message = conn.recv()
         if message[0] != "ready":
             raise EmulatorProcessError(f"the {self.service} process failed:\n{message[1]}")
-        _, self.port, self.lookup_address = message
+        _, self.port, self.lookup_address, self.graph_port = message
 
     @property
     def url(self) -> str:
         """``https://127.0.0.1:<port>``."""
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def graph_url(self) -> str:
+        """``https://127.0.0.1:<port>`` of the Graph server the Entra process runs beside it."""
+        if not self.graph_port:
+            raise RuntimeError(f"the {self.service} process serves no Graph")
+        return f"https://127.0.0.1:{self.graph_port}"
 
     @property
     def pid(self) -> int | None:
@@ -366,16 +409,18 @@ class _Forward:
 class ClusterView:
     """What `emulators.scenario.seed_target` uses of `Emulators`, on one workspace of a cluster.
 
-    Method calls on ``entra`` / ``databricks`` / ``keyvault`` / ``prequel`` / ``clock`` run in
-    the services' processes.
+    Method calls on ``entra`` / ``graph`` / ``databricks`` / ``keyvault`` / ``prequel`` /
+    ``clock`` run in the services' processes (``graph`` in the Entra process).
     """
 
     entra: Any
+    graph: Any
     databricks: Any
     keyvault: Any
     prequel: Any
     clock: Any
     entra_url: str
+    graph_url: str
     databricks_url: str
     keyvault_url: str
     prequel_url: str
@@ -481,11 +526,13 @@ class ServiceCluster:
         db = self.databricks[workspace % self.workspaces]
         return ClusterView(
             entra=_Forward(entra, "state"),
+            graph=_Forward(entra, "graph"),
             databricks=_Forward(db, "state"),
             keyvault=_Forward(vault, "state"),
             prequel=_Forward(prequel, "state"),
             clock=_Forward(vault, "clock"),
             entra_url=entra.url,
+            graph_url=entra.graph_url,
             databricks_url=db.url,
             keyvault_url=vault.url,
             prequel_url=prequel.url,
@@ -513,7 +560,8 @@ class ServiceCluster:
         """Return how many requests each service answered (or dropped) since the last clear."""
         counts = dict.fromkeys(SERVICES, 0)
         for process in self.processes():
-            counts[process.service] += process.call("requests", "__len__")
+            for service, count in process.call("child", "per_service").items():
+                counts[service] = counts.get(service, 0) + count
         return counts
 
     def usage(self) -> dict[str, tuple[float, float]]:

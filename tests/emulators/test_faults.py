@@ -39,6 +39,7 @@ async def test_respond_answers_without_processing(
         ("keyvault", "/secrets", {"error"}),
         ("entra", "/common/discovery/instance", {"error", "error_description", "error_codes"}),
         ("prequel", "/sources", {"status", "data", "message"}),
+        ("graph", "/v1.0/applications/x", {"error"}),
     ],
 )
 async def test_respond_uses_each_services_error_shape(
