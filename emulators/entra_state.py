@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATABRICKS_RESOURCE",
+    "DEVOPS_RESOURCE",
     "KNOWN_RESOURCES",
     "VAULT_RESOURCE",
     "AppCredential",
@@ -30,9 +31,12 @@ __all__ = [
 
 DATABRICKS_RESOURCE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
 """Azure Databricks' first-party application id: the audience of Databricks tokens."""
+DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
+"""Azure DevOps' first-party application id: the audience of Azure DevOps tokens."""
 VAULT_RESOURCE = "https://vault.azure.net"
 KNOWN_RESOURCES: dict[str, str] = {
     DATABRICKS_RESOURCE: DATABRICKS_RESOURCE,
+    DEVOPS_RESOURCE: DEVOPS_RESOURCE,
     VAULT_RESOURCE: VAULT_RESOURCE,
     "https://storage.azure.com": "https://storage.azure.com",
     "https://management.core.windows.net": "https://management.core.windows.net/",
