@@ -177,6 +177,11 @@ class FivetranState:
             self._window.append(now)
             return None
 
+    def reset_setup_test_window(self) -> None:
+        """Forget the setup tests counted so far against the per-minute limit."""
+        with self.lock:
+            self._window.clear()
+
     def record_test(self, test: SetupTest) -> None:
         """Remember a setup test."""
         with self.lock:

@@ -114,7 +114,9 @@ async def test_an_unusable_credential_gets_203_and_a_sign_in_page(
         "unknown": {"Authorization": "Bearer not-a-token"},
         "databricks-audience": {
             "Authorization": "Bearer "
-            + emus.entra.issue(member.client_id, "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d").access_token
+            + emus.entra.issue(
+                member.client_id, "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
+            ).access_token
         },
         "basic": {"Authorization": "Basic OnNvbWUtcGF0"},
     }[credential]
@@ -237,7 +239,9 @@ async def test_malformed_put_is_400(
 async def test_rate_limit_fault_has_the_error_shape_and_retry_after(
     emus: Emulators, http: httpx.AsyncClient, auth: dict[str, str], group_id: int
 ) -> None:
-    emus.faults.add("devops", "GET", ".*/variablegroups/.*", status=429, headers={"Retry-After": "7"})
+    emus.faults.add(
+        "devops", "GET", ".*/variablegroups/.*", status=429, headers={"Retry-After": "7"}
+    )
     response = await http.get(get_url(emus, group_id), headers=auth, params=API)
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "7"
