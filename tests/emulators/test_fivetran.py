@@ -183,13 +183,13 @@ async def test_malformed_patch_is_400_and_changes_nothing(
     assert emus.fivetran.destination(destination_id).config == before
 
 
+@pytest.mark.usefixtures("limit")
 async def test_setup_test_rate_limit_is_429_with_retry_after_and_changes_nothing(
     emus: Emulators,
     sp: AppCredential,
     http: httpx.AsyncClient,
     headers: dict[str, str],
     destination_id: str,
-    limit: None,
 ) -> None:
     first = await http.post(f"{url(emus, destination_id)}/test", headers=headers)
     body = {"config": {"personal_access_token": new_pat(emus, sp)}, "run_setup_tests": True}
@@ -204,13 +204,13 @@ async def test_setup_test_rate_limit_is_429_with_retry_after_and_changes_nothing
     assert third.status_code == 200
 
 
+@pytest.mark.usefixtures("limit")
 async def test_patch_without_setup_tests_is_not_rate_limited(
     emus: Emulators,
     sp: AppCredential,
     http: httpx.AsyncClient,
     headers: dict[str, str],
     destination_id: str,
-    limit: None,
 ) -> None:
     await http.post(f"{url(emus, destination_id)}/test", headers=headers)
     body = {"config": {"personal_access_token": new_pat(emus, sp)}}
