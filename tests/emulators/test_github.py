@@ -77,7 +77,7 @@ async def test_environment_and_repository_secrets_are_apart(
     await put(http, base(emus, repo, "prod"), headers, "TOKEN", "dapi-env")
     response = await http.get(f"{base(emus, repo)}/TOKEN", headers=headers)
     assert response.status_code == 404
-    assert ERROR_KEYS <= response.json().keys()
+    assert response.json().keys() >= ERROR_KEYS
 
 
 async def test_public_key_is_a_curve25519_key_of_the_scope(
@@ -98,7 +98,7 @@ async def test_a_stale_key_id_is_422_and_changes_nothing(
     body = {"encrypted_value": seal(key["key"], "dapi-x"), "key_id": key["key_id"]}
     response = await http.put(f"{base(emus, repo)}/TOKEN", headers=headers, json=body)
     assert response.status_code == 422
-    assert ERROR_KEYS <= response.json().keys()
+    assert response.json().keys() >= ERROR_KEYS
     assert emus.github.find_secret(("contoso", repo, None), "TOKEN") is None
 
 
@@ -140,7 +140,7 @@ async def test_bad_credentials_are_401(
 ) -> None:
     response = await http.get(f"{base(emus, repo)}/public-key", headers={**auth, **VERSION})
     assert response.status_code == status
-    assert ERROR_KEYS <= response.json().keys()
+    assert response.json().keys() >= ERROR_KEYS
 
 
 async def test_a_token_for_another_repository_sees_404(
