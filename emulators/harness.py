@@ -58,6 +58,10 @@ class Emulators:
 
     A context manager: ``with Emulators() as emu: ...``.
 
+    Beside them the other consumers: ``devops`` (`DevOpsState`, which accepts Entra tokens for
+    the DevOps resource, managed identities' included), ``fivetran``, ``github`` and
+    ``webhook``, at ``devops_url``, ``fivetran_url``, ``github_url`` and ``webhook_url``.
+
     State objects exist from construction (so tests may seed them before `start`); URLs
     and ``ca_path`` are valid between `start` and `stop`. One fault plan, request log and
     secret registry are shared by all servers.
