@@ -171,7 +171,7 @@ class DevOpsState:
             group = VariableGroup(group_id, organization, body)
             for var, (value, secret) in (variables or {}).items():
                 if secret and value:
-                    self._registry.add(value, "devops_secret")
+                    self._remember(value)
                 group.set(var, value, secret=secret)
             self._groups[group_id] = group
             return group_id
@@ -205,7 +205,7 @@ class DevOpsState:
                         continue
                     wiped.append(name)
                 if secret and value:
-                    self._registry.add(str(value), "devops_secret")
+                    self._remember(str(value))
                 group.set(name, "" if value is None else str(value), secret=secret)
             wiped += [n for n, v in old.items() if v.is_secret and n not in body["variables"]]
             group.name = body["name"]
@@ -215,6 +215,11 @@ class DevOpsState:
             group.modified_by = caller
             group.modified_on = self.now_iso(after=group.modified_on)
             group.puts.append(PutRecord(caller["id"], tuple(wiped), tuple(kept)))
+
+    def _remember(self, value: str) -> None:
+        """Register a secret value unless it is known already (a PAT keeps its kind)."""
+        if self._registry.kind_of(value) is None:
+            self._registry.add(value, "devops_secret")
 
     def now_iso(self, after: str | None = None) -> str:
         """Return the virtual time as ADO writes it; strictly later than ``after`` when given."""

@@ -149,7 +149,8 @@ class GitHubState:
     ) -> bool:
         """Store a secret's value; return True if it was created, False if updated."""
         scope = _norm((owner, repo, environment))
-        self._registry.add(value, "actions_secret")
+        if self._registry.kind_of(value) is None:  # a PAT keeps its kind
+            self._registry.add(value, "actions_secret")
         with self.lock:
             held = self._secrets.setdefault(scope, {})
             current = held.get(name.upper())

@@ -249,6 +249,20 @@ async def test_rate_limit_fault_has_the_error_shape_and_retry_after(
     assert emus.requests.find("devops", "GET")[-1].faulted == "respond"
 
 
+async def test_a_pat_that_arrives_keeps_its_kind_in_the_registry(
+    emus: Emulators, http: httpx.AsyncClient, auth: dict[str, str], group_id: int
+) -> None:
+    app = emus.entra.add_app()
+    emus.databricks.add_service_principal(app.client_id)
+    pat = emus.databricks.mint(app.client_id, 3600, "ado").value
+    shown = await fetch(emus, http, auth, group_id)
+    body = put_body(shown, DATABRICKS_TOKEN={"value": pat, "isSecret": True})
+    response = await http.put(put_url(emus, group_id), headers=auth, params=API, json=body)
+    assert pat not in response.text
+    assert emus.devops.group(group_id).value("DATABRICKS_TOKEN") == pat
+    assert emus.secrets.kind_of(pat) == "pat"
+
+
 def test_secret_values_are_registered(emus: Emulators, group_id: int) -> None:
     assert emus.secrets.kind_of("dapi-old") == "devops_secret"
     assert "dapi-old" not in repr(emus.devops.group(group_id))

@@ -12,7 +12,7 @@ from nacl.public import PrivateKey, PublicKey, SealedBox
 if TYPE_CHECKING:
     import httpx
 
-    from emulators import Emulators
+    from emulators import AppCredential, Emulators
 
 VERSION = {"X-GitHub-Api-Version": "2022-11-28", "Accept": "application/vnd.github+json"}
 ERROR_KEYS = {"message", "documentation_url", "status"}
@@ -178,6 +178,15 @@ async def test_secondary_rate_limit_fault_has_retry_after_and_githubs_shape(
     assert response.headers["Retry-After"] == "60"
     assert "secondary rate limit" in response.json()["message"]
     assert emus.github.find_secret(("contoso", repo, None), "TOKEN") is None
+
+
+async def test_a_pat_that_arrives_keeps_its_kind_in_the_registry(
+    emus: Emulators, sp: AppCredential, http: httpx.AsyncClient, headers: dict[str, str], repo: str
+) -> None:
+    pat = emus.databricks.mint(sp.client_id, 3600, "gh").value
+    await put(http, base(emus, repo), headers, "DATABRICKS_TOKEN", pat)
+    assert emus.github.secret("contoso", repo, "DATABRICKS_TOKEN").value == pat
+    assert emus.secrets.kind_of(pat) == "pat"
 
 
 def test_tokens_and_values_are_registered_and_not_in_reprs(emus: Emulators, repo: str) -> None:
