@@ -126,6 +126,16 @@ async def test_an_unusable_credential_gets_203_and_a_sign_in_page(
     assert "Sign In" in response.text
 
 
+async def test_an_expired_token_gets_the_sign_in_page(
+    emus: Emulators, http: httpx.AsyncClient, member: AppCredential, group_id: int
+) -> None:
+    token = emus.entra.issue(member.client_id, DEVOPS).access_token
+    emus.entra.expire_tokens(member.client_id)
+    headers = {"Authorization": f"Bearer {token}"}
+    response = await http.get(get_url(emus, group_id), headers=headers, params=API)
+    assert response.status_code == 203
+
+
 async def test_a_principal_outside_the_organisation_is_401(
     emus: Emulators, http: httpx.AsyncClient, app: AppCredential, group_id: int
 ) -> None:
