@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATABRICKS_RESOURCE",
+    "DEVOPS_RESOURCE",
     "GRAPH_RESOURCE",
     "KNOWN_RESOURCES",
     "VAULT_RESOURCE",
@@ -51,10 +52,13 @@ __all__ = [
 
 DATABRICKS_RESOURCE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
 """Azure Databricks' first-party application id: the audience of Databricks tokens."""
+DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
+"""Azure DevOps' first-party application id: the audience of Azure DevOps tokens."""
 VAULT_RESOURCE = "https://vault.azure.net"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 KNOWN_RESOURCES: dict[str, str] = {
     DATABRICKS_RESOURCE: DATABRICKS_RESOURCE,
+    DEVOPS_RESOURCE: DEVOPS_RESOURCE,
     VAULT_RESOURCE: VAULT_RESOURCE,
     GRAPH_RESOURCE: GRAPH_RESOURCE,
     "https://storage.azure.com": "https://storage.azure.com",

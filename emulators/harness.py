@@ -1,5 +1,9 @@
 """Start the Entra ID, Graph, Databricks, Key Vault and Prequel emulators on loopback HTTPS.
 
+Beside them the consumers a PAT is pushed to: Azure DevOps variable groups, Fivetran
+destinations, GitHub Actions secrets and a webhook receiver (services ``devops``,
+``fivetran``, ``github``, ``webhook`` in the request log and the fault plan).
+
 Beside them, the Function App's managed identity endpoint, on loopback plain HTTP as in Azure.
 """
 
@@ -12,9 +16,15 @@ from typing import TYPE_CHECKING, Self
 from emulators.clock import Clock
 from emulators.databricks import build_databricks_app, databricks_error_body
 from emulators.databricks_state import DatabricksState
+from emulators.devops import build_devops_app, devops_error_body
+from emulators.devops_state import DevOpsState
 from emulators.entra import build_entra_app, entra_error_body
 from emulators.entra_state import EntraState
 from emulators.faults import FaultPlan
+from emulators.fivetran import build_fivetran_app, fivetran_error_body
+from emulators.fivetran_state import FivetranState
+from emulators.github import build_github_app, github_error_body
+from emulators.github_state import GitHubState
 from emulators.graph import build_graph_app, graph_error_body
 from emulators.graph_state import GraphState
 from emulators.identity import (
@@ -32,6 +42,8 @@ from emulators.registry import SecretRegistry
 from emulators.requestlog import RequestLog
 from emulators.server import ServerThread
 from emulators.tls import LoopbackTLS
+from emulators.webhook import build_webhook_app, webhook_error_body
+from emulators.webhook_state import WebhookState
 
 if TYPE_CHECKING:
     import tempfile
@@ -47,6 +59,10 @@ class Emulators:
     """Start Entra ID, Graph, Databricks, Key Vault and Prequel emulators on loopback HTTPS.
 
     A context manager: ``with Emulators() as emu: ...``.
+
+    Beside them the other consumers: ``devops`` (`DevOpsState`, which accepts Entra tokens for
+    the DevOps resource, managed identities' included), ``fivetran``, ``github`` and
+    ``webhook``, at ``devops_url``, ``fivetran_url``, ``github_url`` and ``webhook_url``.
 
     State objects exist from construction (so tests may seed them before `start`); URLs
     and ``ca_path`` are valid between `start` and `stop`. One fault plan, request log and
@@ -72,6 +88,10 @@ class Emulators:
         self.databricks = self._new_workspace()
         self.keyvault = KeyVaultState(clock=self.clock, tenant_id=self.tenant_id)
         self.prequel = PrequelState(registry=self.secrets)
+        self.devops = DevOpsState(registry=self.secrets, clock=self.clock)
+        self.fivetran = FivetranState(registry=self.secrets, clock=self.clock)
+        self.github = GitHubState(registry=self.secrets, clock=self.clock)
+        self.webhook = WebhookState(registry=self.secrets, clock=self.clock)
         self.identity_header = str(uuid.uuid4())
         """The app's ``IDENTITY_HEADER``: the endpoint answers 401 without it."""
         self.secrets.add(self.identity_header, "identity_header")
@@ -79,6 +99,7 @@ class Emulators:
         self.graph_url = ""
         """``https://127.0.0.1:<port>`` of Graph: requests go to ``{graph_url}/v1.0/...``."""
         self.identity_url = ""
+        self.devops_url = self.fivetran_url = self.github_url = self.webhook_url = ""
         """``http://127.0.0.1:<port>`` of the identity endpoint (see `identity_endpoint`)."""
         self._servers: list[ServerThread] = []
         self._tls: LoopbackTLS | None = None
@@ -123,6 +144,7 @@ class Emulators:
                 return
             self._tls, self._tempdir = LoopbackTLS.create()
             self.prequel.ca_path = self._tls.ca_path
+            self.fivetran.trust.ca_path = self.webhook.trust.ca_path = self._tls.ca_path
             self.faults.closing.clear()
             servers = [
                 self._server("entra", build_entra_app(self.entra), entra_error_body),
@@ -134,6 +156,12 @@ class Emulators:
                 ),
                 self._server("prequel", build_prequel_app(self.prequel), prequel_error_body),
                 self._server("graph", build_graph_app(self.graph), graph_error_body),
+                self._server(
+                    "devops", build_devops_app(self.devops, self.entra), devops_error_body
+                ),
+                self._server("fivetran", build_fivetran_app(self.fivetran), fivetran_error_body),
+                self._server("github", build_github_app(self.github), github_error_body),
+                self._server("webhook", build_webhook_app(self.webhook), webhook_error_body),
                 self._server(
                     "identity",
                     build_identity_app(self.entra, self.identity_header),
@@ -152,6 +180,10 @@ class Emulators:
                 self.keyvault_url,
                 self.prequel_url,
                 self.graph_url,
+                self.devops_url,
+                self.fivetran_url,
+                self.github_url,
+                self.webhook_url,
                 self.identity_url,
             ) = (s.url for s in servers)
             self._started = True

@@ -1,6 +1,7 @@
 """Run the emulator services in processes of their own, so a client's cost can be measured alone.
 
-`ServiceCluster` starts Entra ID, Key Vault, Prequel and one or more Databricks workspaces, each
+`ServiceCluster` starts Entra ID, Key Vault, Prequel and one or more Databricks workspaces (and,
+with ``consumers=True``, the Azure DevOps, Fivetran, GitHub and webhook consumers), each
 one uvicorn server in a spawned process of its own, behind one throw-away TLS CA: the emulators no
 longer share a GIL (or a CPU figure) with the process under test, and several workspaces are
 several hosts, as real targets are. ``scripts/bench.py`` uses it for the scale figure.
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["ClusterView", "EmulatorProcessError", "ServiceCluster", "ServiceProcess"]
 
 SERVICES = ("entra", "graph", "databricks", "keyvault", "prequel")
+CONSUMER_SERVICES = ("devops", "fivetran", "github", "webhook")
+"""Started only by ``ServiceCluster(consumers=True)``."""
 _START_TIMEOUT_SECONDS = 60.0
 _STOP_TIMEOUT_SECONDS = 10.0
 _CALL_TIMEOUT_SECONDS = 120.0
@@ -141,6 +144,8 @@ def _build(spec: _Spec, registry: SecretRegistry, clock: Clock) -> tuple[Any, AS
 
         prequel = PrequelState(registry=registry, ca_path=spec.tls.ca_path)
         return prequel, build_prequel_app(prequel), prequel_error_body
+    if spec.service in ("fivetran", "github", "webhook"):
+        return _build_consumer(spec, registry, clock)
     if spec.entra_address is None:
         raise ValueError(f"{spec.service} needs the Entra process's address")
     remote = _RemoteEntra(
@@ -155,6 +160,12 @@ def _build(spec: _Spec, registry: SecretRegistry, clock: Clock) -> tuple[Any, AS
 
         vault = KeyVaultState(clock=clock, tenant_id=spec.tenant_id)
         return vault, build_keyvault_app(vault, remote), keyvault_error_body
+    if spec.service == "devops":
+        from emulators.devops import build_devops_app, devops_error_body  # noqa: PLC0415
+        from emulators.devops_state import DevOpsState  # noqa: PLC0415
+
+        devops = DevOpsState(registry=registry, clock=clock)
+        return devops, build_devops_app(devops, remote), devops_error_body
     if spec.service == "databricks":
         from emulators.databricks import (  # noqa: PLC0415
             build_databricks_app,
@@ -177,6 +188,29 @@ def _graph_app(graph: Any) -> tuple[ASGIApp, ErrorBody]:  # noqa: ANN401
     from emulators.graph import build_graph_app, graph_error_body  # noqa: PLC0415
 
     return build_graph_app(graph), graph_error_body
+
+
+def _build_consumer(
+    spec: _Spec, registry: SecretRegistry, clock: Clock
+) -> tuple[Any, ASGIApp, ErrorBody]:
+    """Build the Fivetran, GitHub or webhook consumer (none of them needs Entra)."""
+    if spec.service == "fivetran":
+        from emulators.fivetran import build_fivetran_app, fivetran_error_body  # noqa: PLC0415
+        from emulators.fivetran_state import FivetranState  # noqa: PLC0415
+
+        fivetran = FivetranState(registry=registry, clock=clock, ca_path=spec.tls.ca_path)
+        return fivetran, build_fivetran_app(fivetran), fivetran_error_body
+    if spec.service == "github":
+        from emulators.github import build_github_app, github_error_body  # noqa: PLC0415
+        from emulators.github_state import GitHubState  # noqa: PLC0415
+
+        github = GitHubState(registry=registry, clock=clock)
+        return github, build_github_app(github), github_error_body
+    from emulators.webhook import build_webhook_app, webhook_error_body  # noqa: PLC0415
+    from emulators.webhook_state import WebhookState  # noqa: PLC0415
+
+    webhook = WebhookState(registry=registry, clock=clock, ca_path=spec.tls.ca_path)
+    return webhook, build_webhook_app(webhook), webhook_error_body
 
 
 class _Helpers:
@@ -410,7 +444,10 @@ class ClusterView:
     """What `emulators.scenario.seed_target` uses of `Emulators`, on one workspace of a cluster.
 
     Method calls on ``entra`` / ``graph`` / ``databricks`` / ``keyvault`` / ``prequel`` /
-    ``clock`` run in the services' processes (``graph`` in the Entra process).
+    ``clock`` run in the services' processes (``graph`` in the Entra process); so do those
+    on ``devops`` / ``fivetran`` / ``github`` / ``webhook`` when the cluster runs its
+    consumers (None and "" otherwise). Each process keeps its own virtual clock: ``clock``
+    is Key Vault's.
     """
 
     entra: Any
@@ -425,6 +462,14 @@ class ClusterView:
     keyvault_url: str
     prequel_url: str
     ca_path: Path
+    devops: Any = None
+    fivetran: Any = None
+    github: Any = None
+    webhook: Any = None
+    devops_url: str = ""
+    fivetran_url: str = ""
+    github_url: str = ""
+    webhook_url: str = ""
 
     def identity_env(self) -> dict[str, str]:
         """No managed identity endpoint runs in a cluster: nothing to point a process at."""
@@ -440,13 +485,16 @@ class ClusterView:
 class ServiceCluster:
     """Entra ID, Key Vault, Prequel and *workspaces* Databricks workspaces, a process each.
 
+    With ``consumers=True`` also Azure DevOps, Fivetran, GitHub and the webhook receiver.
     A context manager: ``with ServiceCluster(workspaces=4) as cluster: ...``.
     """
 
-    def __init__(self, *, workspaces: int = 1) -> None:
+    def __init__(self, *, workspaces: int = 1, consumers: bool = False) -> None:
         if workspaces < 1:
             raise ValueError("a cluster needs at least one Databricks workspace")
         self.workspaces = workspaces
+        self.with_consumers = consumers
+        self.consumers: dict[str, ServiceProcess] = {}
         self.tenant_id = str(uuid.uuid4())
         self._tls: LoopbackTLS | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
@@ -463,9 +511,9 @@ class ServiceCluster:
         return self._tls.ca_path
 
     def processes(self) -> list[ServiceProcess]:
-        """Every running service process: Entra, Key Vault, Prequel, then the workspaces."""
+        """Every running service process: Entra, Key Vault, Prequel, the workspaces, consumers."""
         first = [p for p in (self.entra, self.keyvault, self.prequel) if p is not None]
-        return first + self.databricks
+        return first + self.databricks + list(self.consumers.values())
 
     def start(self) -> None:
         """Start every process (Entra first: the others ask it about tokens)."""
@@ -483,7 +531,9 @@ class ServiceCluster:
             self.keyvault = ServiceProcess(spec("keyvault"))
             self.prequel = ServiceProcess(spec("prequel"))
             self.databricks = [ServiceProcess(spec("databricks")) for _ in range(self.workspaces)]
-            rest = [self.keyvault, self.prequel, *self.databricks]
+            if self.with_consumers:
+                self.consumers = {s: ServiceProcess(spec(s)) for s in CONSUMER_SERVICES}
+            rest = [self.keyvault, self.prequel, *self.databricks, *self.consumers.values()]
             for process in rest:
                 process.begin()
             for process in rest:
@@ -500,6 +550,7 @@ class ServiceCluster:
             process.stop()
         self.entra = self.keyvault = self.prequel = None
         self.databricks = []
+        self.consumers = {}
         if self._tempdir is not None:
             self._tempdir.cleanup()
         self._tempdir = self._tls = None
@@ -524,6 +575,10 @@ class ServiceCluster:
             self._service("prequel"),
         )
         db = self.databricks[workspace % self.workspaces]
+        consumers: dict[str, Any] = {}
+        for service, process in self.consumers.items():
+            consumers[service] = _Forward(process, "state")
+            consumers[f"{service}_url"] = process.url
         return ClusterView(
             entra=_Forward(entra, "state"),
             graph=_Forward(entra, "graph"),
@@ -537,6 +592,7 @@ class ServiceCluster:
             keyvault_url=vault.url,
             prequel_url=prequel.url,
             ca_path=self.ca_path,
+            **consumers,
         )
 
     def add_latency(self, seconds: float) -> None:
@@ -558,7 +614,7 @@ class ServiceCluster:
 
     def request_counts(self) -> dict[str, int]:
         """Return how many requests each service answered (or dropped) since the last clear."""
-        counts = dict.fromkeys(SERVICES, 0)
+        counts = dict.fromkeys((*SERVICES, *self.consumers), 0)
         for process in self.processes():
             for service, count in process.call("child", "per_service").items():
                 counts[service] = counts.get(service, 0) + count
@@ -572,6 +628,8 @@ class ServiceCluster:
                 result[process.service] = process.call("child", "usage")
         for index, process in enumerate(self.databricks):
             result[f"databricks-{index}"] = process.call("child", "usage")
+        for service, process in self.consumers.items():
+            result[service] = process.call("child", "usage")
         return result
 
     def _service(self, service: str) -> ServiceProcess:

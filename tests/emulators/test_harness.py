@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from emulators import Clock, Emulators
+from emulators import Clock, Emulators, SecretRegistry
 
 
 def emulators_tls(emulators: Emulators) -> ssl.SSLContext:
@@ -156,3 +156,43 @@ def test_stop_releases_held_requests_and_returns() -> None:
     caller.join(10)
     assert not caller.is_alive()
     assert len(outcome) == 1
+
+
+@pytest.mark.parametrize(
+    ("service", "path", "shape"),
+    [
+        ("devops", "/org/_apis/distributedtask/variablegroups/1", {"message", "typeKey", "$id"}),
+        ("fivetran", "/v1/destinations/d", {"code", "message"}),
+        ("github", "/repos/o/r/actions/secrets/public-key", {"message", "documentation_url"}),
+        ("webhook", "/hooks/h", {"ok", "reason"}),
+    ],
+)
+async def test_the_consumers_run_beside_the_others_with_their_own_error_shape(
+    emus: Emulators, http: httpx.AsyncClient, service: str, path: str, shape: set[str]
+) -> None:
+    url = getattr(emus, f"{service}_url")
+    others = {emus.entra_url, emus.databricks_url, emus.keyvault_url, emus.prequel_url}
+    emus.faults.add(service, "*", path, status=503, headers={"Retry-After": "2"})
+    response = await http.request("PUT" if service == "devops" else "GET", f"{url}{path}")
+    assert url.startswith("https://127.0.0.1:")
+    assert url not in others
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "2")
+    assert shape <= response.json().keys()
+    assert emus.requests.find(service, path=path)[-1].faulted == "respond"
+
+
+@pytest.mark.parametrize("service", ["devops", "fivetran", "github", "webhook"])
+def test_the_process_cluster_can_build_each_consumer(emus: Emulators, service: str) -> None:
+    from emulators import processes
+
+    spec = processes._Spec(
+        service,
+        emus._tls,
+        emus.tenant_id,
+        b"k",
+        ("127.0.0.1", 9),
+    )
+    state, app, error_body = processes._build(spec, SecretRegistry(), Clock())
+    assert type(state).__name__.lower().startswith(service[:4])
+    assert callable(app)
+    assert error_body(503, "/")
