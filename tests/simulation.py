@@ -2,7 +2,7 @@
 
 The rotator's own code runs unchanged — the timer's ``needing_work`` + ``rotate`` (above the
 fan-out threshold, one ``run_target`` per queue message with the host's five attempts), Key Vault
-events through ``rotation.triggers._on_expiry``, manual rotations and dry runs through
+events through ``rotation.app.triggers._on_expiry``, manual rotations and dry runs through
 ``run_target`` — through the real Azure SDKs and httpx, against emulators of its own (its vault
 lists only its targets; its clock is its own and the simulation moves it).
 
@@ -94,12 +94,12 @@ from typing import TYPE_CHECKING, Any
 from emulators.databricks_model import INACTIVITY_LIMIT_MS
 from emulators.harness import Emulators
 from rotation import errors
-from rotation.engine import run_target
-from rotation.events import EXPIRED, NEAR_EXPIRY, parse_event
-from rotation.plan import HEALTH_SLACK
-from rotation.report import Outcome
-from rotation.service import needing_work, rotate
-from rotation.triggers import MAX_DEQUEUE, _on_expiry
+from rotation.app.events import EXPIRED, NEAR_EXPIRY, parse_event
+from rotation.app.service import needing_work, rotate
+from rotation.app.triggers import MAX_DEQUEUE, _on_expiry
+from rotation.engine.plan import HEALTH_SLACK
+from rotation.engine.report import Outcome
+from rotation.engine.runner import run_target
 from tests import hygiene
 from tests.invariants import consumer_store, rotator_tokens, violations
 from tests.sim_records import EDITS, SimLock, mint_bystanders, not_its_own, persons_pat
@@ -110,9 +110,9 @@ if TYPE_CHECKING:
 
     from emulators.faults import Fault
     from emulators.scenario import SeededTarget
-    from rotation.config import Target
-    from rotation.report import TargetReport
-    from rotation.runtime import Runtime
+    from rotation.config.models import Target
+    from rotation.engine.report import TargetReport
+    from rotation.engine.runtime import Runtime
 
 __all__ = ["DEFAULT_SEED", "Result", "Settings", "record", "simulate", "summary"]
 
@@ -1059,7 +1059,7 @@ class Simulation:
         self.failed_since_tick.clear()
 
     async def _timer(self, due: list[str]) -> list[TargetReport] | None:
-        """Do what ``rotation.triggers.timer_tick`` does; None when the invocation failed."""
+        """Do what ``rotation.app.triggers.timer_tick`` does; None when the invocation failed."""
         try:
             listing, found = await needing_work(self.rt)
             due.extend(t.name for t in found)

@@ -14,10 +14,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rotation.config import parse_config
+from rotation.app.events import MalformedEventError, parse_event
+from rotation.app.http_api import BadRequestError, RotateOptions, parse_rotate_request
+from rotation.config.models import parse_config
 from rotation.errors import ConfigError
-from rotation.events import MalformedEventError, parse_event
-from rotation.http_api import BadRequestError, RotateOptions, parse_rotate_request
 from tests import hygiene
 from tests.functions import Http, configure, deliver, post
 from tests.invariants import rotator_tokens

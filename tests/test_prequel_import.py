@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from emulators.scenario import SeededTarget
-from rotation.config import parse_config
+from rotation.config.models import parse_config
+from rotation.engine.report import Outcome
 from rotation.errors import ConfigError
-from rotation.report import Outcome
 from rotation.updaters.registry import kinds, plugin
 from tests.invariants import rotator_tokens
 from tests.world import World

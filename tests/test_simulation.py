@@ -13,18 +13,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from rotation import engine, run
-from rotation.engine import run_target
-from rotation.events import NEAR_EXPIRY
-from rotation.service import needing_work
+from rotation.app.events import NEAR_EXPIRY
+from rotation.app.service import needing_work
+from rotation.engine import run
+from rotation.engine import runner as engine
+from rotation.engine.runner import run_target
 from tests import hygiene, simulation
 from tests.simulation import CRASH_POINTS, Crash, Settings, simulate
 
 if TYPE_CHECKING:
-    from rotation.config import Target
-    from rotation.events import KeyVaultEvent
-    from rotation.report import TargetReport
-    from rotation.runtime import Runtime
+    from rotation.app.events import KeyVaultEvent
+    from rotation.config.models import Target
+    from rotation.engine.report import TargetReport
+    from rotation.engine.runtime import Runtime
     from tests.simulation import Simulation
 
 SHORT = Settings(days=2, per_kind=1, random_events=False)

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from rotation import telemetry
-from rotation.telemetry import RUN_EVENT, TIMER_EVENT, Field
+from rotation.app import telemetry
+from rotation.app.telemetry import RUN_EVENT, TIMER_EVENT, Field
 from tests.functions import post, tick
 from tests.world import World
 

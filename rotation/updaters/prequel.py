@@ -23,15 +23,15 @@ import httpx
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from rotation import errors
-from rotation._http import (
+from rotation.backends.http import (
     UNTRUSTED_ADVICE,
     is_transient_status,
     json_body,
     retry_after,
     untrusted_certificate,
 )
+from rotation.backends.retry import retrying
 from rotation.fields import api_path, https_url
-from rotation.retry import retrying
 from rotation.secret import Secret
 from rotation.updaters.prequel_routes import (
     CONFIGURED,

@@ -2,7 +2,7 @@
 
 Exit codes: 0 all well (or nothing due), 1 a target failed (or was busy), 2 usage or
 configuration error, 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (the next ``rotate``
-resumes; see :mod:`rotation.interrupts`). Every failure is one line on stderr. ``--json`` output
+resumes; see :mod:`rotation.cli.interrupts`). Every failure is one line on stderr. ``--json`` output
 is stable and documented in the README (a run-level failure is ``{"error": {...}}``); human
 output is a table. Neither ever contains a secret value. ``validate`` reads only the
 configuration: no network, no credentials.
@@ -18,17 +18,17 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from rotation import __version__, logs
+from rotation.cli.interrupts import Interrupts
+from rotation.engine.report import format_time
 from rotation.errors import ConfigError, RotationError, UnknownTargetError
-from rotation.interrupts import Interrupts
-from rotation.report import format_time
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from rotation.config import Config
-    from rotation.lock import Lock
-    from rotation.report import TargetReport
-    from rotation.service import StatusRow
+    from rotation.app.service import StatusRow
+    from rotation.backends.lock import Lock
+    from rotation.config.models import Config
+    from rotation.engine.report import TargetReport
 
 __all__ = ["emit_reports", "main"]
 
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     logs.configure(args.log_level)
     if args.command == "validate":
         return _validate(args, out)
-    from rotation.config import load_config  # noqa: PLC0415
+    from rotation.config.models import load_config  # noqa: PLC0415
 
     progress: dict[str, str] = {}
     with Interrupts() as interrupts:
@@ -133,7 +133,7 @@ def _interrupted(
 
 def _validate(args: argparse.Namespace, out: TextIO) -> int:
     """Check the configuration only: no network, no credentials. One line per problem."""
-    from rotation.config import load_config  # noqa: PLC0415
+    from rotation.config.models import load_config  # noqa: PLC0415
 
     try:
         config = load_config(args.config, default_vault_url=_PLACEHOLDER_VAULT)
@@ -169,8 +169,8 @@ async def _run(
     progress: dict[str, str],
     interrupts: Interrupts,
 ) -> int:
-    from rotation.clients import open_app  # noqa: PLC0415
-    from rotation.service import rotate, select, status  # noqa: PLC0415
+    from rotation.app.clients import open_app  # noqa: PLC0415
+    from rotation.app.service import rotate, select, status  # noqa: PLC0415
 
     for warning in config.warnings():
         print(f"warning: {warning}", file=sys.stderr)
@@ -184,7 +184,7 @@ async def _run(
             _emit_status(rows, out, as_json=args.json)
             return EXIT_OK
         if args.command in {"doctor", "grant"}:
-            from rotation.cli_admin import doctor, grant  # noqa: PLC0415
+            from rotation.cli.admin import doctor, grant  # noqa: PLC0415
 
             command = doctor if args.command == "doctor" else grant
             code = await command(rt, args, out)

@@ -1,6 +1,6 @@
 """The rotation state machine for one target: carry out the plan, one step after another.
 
-:mod:`rotation.plan` decides what a run does; this module does it and decides nothing again.
+:mod:`rotation.engine.plan` decides what a run does; this module does it and decides nothing again.
 Every step has one shape — a method without arguments that checks its own precondition and
 returns early when it has nothing to do — so a run reads as the tuple in :meth:`_Rotation.execute`::
 
@@ -10,7 +10,7 @@ returns early when it has nothing to do — so a run reads as the tuple in :meth
 
 Nothing is ever revoked on the word of a tag: *prove* checks that the latest version's tags
 agree with the principal's own token list (else the run destroys nothing and puts a fresh PAT in
-place, outcome ``mismatch``), and every revocation passes :mod:`rotation.guard`.
+place, outcome ``mismatch``), and every revocation passes :mod:`rotation.engine.guard`.
 
 Every step checks state first and is safe to re-run: a failed run leaves a ``pending`` version
 that the next run adopts instead of minting again (verified once, in the verify step). The
@@ -26,21 +26,21 @@ import secrets
 from typing import TYPE_CHECKING
 
 from rotation import errors
-from rotation.auth import StaticBearerAuth
-from rotation.guard import disagreement
-from rotation.plan import DAY, HEAL_REASON, HOUR, Plan, heal, mismatch
-from rotation.report import Outcome, Step, TargetReport, format_time
-from rotation.run import MAX_INTENTS, Run, bootstrap_note, same_principal
+from rotation.backends.auth import StaticBearerAuth
+from rotation.engine.guard import disagreement
+from rotation.engine.plan import DAY, HEAL_REASON, HOUR, Plan, heal, mismatch
+from rotation.engine.report import Outcome, Step, TargetReport, format_time
+from rotation.engine.run import MAX_INTENTS, Run, bootstrap_note, same_principal
+from rotation.engine.sweep import orphans
+from rotation.engine.tracker import Tracker
 from rotation.secret import Secret
 from rotation.state import MANAGED_BY, Stage, Tag, comment_for, current_version, parse_comment
-from rotation.sweep import orphans
-from rotation.tracker import Tracker
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from rotation.config import Target
-    from rotation.runtime import Runtime
+    from rotation.config.models import Target
+    from rotation.engine.runtime import Runtime
     from rotation.state import VersionState
 
 __all__ = ["run_target"]

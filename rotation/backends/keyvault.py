@@ -21,7 +21,7 @@ from azure.core.exceptions import (
 )
 
 from rotation import errors
-from rotation._http import UNTRUSTED_ADVICE, untrusted_certificate
+from rotation.backends.http import UNTRUSTED_ADVICE, untrusted_certificate
 from rotation.secret import Secret
 from rotation.state import VersionState
 

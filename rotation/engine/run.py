@@ -3,7 +3,7 @@
 :class:`Run` loads the latest version and plans (:meth:`Run.load`), opens the principal's
 credential (:meth:`Run.credentials`) and holds what the steps found so far. The Key Vault
 version transitions several steps need — revoke what a version replaced, abandon a pending
-version, reconcile a lost create — live here too, so that :mod:`rotation.engine` reads as the
+version, reconcile a lost create — live here too, so that :mod:`rotation.engine.runner` reads as the
 steps alone.
 """
 
@@ -14,12 +14,12 @@ from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, TypeVar
 
 from rotation import errors
-from rotation.consumers import Consumers
-from rotation.databricks import Workspace
-from rotation.guard import Evidence, judge
-from rotation.plan import DAY, Plan, plan
-from rotation.principals import issuer_for
-from rotation.report import Step, format_time
+from rotation.backends.databricks import Workspace
+from rotation.engine.consumers import Consumers
+from rotation.engine.guard import Evidence, judge
+from rotation.engine.plan import DAY, Plan, plan
+from rotation.engine.report import Step, format_time
+from rotation.principals.base import issuer_for
 from rotation.state import (
     MANAGED_BY,
     Stage,
@@ -32,13 +32,13 @@ from rotation.state import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable
 
-    from rotation.config import Target
-    from rotation.databricks import NewToken, TokenInfo
-    from rotation.principals import TokenIssuer
-    from rotation.runtime import Runtime
+    from rotation.backends.databricks import NewToken, TokenInfo
+    from rotation.config.models import Target
+    from rotation.engine.runtime import Runtime
+    from rotation.engine.tracker import Tracker
+    from rotation.principals.base import TokenIssuer
     from rotation.secret import Secret
     from rotation.state import VersionState
-    from rotation.tracker import Tracker
 
 __all__ = [
     "CREDENTIAL_FAIL_DAYS",

@@ -10,17 +10,17 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rotation.engine import run_target
+from rotation.engine.plan import DAY, health_checked_at, plan
+from rotation.engine.report import Outcome, TargetReport, format_time
+from rotation.engine.runner import run_target
 from rotation.errors import UnknownTargetError
-from rotation.plan import DAY, health_checked_at, plan
-from rotation.report import Outcome, TargetReport, format_time
 from rotation.state import Stage, Tag
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from rotation.config import Config, Target
-    from rotation.runtime import Runtime
+    from rotation.config.models import Config, Target
+    from rotation.engine.runtime import Runtime
     from rotation.state import VersionState
 
 __all__ = ["StatusRow", "needing_work", "rotate", "select", "status"]

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from rotation import errors
-from rotation.auth import BearerAuth
-from rotation.databricks import Workspace
-from rotation.databricks_errors import Admin
-from rotation.principals import DATABRICKS_SCOPE
+from rotation.backends.auth import BearerAuth
+from rotation.backends.databricks import Workspace
+from rotation.backends.databricks_errors import Admin
+from rotation.principals.base import DATABRICKS_SCOPE
 from rotation.secret import Secret
 
 if TYPE_CHECKING:
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     import httpx
     from azure.core.credentials_async import AsyncTokenCredential
 
-    from rotation.config import Target
-    from rotation.runtime import Runtime
+    from rotation.config.models import Target
+    from rotation.engine.runtime import Runtime
 
 __all__ = ["LOGIN", "WorkspaceAdmin", "default_login", "grant_can_use", "login_auth"]
 

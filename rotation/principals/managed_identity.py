@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Self
 
 from rotation import errors
-from rotation.auth import DATABRICKS_SCOPE
-from rotation.config import SYSTEM_IDENTITY
+from rotation.backends.auth import DATABRICKS_SCOPE
+from rotation.config.models import SYSTEM_IDENTITY
 from rotation.secret import Secret
 
 if TYPE_CHECKING:
-    from rotation.config import ManagedIdentityPrincipal
-    from rotation.runtime import AzureOptions
+    from rotation.config.models import ManagedIdentityPrincipal
+    from rotation.engine.runtime import AzureOptions
 
 __all__ = ["ManagedIdentityToken"]
 

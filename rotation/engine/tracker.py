@@ -11,12 +11,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from rotation import errors
+from rotation.engine.report import ErrorInfo, Outcome, Step
 from rotation.logs import REPORTED
-from rotation.report import ErrorInfo, Outcome, Step
 
 if TYPE_CHECKING:
-    from rotation.lock import Lease
-    from rotation.report import TargetReport
+    from rotation.backends.lock import Lease
+    from rotation.engine.report import TargetReport
 
 __all__ = ["Tracker"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from rotation import errors
-from rotation._http import retry_after
+from rotation.backends.http import retry_after
 
 if TYPE_CHECKING:
     import httpx

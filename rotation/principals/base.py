@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Protocol, Self
 import httpx
 
 from rotation import errors
-from rotation._http import is_transient_status, json_body
-from rotation.auth import DATABRICKS_SCOPE, BearerAuth, StaticBearerAuth
-from rotation.config import (
+from rotation.backends.auth import DATABRICKS_SCOPE, BearerAuth, StaticBearerAuth
+from rotation.backends.http import is_transient_status, json_body
+from rotation.config.models import (
     DatabricksOAuthPrincipal,
     DatabricksOboPrincipal,
     EntraClientSecretPrincipal,
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from contextlib import AbstractAsyncContextManager
 
-    from rotation.databricks import NewToken, TokenInfo, Workspace
-    from rotation.runtime import AzureOptions, Runtime
+    from rotation.backends.databricks import NewToken, TokenInfo, Workspace
+    from rotation.engine.runtime import AzureOptions, Runtime
 
 __all__ = ["DATABRICKS_SCOPE", "CredentialReader", "TokenIssuer", "issuer_for", "open_issuer"]
 
@@ -272,7 +272,7 @@ async def open_issuer(
         yield _RenewingIssuer(workspace, StaticBearerAuth(pat), p.application_id, None)
         return
     if isinstance(p, ManagedIdentityPrincipal):
-        from rotation.identity import ManagedIdentityToken  # noqa: PLC0415 — azure-identity
+        from rotation.principals.managed_identity import ManagedIdentityToken  # noqa: PLC0415 — azure-identity
 
         async with ManagedIdentityToken(p, azure) as identity:
             yield _SelfIssuer(workspace, BearerAuth(identity.token), p.application_id, None)

@@ -6,18 +6,18 @@ token is a candidate only when its comment carries this deployment's marker for 
 first-release marker without ``vault=`` too) *and* its mint is recorded in this vault — the
 intent (``minting``) or a version's ``rotation-id``: a second deployment sharing the workspace,
 even with the same target name, never records our rotation ids, nor we its. Each candidate is
-then revoked through the guard (:mod:`rotation.guard`), which checks all of it again.
+then revoked through the guard (:mod:`rotation.engine.guard`), which checks all of it again.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rotation.guard import live_rotations, live_token_ids
+from rotation.engine.guard import live_rotations, live_token_ids
 from rotation.state import Stage, Tag, parse_comment, recorded_rotations
 
 if TYPE_CHECKING:
-    from rotation.databricks import TokenInfo
+    from rotation.backends.databricks import TokenInfo
     from rotation.state import VersionState
 
 __all__ = ["orphans"]

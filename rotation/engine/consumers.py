@@ -1,8 +1,8 @@
 """A target's consumers during one run: preflight, test, push and confirm, with their results.
 
 Each step runs over every updater in configuration order, reports through the run's
-:class:`~rotation.tracker.Tracker` and records per-consumer results; the first failure stops the
-step (and the run) with the consumer's error.
+:class:`~rotation.engine.tracker.Tracker` and records per-consumer results; the first failure
+stops the step (and the run) with the consumer's error.
 """
 
 from __future__ import annotations
@@ -10,17 +10,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeVar
 
 from rotation import errors
-from rotation.report import ConsumerResult, Step
+from rotation.engine.report import ConsumerResult, Step
 from rotation.updaters.base import UpdaterContext
 from rotation.updaters.registry import plugin
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from rotation.config import Target
-    from rotation.runtime import Runtime
+    from rotation.config.models import Target
+    from rotation.engine.runtime import Runtime
+    from rotation.engine.tracker import Tracker
     from rotation.secret import Secret
-    from rotation.tracker import Tracker
     from rotation.updaters.base import SecretReader, Updater
 
 __all__ = ["Consumers"]

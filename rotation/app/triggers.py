@@ -2,7 +2,7 @@
 
 ``function_app.py`` only adapts the host's objects to these coroutines, and imports this module
 when a trigger first runs (indexing stays cheap). Each builds its clients from the app settings
-(:func:`rotation.clients.open_app`), runs the rotation service and returns plain data.
+(:func:`rotation.app.clients.open_app`), runs the rotation service and returns plain data.
 """
 
 from __future__ import annotations
@@ -12,21 +12,22 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from rotation import errors, telemetry
-from rotation.clients import App, is_loopback, open_app
-from rotation.doctor import diagnose
-from rotation.engine import run_target
-from rotation.events import ACTIONABLE, EXPIRED, MalformedEventError, parse_event
-from rotation.http_api import BadRequestError, parse_rotate_request
-from rotation.report import Outcome
-from rotation.service import needing_work, rotate, select, status
+from rotation import errors
+from rotation.app import telemetry
+from rotation.app.clients import App, is_loopback, open_app
+from rotation.app.doctor import diagnose
+from rotation.app.events import ACTIONABLE, EXPIRED, MalformedEventError, parse_event
+from rotation.app.http_api import BadRequestError, parse_rotate_request
+from rotation.app.service import needing_work, rotate, select, status
+from rotation.engine.report import Outcome
+from rotation.engine.runner import run_target
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping
 
-    from rotation.events import KeyVaultEvent
-    from rotation.report import TargetReport
-    from rotation.runtime import Runtime
+    from rotation.app.events import KeyVaultEvent
+    from rotation.engine.report import TargetReport
+    from rotation.engine.runtime import Runtime
 
 __all__ = [
     "guarded",

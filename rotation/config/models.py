@@ -28,9 +28,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from rotation.config.schedule import DEFAULT_SCHEDULE, SCHEDULE_VAR, longest_gap_hours
 from rotation.errors import ConfigError
 from rotation.fields import guid, https_url
-from rotation.schedule import DEFAULT_SCHEDULE, SCHEDULE_VAR, longest_gap_hours
 from rotation.updaters.registry import plugin
 
 __all__ = [

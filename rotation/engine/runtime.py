@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rotation.lock import Lock, NullLock
-from rotation.retry import RetryPolicy
+from rotation.backends.lock import Lock, NullLock
+from rotation.backends.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     import httpx
     from azure.core.pipeline.transport import AioHttpTransport
 
-    from rotation.config import Config
-    from rotation.store import KeyVaultStore
+    from rotation.backends.keyvault import KeyVaultStore
+    from rotation.config.models import Config
 
 __all__ = ["AzureOptions", "Runtime"]
 

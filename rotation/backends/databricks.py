@@ -1,9 +1,9 @@
 """Databricks workspace REST adapter: token create / list / delete, SCIM ``Me``.
 
 Every non-2xx answer is translated here, at the boundary, into the :mod:`rotation.errors` tree
-with a message that says what to do (the rules: :mod:`rotation.databricks_errors`). Callers pass
-an ``httpx.Auth`` per call, so one client serves every principal. Idempotent calls are retried by
-the caller's policy; creates never are.
+with a message that says what to do (the rules: :mod:`rotation.backends.databricks_errors`).
+Callers pass an ``httpx.Auth`` per call, so one client serves every principal. Idempotent calls
+are retried by the caller's policy; creates never are.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 import httpx
 
 from rotation import errors
-from rotation._http import json_body
-from rotation.databricks_errors import translate
-from rotation.retry import RetryPolicy, retrying
+from rotation.backends.databricks_errors import translate
+from rotation.backends.http import json_body
+from rotation.backends.retry import RetryPolicy, retrying
 from rotation.secret import Secret
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 For the composition roots only (the CLI, the Function App's triggers, the sandbox and tests):
 :func:`open_app` builds the shared Azure transport and credential, the app's storage account
-(locks and the fan-out queue) and the :class:`~rotation.runtime.Runtime` (Key Vault and HTTP
+(locks and the fan-out queue) and the :class:`~rotation.engine.runtime.Runtime` (Key Vault and HTTP
 clients); everything else receives them. Heavy imports (Azure SDKs, httpx) happen inside these
 functions, not at module import. Storage calls fail fast (seconds, not the SDK's minutes of
 backoff), and a storage account that cannot be used is an
@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from rotation import errors
-from rotation.appsettings import AppSettings
-from rotation.config import load_config
-from rotation.lock import Lock, NullLock
-from rotation.retry import RetryPolicy
-from rotation.runtime import AzureOptions, Runtime
+from rotation.backends.lock import Lock, NullLock
+from rotation.backends.retry import RetryPolicy
+from rotation.config.appsettings import AppSettings
+from rotation.config.models import load_config
+from rotation.engine.runtime import AzureOptions, Runtime
 from rotation.state import deployment_of
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobServiceClient
     from azure.storage.queue.aio import QueueClient
 
-    from rotation.config import Config
+    from rotation.config.models import Config
 
 __all__ = [
     "App",
@@ -160,7 +160,7 @@ async def open_runtime(
     """
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
 
-    from rotation.store import KeyVaultStore  # noqa: PLC0415
+    from rotation.backends.keyvault import KeyVaultStore  # noqa: PLC0415
 
     retry = retry or RetryPolicy()
     async with AsyncExitStack() as stack:
@@ -276,12 +276,12 @@ def _key_vault_retry() -> Callable[[RetryPolicy], AsyncHTTPPolicy[Any, Any]]:
 def _http_client(config: Config, ca_file: str | None, timeout: float) -> httpx.AsyncClient:
     """Return the HTTP client for Databricks and the consumers: pools per host, one TLS context.
 
-    Every host's pools (:class:`~rotation._http.HostPools`) share the one TLS context built here:
-    what httpx trusts by default (certifi, or ``SSL_CERT_FILE``), plus *ca_file* when given.
+    Every host's pools (:class:`~rotation.backends.http.HostPools`) share the one TLS context
+    built here: what httpx trusts by default (certifi, or ``SSL_CERT_FILE``), plus *ca_file*.
     """
     import httpx  # noqa: PLC0415
 
-    from rotation._http import HostPools  # noqa: PLC0415
+    from rotation.backends.http import HostPools  # noqa: PLC0415
 
     context = trusting(httpx.create_ssl_context(verify=True, trust_env=True), ca_file)
     limits = httpx.Limits(max_connections=max(10, config.concurrency * 2))
@@ -409,8 +409,8 @@ async def open_app(
     """
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
 
-    from rotation.lease import BlobLeaseLock  # noqa: PLC0415 — imports azure-storage
-    from rotation.local_lock import LocalFileLock  # noqa: PLC0415
+    from rotation.backends.lease import BlobLeaseLock  # noqa: PLC0415 — imports azure-storage
+    from rotation.backends.local_lock import LocalFileLock  # noqa: PLC0415
 
     settings = AppSettings.from_env(env)
     if not locking:

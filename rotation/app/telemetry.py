@@ -1,6 +1,6 @@
 """One structured record per target per run, for Application Insights queries and alerts.
 
-Each record is a log record of the ``rotation.telemetry`` logger whose message is
+Each record is a log record of the ``rotation.app.telemetry`` logger whose message is
 :data:`RUN_EVENT` and whose attributes are the :class:`Field` names (ids, times and counts —
 never a value). With ``APPLICATIONINSIGHTS_CONNECTION_STRING`` set, :func:`configure` exports that
 logger through OpenTelemetry's Azure Monitor exporter, so each record lands in the ``traces``
@@ -16,12 +16,12 @@ import os
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from rotation.plan import DAY
+from rotation.engine.plan import DAY
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from rotation.report import TargetReport
+    from rotation.engine.report import TargetReport
 
 __all__ = ["RUN_EVENT", "TIMER_EVENT", "Field", "configure", "emit_runs", "emit_timer", "record"]
 
@@ -89,7 +89,7 @@ _configured: list[bool] = []
 
 
 def configure(env: dict[str, str] | None = None) -> bool:
-    """Export ``rotation.telemetry`` to Application Insights when a connection string is set.
+    """Export ``rotation.app.telemetry`` to Application Insights when a connection string is set.
 
     Idempotent; returns whether an exporter is attached. Imports OpenTelemetry only here, when a
     trigger first runs, so that indexing the Function App stays cheap.

@@ -11,17 +11,17 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from rotation import errors
-from rotation.doctor import admin_auth, diagnose
-from rotation.grant import WorkspaceAdmin, default_login, grant_can_use, login_auth
-from rotation.service import select
+from rotation.app.doctor import admin_auth, diagnose
+from rotation.app.grant import WorkspaceAdmin, default_login, grant_can_use, login_auth
+from rotation.app.service import select
 
 if TYPE_CHECKING:
     import argparse
     from typing import TextIO
 
-    from rotation.config import Target
-    from rotation.doctor import Check
-    from rotation.runtime import Runtime
+    from rotation.app.doctor import Check
+    from rotation.config.models import Target
+    from rotation.engine.runtime import Runtime
 
 __all__ = ["doctor", "grant"]
 

@@ -13,23 +13,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rotation import errors
-from rotation.auth import StaticBearerAuth
-from rotation.config import DatabricksOboPrincipal, ManagedIdentityPrincipal
-from rotation.consumers import Consumers
-from rotation.databricks import Workspace
-from rotation.databricks_errors import Admin
-from rotation.grant import WorkspaceAdmin
-from rotation.plan import DAY
-from rotation.principals import issuer_for
-from rotation.report import TargetReport
-from rotation.run import CREDENTIAL_FAIL_DAYS, CREDENTIAL_WARN_DAYS, same_principal
-from rotation.tracker import Tracker
+from rotation.app.grant import WorkspaceAdmin
+from rotation.backends.auth import StaticBearerAuth
+from rotation.backends.databricks import Workspace
+from rotation.backends.databricks_errors import Admin
+from rotation.config.models import DatabricksOboPrincipal, ManagedIdentityPrincipal
+from rotation.engine.consumers import Consumers
+from rotation.engine.plan import DAY
+from rotation.engine.report import TargetReport
+from rotation.engine.run import CREDENTIAL_FAIL_DAYS, CREDENTIAL_WARN_DAYS, same_principal
+from rotation.engine.tracker import Tracker
+from rotation.principals.base import issuer_for
 from rotation.updaters.base import DescribesRoutes
 
 if TYPE_CHECKING:
-    from rotation.config import Target
-    from rotation.principals import TokenIssuer
-    from rotation.runtime import Runtime
+    from rotation.config.models import Target
+    from rotation.engine.runtime import Runtime
+    from rotation.principals.base import TokenIssuer
 
 __all__ = ["QUOTA", "Check", "admin_auth", "diagnose"]
 
