@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from rotation import errors
+from rotation.backends.azure import AzureOptions
 from rotation.backends.lock import Lock, NullLock
 from rotation.backends.retry import RetryPolicy
 from rotation.config.appsettings import AppSettings
 from rotation.config.models import load_config
-from rotation.engine.runtime import AzureOptions, Runtime
+from rotation.engine.runtime import Runtime
 from rotation.state import deployment_of
 
 if TYPE_CHECKING:

@@ -17,13 +17,12 @@ from rotation.app.grant import WorkspaceAdmin
 from rotation.backends.auth import StaticBearerAuth
 from rotation.backends.databricks import Workspace
 from rotation.backends.databricks_errors import Admin
-from rotation.config.models import DatabricksOboPrincipal, ManagedIdentityPrincipal
 from rotation.engine.consumers import Consumers
+from rotation.engine.issuer import issuer_context, issuer_for
 from rotation.engine.plan import DAY
 from rotation.engine.report import TargetReport
 from rotation.engine.run import CREDENTIAL_FAIL_DAYS, CREDENTIAL_WARN_DAYS, same_principal
 from rotation.engine.tracker import Tracker
-from rotation.principals.base import issuer_for
 from rotation.updaters.base import DescribesRoutes
 
 if TYPE_CHECKING:
@@ -112,18 +111,12 @@ class _Doctor:
         )
 
     async def no_stored_credential(self) -> bool:
-        """Check the credentials that are not secrets: a managed identity, a `self` PAT."""
-        check = "Key Vault: the principal's credential"
-        if isinstance(self.target.principal, ManagedIdentityPrincipal):
-            return self.add(check, ok=True, detail="none stored: the app's managed identity")
-        found = await self.rt.store.latest(self.target.secret_name)
-        if found is None or found[1] is None:
-            detail = (
-                f"no PAT in secret {self.target.secret_name!r}: create one as the service "
-                "principal and store it there first (az keyvault secret set), then rotate"
-            )
-            return self.add(check, ok=False, detail=detail)
-        return self.add(check, ok=True, detail="the current PAT mints its successor")
+        """Check a credential that is not a stored secret, as its principal kind says."""
+        context = issuer_context(self.rt, self.target, self.workspace)
+        found = await self.target.principal.check_credential(context)
+        if found is None:  # a kind with a stored credential always names its secret
+            return self.add("Key Vault: the principal's credential", ok=False, detail="none")
+        return self.add("Key Vault: the principal's credential", ok=found.ok, detail=found.detail)
 
     async def principal(self, issuer: TokenIssuer) -> None:
         await issuer.authenticate()
@@ -247,10 +240,7 @@ async def admin_auth(rt: Runtime, target: Target) -> WorkspaceAdmin | None:
 
     The target's ``admin_token_secret_name``, else a ``databricks-obo`` principal's admin PAT.
     """
-    principal = target.principal
-    name = target.admin_token_secret_name or (
-        principal.admin_token_secret_name if isinstance(principal, DatabricksOboPrincipal) else None
-    )
+    name = target.admin_token_secret_name or target.principal.admin_secret_name
     if name is None:
         return None
     who = Admin(f"the workspace admin whose PAT is in Key Vault secret {name!r}")

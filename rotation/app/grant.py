@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from rotation import errors
-from rotation.backends.auth import BearerAuth
+from rotation.backends.auth import DATABRICKS_SCOPE, BearerAuth
 from rotation.backends.databricks import Workspace
 from rotation.backends.databricks_errors import Admin
-from rotation.principals.base import DATABRICKS_SCOPE
 from rotation.secret import Secret
 
 if TYPE_CHECKING:

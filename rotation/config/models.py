@@ -14,12 +14,11 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     ModelWrapValidatorHandler,
     ValidationError,
@@ -30,18 +29,15 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rotation.config.schedule import DEFAULT_SCHEDULE, SCHEDULE_VAR, longest_gap_hours
 from rotation.errors import ConfigError
-from rotation.fields import guid, https_url
+from rotation.fields import HostUrl, HttpsUrl, Model, SecretName
+from rotation.principals import PRINCIPAL_KINDS, Principal
 from rotation.updaters.registry import plugin
 
 __all__ = [
+    "PRINCIPAL_KINDS",
     "Config",
-    "DatabricksOAuthPrincipal",
-    "DatabricksOboPrincipal",
     "Defaults",
-    "EntraClientSecretPrincipal",
-    "ManagedIdentityPrincipal",
     "Principal",
-    "SelfPrincipal",
     "Target",
     "UpdaterSpec",
     "load_config",
@@ -51,17 +47,7 @@ __all__ = [
 ENV_VAR = "ROTATION_CONFIG"
 VAULT_VAR = "ROTATION_KEY_VAULT_URL"
 """The vault's URL as its own app setting (set by the Bicep); used when the config has none."""
-_SECRET_NAME = re.compile(r"[0-9a-zA-Z-]{1,127}")
 _TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-
-
-def _secret_name(value: str) -> str:
-    if not _SECRET_NAME.fullmatch(value):
-        msg = (
-            f"{value!r} is not a valid Key Vault secret name: use 1-127 letters, digits and dashes"
-        )
-        raise ValueError(msg)
-    return value
 
 
 def _target_name(value: str) -> str:
@@ -74,10 +60,6 @@ def _target_name(value: str) -> str:
     return value
 
 
-def _host_only(value: str) -> str:
-    return https_url(value, path_allowed=False)
-
-
 def _at_least_a_day(value: int) -> int:
     if value < 1:
         msg = (
@@ -88,15 +70,7 @@ def _at_least_a_day(value: int) -> int:
     return value
 
 
-SecretName = Annotated[str, AfterValidator(_secret_name)]
-HttpsUrl = Annotated[str, AfterValidator(https_url)]
-HostUrl = Annotated[str, AfterValidator(_host_only)]
-"""An ``https://host`` URL without a path (a workspace: the API paths are the rotator's)."""
-Guid = Annotated[str, AfterValidator(guid)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Model = Model
 
 
 INACTIVITY_DAYS = 90
@@ -128,125 +102,6 @@ class Defaults(_Model):
     """API scopes of each new PAT; None keeps the scopes of the PAT it replaces."""
     admin_token_secret_name: SecretName | None = None
     """A workspace admin's PAT in Key Vault, for ``doctor``'s admin checks and ``grant`` only."""
-
-
-class _ClientSecretPrincipal(_Model):
-    """A principal that signs in with its own client id and a secret kept in Key Vault."""
-
-    client_id: Guid
-    client_secret_name: SecretName
-
-    @property
-    def application_id(self) -> str:
-        """Return the id Databricks knows the principal by (its client id)."""
-        return self.client_id
-
-    @property
-    def credential_secret_name(self) -> str:
-        """Return the Key Vault secret holding the credential that mints PATs."""
-        return self.client_secret_name
-
-
-class EntraClientSecretPrincipal(_ClientSecretPrincipal):
-    """An Entra ID service principal: client credentials, then ``token/create`` as itself."""
-
-    kind: Literal["entra-client-secret"]
-    tenant_id: Guid
-    authority_host: HttpsUrl = "https://login.microsoftonline.com"
-
-
-class DatabricksOAuthPrincipal(_ClientSecretPrincipal):
-    """A Databricks-managed SP: OAuth M2M at ``/oidc/v1/token``, then ``token/create``."""
-
-    kind: Literal["databricks-oauth"]
-
-
-class DatabricksOboPrincipal(_Model):
-    """A Databricks-managed SP whose PATs an admin creates on its behalf."""
-
-    kind: Literal["databricks-obo"]
-    application_id: Guid
-    admin_token_secret_name: SecretName
-
-    @property
-    def credential_secret_name(self) -> str:
-        """Return the Key Vault secret holding the credential that mints PATs."""
-        return self.admin_token_secret_name
-
-
-SYSTEM_IDENTITY = "system"
-
-
-def _client_id_or_system(value: str) -> str:
-    return value if value == SYSTEM_IDENTITY else guid(value)
-
-
-class ManagedIdentityPrincipal(_Model):
-    """The Function App's own managed identity, an Entra service principal: nothing stored.
-
-    ``client_id`` names a user-assigned identity, or ``"system"`` the system-assigned one (then
-    ``application_id`` must be given: ``az ad sp show --id <principalId> --query appId``).
-    """
-
-    kind: Literal["managed-identity"]
-    client_id: Annotated[str, AfterValidator(_client_id_or_system)]
-    application_id_: Guid | None = Field(default=None, alias="application_id")
-
-    @model_validator(mode="after")
-    def _system_needs_its_application_id(self) -> ManagedIdentityPrincipal:
-        if self.client_id == SYSTEM_IDENTITY and not self.application_id_:
-            msg = (
-                "a system-assigned identity needs application_id (az ad sp show --id "
-                "<the identity's principal id> --query appId)"
-            )
-            raise ValueError(msg)
-        return self
-
-    @property
-    def application_id(self) -> str:
-        """Return the id Databricks knows the identity by (its application / client id)."""
-        return self.application_id_ or self.client_id
-
-    @property
-    def credential_secret_name(self) -> None:
-        """Return None: a managed identity's credential is never stored."""
-        return None
-
-
-class SelfPrincipal(_Model):
-    """A PAT that renews itself: the current PAT (the target's own secret) mints its successor.
-
-    A person places the first PAT in the target's secret; if the current PAT dies, the target
-    cannot heal itself and fails with what to do.
-    """
-
-    kind: Literal["self"]
-    application_id: Guid
-
-    @property
-    def credential_secret_name(self) -> None:
-        """Return None: the credential is the target's own PAT, not a separate secret."""
-        return None
-
-
-_PRINCIPALS = (
-    EntraClientSecretPrincipal,
-    DatabricksOAuthPrincipal,
-    DatabricksOboPrincipal,
-    ManagedIdentityPrincipal,
-    SelfPrincipal,
-)
-PRINCIPAL_KINDS: tuple[str, ...] = tuple(
-    get_args(model.model_fields["kind"].annotation)[0] for model in _PRINCIPALS
-)
-Principal = Annotated[
-    EntraClientSecretPrincipal
-    | DatabricksOAuthPrincipal
-    | DatabricksOboPrincipal
-    | ManagedIdentityPrincipal
-    | SelfPrincipal,
-    Field(discriminator="kind"),
-]
 
 
 class UpdaterSpec(_Model):
@@ -297,14 +152,10 @@ class Target(Defaults):
     updaters: tuple[UpdaterSpec, ...] = ()
 
     @model_validator(mode="after")
-    def _a_self_renewing_pat_may_create_tokens(self) -> Target:
-        scopes = self.scopes
-        if isinstance(self.principal, SelfPrincipal) and scopes and "authentication" not in scopes:
-            msg = (
-                "a 'self' principal's PAT mints its successor, so its scopes must include "
-                "'authentication' (a scoped PAT without it cannot create tokens)"
-            )
-            raise ValueError(msg)
+    def _its_principal_can_use_its_scopes(self) -> Target:
+        problem = self.principal.scopes_problem(self.scopes)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def inactivity_warning(self) -> str | None:
@@ -432,7 +283,8 @@ def _inline_toml(source: str) -> object:
         raise ConfigError(msg) from None
 
 
-APP_ROOT = Path(__file__).resolve().parent.parent
+APP_ROOT = Path(__file__).resolve().parents[2]
+"""The app root (beside function_app.py): rotation/config/ is two folders below it."""
 """The folder of ``function_app.py``: where the deployed package's files are."""
 
 

@@ -17,9 +17,9 @@ from rotation import errors
 from rotation.backends.databricks import Workspace
 from rotation.engine.consumers import Consumers
 from rotation.engine.guard import Evidence, judge
+from rotation.engine.issuer import issuer_for
 from rotation.engine.plan import DAY, Plan, plan
 from rotation.engine.report import Step, format_time
-from rotation.principals.base import issuer_for
 from rotation.state import (
     MANAGED_BY,
     Stage,

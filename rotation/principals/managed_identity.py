@@ -1,24 +1,77 @@
-"""Tokens for Azure Databricks from the Function App's own managed identity (nothing stored).
+"""Kind ``managed-identity``: the Function App's own managed identity, with nothing stored.
 
-``ManagedIdentityCredential`` speaks the App Service / Functions identity endpoint
-(``IDENTITY_ENDPOINT`` + ``IDENTITY_HEADER``) in Azure; locally there is none, and the error says
-so — the emulators serve that endpoint for the tests and the sandbox.
+An Entra service principal whose tokens for Azure Databricks come from the app's identity endpoint:
+``ManagedIdentityCredential`` speaks the App Service / Functions endpoint (``IDENTITY_ENDPOINT`` +
+``IDENTITY_HEADER``) in Azure; locally there is none, and the error says so — the emulators serve
+that endpoint for the tests and the sandbox.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Self
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+
+from pydantic import AfterValidator, Field, model_validator
 
 from rotation import errors
-from rotation.backends.auth import DATABRICKS_SCOPE
-from rotation.config.models import SYSTEM_IDENTITY
+from rotation.backends.auth import DATABRICKS_SCOPE, BearerAuth
+from rotation.fields import Guid, guid
+from rotation.principals.base import Finding, PrincipalModel
+from rotation.principals.issuers import OwnIssuer
 from rotation.secret import Secret
 
 if TYPE_CHECKING:
-    from rotation.config.models import ManagedIdentityPrincipal
-    from rotation.engine.runtime import AzureOptions
+    from collections.abc import AsyncIterator
 
-__all__ = ["ManagedIdentityToken"]
+    from rotation.backends.azure import AzureOptions
+    from rotation.principals.base import IssuerContext, TokenIssuer
+
+__all__ = ["SYSTEM_IDENTITY", "ManagedIdentityPrincipal", "ManagedIdentityToken"]
+
+SYSTEM_IDENTITY = "system"
+
+
+def _client_id_or_system(value: str) -> str:
+    return value if value == SYSTEM_IDENTITY else guid(value)
+
+
+class ManagedIdentityPrincipal(PrincipalModel):
+    """The Function App's own managed identity, an Entra service principal: nothing stored.
+
+    ``client_id`` names a user-assigned identity, or ``"system"`` the system-assigned one (then
+    ``application_id`` must be given: ``az ad sp show --id <principalId> --query appId``).
+    """
+
+    kind: Literal["managed-identity"]
+    client_id: Annotated[str, AfterValidator(_client_id_or_system)]
+    application_id_: Guid | None = Field(default=None, alias="application_id")
+
+    @model_validator(mode="after")
+    def _system_needs_its_application_id(self) -> ManagedIdentityPrincipal:
+        if self.client_id == SYSTEM_IDENTITY and not self.application_id_:
+            msg = (
+                "a system-assigned identity needs application_id (az ad sp show --id "
+                "<the identity's principal id> --query appId)"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def application_id(self) -> str:
+        """Return the id Databricks knows the identity by (its application / client id)."""
+        return self.application_id_ or self.client_id
+
+    async def check_credential(self, context: IssuerContext) -> Finding:
+        """Say that nothing is stored: the app's identity is the credential."""
+        del context
+        return Finding(ok=True, detail="none stored: the app's managed identity")
+
+    @asynccontextmanager
+    async def open(self, context: IssuerContext) -> AsyncIterator[TokenIssuer]:
+        """Yield an issuer acting as the identity with tokens from the identity endpoint."""
+        async with ManagedIdentityToken(self, context.azure) as identity:
+            auth = BearerAuth(identity.token)
+            yield OwnIssuer(context.workspace, auth, self.application_id, None)
 
 
 class ManagedIdentityToken:

@@ -22,7 +22,7 @@ from emulators.entra_state import VAULT_RESOURCE
 from emulators.keyvault_state import THROTTLED_MESSAGE, ServiceLimits, Throttle
 from rotation.app.clients import _key_vault_client, _throttle_wait, azure_transport
 from rotation.backends.retry import RetryPolicy
-from rotation.engine.runtime import AzureOptions
+from rotation.backends.azure import AzureOptions
 from tests.emulators.helpers import bearer
 
 if TYPE_CHECKING:
