@@ -21,8 +21,8 @@ from azure.identity.aio import ClientSecretCredential
 from emulators.entra_state import VAULT_RESOURCE
 from emulators.keyvault_state import THROTTLED_MESSAGE, ServiceLimits, Throttle
 from rotation.app.clients import _key_vault_client, _throttle_wait, azure_transport
-from rotation.backends.retry import RetryPolicy
 from rotation.backends.azure import AzureOptions
+from rotation.backends.retry import RetryPolicy
 from tests.emulators.helpers import bearer
 
 if TYPE_CHECKING:
