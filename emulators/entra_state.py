@@ -110,8 +110,12 @@ class EntraState:
         return AppCredential(self.tenant_id, client_id, self.add_client_secret(client_id))
 
     def add_client_secret(self, client_id: str) -> str:
-        """Add another client secret (usable at once, never expiring) to an app and return it."""
-        return self.add_password(client_id).secret_text
+        """Add another client secret (usable at once, never expiring) to an app and return it.
+
+        Valid from the epoch: a seeded secret works whatever the virtual clock is moved back to
+        (the simulation starts its history 88 days before day 0).
+        """
+        return self.add_password(client_id, start=0.0, usable_from=0.0).secret_text
 
     def add_password(
         self,
