@@ -392,7 +392,8 @@ def test_pip_install_gets_the_runtime_dependencies_within_the_apps_pins() -> Non
 
 async def test_rotation_ca_file_is_trusted_besides_the_public_roots(world: World) -> None:
     """The README calls ROTATION_CA_FILE an extra CA bundle: it must not replace the roots."""
-    from rotation.app.clients import _http_client, azure_transport
+    from rotation.app.transport import azure_transport
+    from rotation.app.transport import http_client as _http_client
 
     ca = str(world.emu.ca_path)
     config = world.config(world.target())

@@ -550,7 +550,7 @@ async def test_http_rotate_with_key_vault_unreachable_is_503_as_status_is(
 async def test_identity_based_storage_uses_the_service_uris_when_set(
     world: World, env: dict[str, str], blob: str, queue: str
 ) -> None:
-    from rotation.app.clients import _storage_clients
+    from rotation.app.storage import _storage_clients
     from rotation.config.appsettings import AppSettings
 
     settings = AppSettings.from_env(env)

@@ -15,8 +15,7 @@ import pytest
 
 from rotation.app.events import NEAR_EXPIRY
 from rotation.app.service import needing_work
-from rotation.engine import run
-from rotation.engine import runner as engine
+from rotation.engine import checks, finishing, revoking, run
 from rotation.engine.runner import run_target
 from tests import hygiene, simulation
 from tests.simulation import CRASH_POINTS, Crash, Settings, simulate
@@ -71,10 +70,10 @@ def _revoke_current(sim: Simulation) -> None:
 async def test_a_rotator_whose_health_check_finds_nothing_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def blind(self: engine._Rotation) -> None:
-        del self
+    async def blind(state: run.Run) -> None:
+        del state
 
-    monkeypatch.setattr(engine._Rotation, "check_health", blind)
+    monkeypatch.setattr(checks, "check_health", blind)
     result = await simulate(SHORT, script=_revoke_current)
     assert any("not healed within 24 h" in v for v in result.violations), result.violations
     assert any("no failed run says so" in v for v in result.violations), result.violations
@@ -83,11 +82,11 @@ async def test_a_rotator_whose_health_check_finds_nothing_is_caught(
 async def test_a_rotator_that_revokes_what_consumers_still_hold_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def skip(self: engine._Rotation) -> None:
-        del self
+    async def skip(state: run.Run) -> None:
+        del state
 
     def script(sim: Simulation) -> None:  # broken after the bootstrap pushed the first PAT
-        monkeypatch.setattr(engine._Rotation, "push_and_confirm", skip)
+        monkeypatch.setattr(finishing, "push_and_confirm", skip)
         sim.at(0.1, "manual", t=0, dry_run=False)
 
     result = await simulate(SHORT, script=script)
@@ -95,15 +94,15 @@ async def test_a_rotator_that_revokes_what_consumers_still_hold_is_caught(
 
 
 async def test_a_pat_in_a_log_record_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    hold = run.Run.hold
+    take = run.Run.take
 
     def leaky(self: run.Run, state: object, pat: object) -> None:
         # A warning: always emitted, whatever level another test left the logger at.
         logging.getLogger("rotation").warning("holding %s", pat.reveal())  # type: ignore[attr-defined]
-        hold(self, state, pat)  # type: ignore[arg-type]
+        take(self, state, pat)  # type: ignore[arg-type]
 
     def script(sim: Simulation) -> None:
-        monkeypatch.setattr(run.Run, "hold", leaky)
+        monkeypatch.setattr(run.Run, "take", leaky)
         sim.at(0.1, "manual", t=0, dry_run=False)
 
     result = await simulate(SHORT, script=script)
@@ -115,7 +114,7 @@ async def test_an_orphan_left_by_a_crash_is_caught(monkeypatch: pytest.MonkeyPat
         del args, kwargs
         return []
 
-    monkeypatch.setattr(engine, "orphans", find_nothing)
+    monkeypatch.setattr(checks, "orphans", find_nothing)
     mint = next(p for p in CRASH_POINTS if p.label == "mint")
     crash = Crash(mint, "killed after the call", 0)  # the PAT is made, its value lost
 
@@ -134,7 +133,7 @@ async def test_a_rotator_that_revokes_on_a_tags_word_is_caught(
         del evidence, purpose
         return token_id  # the release's rule: a tag naming a token is reason enough
 
-    monkeypatch.setattr(run, "judge", believe_the_tags)
+    monkeypatch.setattr(revoking, "judge", believe_the_tags)
 
     def script(sim: Simulation) -> None:
         obo = next(t.index for t in sim.tracked if t.seeded.kind == "databricks-obo")

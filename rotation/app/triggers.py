@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from rotation import errors
 from rotation.app import telemetry
-from rotation.app.clients import App, is_loopback, open_app
+from rotation.app.clients import App, open_app
 from rotation.app.doctor import diagnose
 from rotation.app.events import ACTIONABLE, EXPIRED, MalformedEventError, parse_event
 from rotation.app.http_api import BadRequestError, parse_rotate_request
 from rotation.app.service import needing_work, rotate, select, status
+from rotation.backends.http import is_loopback
 from rotation.engine.report import Outcome
 from rotation.engine.runner import run_target
 

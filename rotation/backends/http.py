@@ -5,10 +5,12 @@ And :class:`HostPools`, the transport of the run's one HTTP client: a connection
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 import sniffio
@@ -18,7 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UNTRUSTED_ADVICE",
+    "USER_AGENT",
     "HostPools",
+    "is_loopback",
     "is_transient_status",
     "json_body",
     "retry_after",
@@ -229,3 +233,17 @@ class HostPools(httpx.AsyncBaseTransport):
 async def _close(host: _Host) -> None:
     for slot in host.slots:
         await slot.transport.aclose()
+
+
+USER_AGENT = "pat-rotator/0.1"
+
+
+def is_loopback(url: str) -> bool:
+    """Return whether *url* points at this machine (the local emulators)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -10,13 +10,12 @@ steps alone.
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from rotation import errors
 from rotation.backends.databricks import Workspace
 from rotation.engine.consumers import Consumers
-from rotation.engine.guard import Evidence, judge
 from rotation.engine.issuer import issuer_for
 from rotation.engine.plan import DAY, Plan, plan
 from rotation.engine.report import Step, format_time
@@ -161,7 +160,7 @@ class Run:
         tags = found[0].with_tags(last_result=text[:256])
         await best_effort(self.rt.store.update(found[0], tags=tags))
 
-    def hold(self, state: VersionState, pat: Secret) -> None:
+    def take(self, state: VersionState, pat: Secret) -> None:
         """Make *state* (holding *pat*) this run's new PAT, and report it."""
         self.pending, self.pat = state, pat
         self.report.rotation_id = state.tag(Tag.ROTATION_ID)
@@ -207,58 +206,6 @@ class Run:
         """Update *state*'s tags (and enabled flag) in Key Vault and in the run's view."""
         return self.remember(await self.rt.store.update(state, tags=tags, enabled=enabled))
 
-    async def revoke(self, token_id: str, purpose: str) -> bool:
-        """Revoke PAT *token_id* if the guard allows it (I6); True when it was revoked now.
-
-        ``RevocationRefusedError`` when Databricks does not show it as this target's, replaced.
-        """
-        tokens = await self.principal_tokens()
-        known = [*tokens, *([self.new.info] if self.new is not None else [])]
-        if all(t.token_id != token_id for t in known):
-            # "Gone" is decided on a list made now: the run's list may predate a PAT another
-            # run (one that lost its lock) made since.
-            await self.principal_tokens(again=True)
-        evidence = Evidence(
-            target=self.target.name,
-            secret_name=self.target.secret_name,
-            vault=self.vault,
-            tokens=self.tokens,
-            versions=self.versions,
-            foreign=self.issuer.foreign,
-            minted=(self.new.info,) if self.new is not None else (),
-            rotation_id=self.rotation_id,
-        )
-        if judge(token_id, evidence, purpose) is None:
-            log.info("target=%s token_id=%s already gone (%s)", self.target.name, token_id, purpose)
-            return False
-        return await self.issuer.revoke(token_id)
-
-    async def verify_listed(self, state: VersionState) -> None:
-        """Verify a PAT whose scopes forbid SCIM ``Me``: it is listed, alive, for the principal."""
-        now = self.rt.clock()
-        listed = any(t.token_id == state.token_id and t.alive_at(now) for t in self.tokens)
-        if not listed:  # the run's list may predate a fresh PAT: look again
-            await self.principal_tokens(again=True)
-            listed = any(t.token_id == state.token_id and t.alive_at(now) for t in self.tokens)
-        if listed:
-            self.verified = True
-            self.report.notes.append(
-                "the new PAT's scopes do not allow SCIM Me: verified by finding it in the "
-                "principal's token list; the consumers' test proves it works"
-            )
-            self.tracker.done(Step.VERIFY, token_id=state.token_id)
-            return
-        if self.resumed:
-            await self.abandon(state, "the pending PAT is no longer listed")
-            self.pending = self.pat = None
-            self.resumed = False
-            return
-        msg = (
-            f"The new PAT {state.token_id} of target {self.target.name} is not in the principal's "
-            "token list right after it was made; it cannot be verified. Retry later."
-        )
-        raise errors.VerificationError(msg, transient=True)
-
     def scopes_of(self, token_id: str | None) -> tuple[str, ...] | None:
         """Return the scopes of PAT *token_id*, from its create answer or the token list."""
         if self.new is not None and self.new.info.token_id == token_id:
@@ -280,77 +227,6 @@ class Run:
                 f"replaces had {was})"
             )
         return wanted
-
-    async def revoke_replaced_by(self, current: VersionState) -> VersionState:
-        """Revoke the PAT *current* replaced and mark its versions revoked; return it updated."""
-        await self.tracker.enter(Step.REVOKE)
-        previous = current.tag(Tag.PREVIOUS_TOKEN_ID)
-        if previous is None:
-            return current
-        done = await self.retire(previous, "the PAT the current version replaced")
-        self.tracker.done(Step.REVOKE, token_id=previous)
-        tags = current.with_tags(previous_revoked="true" if done else "refused")
-        return await self.write(current, tags)
-
-    async def retire(self, token_id: str, purpose: str) -> bool:
-        """Revoke *token_id* through the guard, then mark every version holding it revoked.
-
-        False when the guard refused: the refusal is recorded (the run fails at its end, after
-        what it can do safely) and no version is touched.
-        """
-        if not await self.try_revoke(token_id, purpose):
-            return False
-        # Every version holding it (a retried PUT can have stored the same PAT twice).
-        for old in list(self.versions):
-            if old.token_id == token_id and (old.stage is not Stage.REVOKED or old.enabled):
-                await self.write(old, old.with_stage(Stage.REVOKED), enabled=False)
-        return True
-
-    async def try_revoke(self, token_id: str, purpose: str) -> bool:
-        """Revoke through the guard and report it; False only when the guard refused."""
-        try:
-            if await self.revoke(token_id, purpose):
-                self.report.revoked.append(token_id)
-        except errors.RevocationRefusedError as exc:
-            self.refusals.append(exc)
-            self.report.notes.append(str(exc))
-            log.error("target=%s step=%s %s", self.target.name, self.tracker.step, exc)
-            return False
-        return True
-
-    async def refuse_what_the_guard_refused(self) -> None:
-        """Fail the run (after its work) when the guard refused a revocation: loudly, typed."""
-        if self.refusals:
-            raise self.refusals[0]
-
-    async def abandon(self, state: VersionState, why: str, *, revoke: bool = True) -> None:
-        """Disable a pending version whose PAT cannot be used, then revoke that PAT (guarded).
-
-        Disabled first, so that the guard no longer counts its PAT as the latest one.
-        """
-        tags = state.with_stage(Stage.ABANDONED, previous_token_id=None)
-        await self.write(state, tags, enabled=False)
-        if revoke and state.token_id:
-            await self.try_revoke(state.token_id, "abandoned pending")
-        self.report.notes.append(f"abandoned pending version {state.version}: {why}")
-        log.warning("target=%s abandoned version=%s: %s", self.target.name, state.version, why)
-
-    async def reconcile(self) -> None:
-        """After a create whose answer was lost: revoke the PAT it may have made (value lost)."""
-        tokens = await best_effort(self.principal_tokens(again=True)) or []
-        for token in tokens:
-            marker = parse_comment(token.comment)
-            if marker is None or marker[:2] != (self.target.name, self.rotation_id):
-                continue
-            with suppress(errors.RotationError):  # the create's own error is the run's
-                if await self.revoke(token.token_id, "its create answer was lost"):
-                    self.report.swept.append(token.token_id)
-            log.warning(
-                "target=%s rotation_id=%s revoked token_id=%s: its create answer was lost",
-                self.target.name,
-                self.rotation_id,
-                token.token_id,
-            )
 
 
 def bootstrap_note(tokens: list[TokenInfo]) -> str:
