@@ -63,10 +63,9 @@ async def _rotate_twice(
 ) -> int:
     from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
 
-    from rotation.app.clients import open_runtime  # noqa: PLC0415
-    from rotation.app.service import rotate  # noqa: PLC0415
-    from rotation.cli.main import emit_reports  # noqa: PLC0415
-    from rotation.config.models import parse_config  # noqa: PLC0415
+    from rotation.app import open_runtime, rotate  # noqa: PLC0415
+    from rotation.cli import emit_reports  # noqa: PLC0415
+    from rotation.config import parse_config  # noqa: PLC0415
 
     config = parse_config(config_table(emu, *targets), origin="sandbox")
     ca = str(emu.ca_path)

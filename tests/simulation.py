@@ -94,12 +94,9 @@ from typing import TYPE_CHECKING, Any
 from emulators.databricks_model import INACTIVITY_LIMIT_MS
 from emulators.harness import Emulators
 from rotation import errors
-from rotation.app.events import EXPIRED, NEAR_EXPIRY, parse_event
-from rotation.app.service import needing_work, rotate
+from rotation.app import EXPIRED, NEAR_EXPIRY, needing_work, parse_event, rotate
 from rotation.app.triggers import MAX_DEQUEUE, _on_expiry
-from rotation.engine.plan import HEALTH_SLACK
-from rotation.engine.report import Outcome
-from rotation.engine.runner import run_target
+from rotation.engine import HEALTH_SLACK, Outcome, run_target
 from tests import hygiene
 from tests.invariants import consumer_store, rotator_tokens, violations
 from tests.sim_records import EDITS, SimLock, mint_bystanders, not_its_own, persons_pat
@@ -110,9 +107,8 @@ if TYPE_CHECKING:
 
     from emulators.faults import Fault
     from emulators.scenario import SeededTarget
-    from rotation.config.models import Target
-    from rotation.engine.report import TargetReport
-    from rotation.engine.runtime import Runtime
+    from rotation.config import Target
+    from rotation.engine import Runtime, TargetReport
 
 __all__ = ["DEFAULT_SEED", "Result", "Settings", "record", "simulate", "summary"]
 

@@ -18,8 +18,8 @@ import pytest
 from azure.identity.aio import ClientSecretCredential
 
 from emulators.scenario import config_table, rotator_env
-from rotation.app.grant import login_auth
-from rotation.backends.auth import BearerAuth
+from rotation.app import login_auth
+from rotation.backends import BearerAuth
 from rotation.errors import CredentialError
 from tests import hygiene
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from emulators.scenario import SeededTarget
-from rotation.engine.report import Step
+from rotation.engine import Step
 from tests import hygiene
 from tests.invariants import rotator_tokens, violations
 from tests.test_cli import _cli, _config, cli_env
@@ -244,7 +244,7 @@ class _CtrlCWhilePrinting(io.StringIO):
 def test_ctrl_c_after_the_work_is_done_keeps_the_runs_result(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rotation.cli.main import main
+    from rotation.cli import main
 
     emu = world.emu
     seeded = world.target()
@@ -392,8 +392,8 @@ def test_pip_install_gets_the_runtime_dependencies_within_the_apps_pins() -> Non
 
 async def test_rotation_ca_file_is_trusted_besides_the_public_roots(world: World) -> None:
     """The README calls ROTATION_CA_FILE an extra CA bundle: it must not replace the roots."""
-    from rotation.app.transport import azure_transport
-    from rotation.app.transport import http_client as _http_client
+    from rotation.app import azure_transport
+    from rotation.app import http_client as _http_client
 
     ca = str(world.emu.ca_path)
     config = world.config(world.target())

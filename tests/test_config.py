@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rotation.config.models import load_config, parse_config
+from rotation.config import load_config, parse_config
 from rotation.errors import ConfigError
 
 TOML = textwrap.dedent(

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from pycep import BicepParser
 
-from rotation.app.telemetry import RUN_EVENT, TIMER_EVENT, Field, emit_timer
-from rotation.config.models import Config, parse_config
-from rotation.engine.report import Outcome
+from rotation.app import RUN_EVENT, TIMER_EVENT, Field, emit_timer
+from rotation.config import Config, parse_config
+from rotation.engine import Outcome
 from rotation.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from emulators.scenario import SeededTarget
-from rotation.config.models import parse_config
-from rotation.engine.report import Outcome
+from rotation.config import parse_config
+from rotation.engine import Outcome
 from rotation.errors import ConfigError
 from rotation.updaters.registry import kinds, plugin
 from tests.invariants import rotator_tokens

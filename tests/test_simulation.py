@@ -13,18 +13,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from rotation.app.events import NEAR_EXPIRY
-from rotation.app.service import needing_work
-from rotation.engine import checks, finishing, revoking, run
-from rotation.engine.runner import run_target
+from rotation.app import NEAR_EXPIRY, needing_work
+from rotation.engine import checks, finishing, revoking, run, run_target
 from tests import hygiene, simulation
 from tests.simulation import CRASH_POINTS, Crash, Settings, simulate
 
 if TYPE_CHECKING:
-    from rotation.app.events import KeyVaultEvent
-    from rotation.config.models import Target
-    from rotation.engine.report import TargetReport
-    from rotation.engine.runtime import Runtime
+    from rotation.app import KeyVaultEvent
+    from rotation.config import Target
+    from rotation.engine import Runtime, TargetReport
     from tests.simulation import Simulation
 
 SHORT = Settings(days=2, per_kind=1, random_events=False)

@@ -19,13 +19,17 @@ from typing import TYPE_CHECKING
 
 from rotation.app.storage import Storage, open_storage
 from rotation.app.transport import azure_transport, http_client
-from rotation.backends.azure import AzureOptions
-from rotation.backends.keyvault_client import key_vault_client
-from rotation.backends.lock import Lock, NullLock
-from rotation.backends.retry import RetryPolicy
-from rotation.config.appsettings import AppSettings
-from rotation.config.models import load_config
-from rotation.engine.runtime import Runtime
+from rotation.backends import (
+    AzureOptions,
+    BlobLeaseLock,
+    LocalFileLock,
+    Lock,
+    NullLock,
+    RetryPolicy,
+    key_vault_client,
+)
+from rotation.config import AppSettings, load_config
+from rotation.engine import Runtime
 from rotation.state import deployment_of
 
 if TYPE_CHECKING:
@@ -34,7 +38,7 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.core.pipeline.transport import AioHttpTransport
 
-    from rotation.config.models import Config
+    from rotation.config import Config
 
 __all__ = ["App", "Storage", "azure_transport", "open_app", "open_runtime"]
 
@@ -63,7 +67,7 @@ async def open_runtime(
     """
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
 
-    from rotation.backends.keyvault import KeyVaultStore  # noqa: PLC0415
+    from rotation.backends import KeyVaultStore  # noqa: PLC0415
 
     retry = retry or RetryPolicy()
     async with AsyncExitStack() as stack:
@@ -116,9 +120,6 @@ async def open_app(
     (``App.storage`` is None). Without *locking* storage is never contacted.
     """
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
-
-    from rotation.backends.lease import BlobLeaseLock  # noqa: PLC0415 — imports azure-storage
-    from rotation.backends.local_lock import LocalFileLock  # noqa: PLC0415
 
     settings = AppSettings.from_env(env)
     if not locking:

@@ -14,21 +14,24 @@ from typing import TYPE_CHECKING
 
 from rotation import errors
 from rotation.app.grant import WorkspaceAdmin
-from rotation.backends.auth import StaticBearerAuth
-from rotation.backends.databricks import Workspace
-from rotation.backends.databricks_errors import Admin
-from rotation.engine.consumers import Consumers
-from rotation.engine.issuer import issuer_context, issuer_for
-from rotation.engine.plan import DAY
-from rotation.engine.report import TargetReport
-from rotation.engine.run import CREDENTIAL_FAIL_DAYS, CREDENTIAL_WARN_DAYS, same_principal
-from rotation.engine.tracker import Tracker
+from rotation.backends import Admin, StaticBearerAuth, Workspace
+from rotation.engine import (
+    CREDENTIAL_FAIL_DAYS,
+    CREDENTIAL_WARN_DAYS,
+    DAY,
+    Consumers,
+    TargetReport,
+    Tracker,
+    issuer_context,
+    issuer_for,
+    same_principal,
+)
 from rotation.updaters.base import DescribesRoutes
 
 if TYPE_CHECKING:
-    from rotation.config.models import Target
-    from rotation.engine.runtime import Runtime
-    from rotation.principals.base import TokenIssuer
+    from rotation.config import Target
+    from rotation.engine import Runtime
+    from rotation.principals import TokenIssuer
 
 __all__ = ["QUOTA", "Check", "admin_auth", "diagnose"]
 

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from rotation import errors
-from rotation.backends.auth import DATABRICKS_SCOPE, BearerAuth
-from rotation.backends.databricks import Workspace
-from rotation.backends.databricks_errors import Admin
+from rotation.backends import DATABRICKS_SCOPE, Admin, BearerAuth, Workspace
 from rotation.secret import Secret
 
 if TYPE_CHECKING:
@@ -26,8 +24,8 @@ if TYPE_CHECKING:
     import httpx
     from azure.core.credentials_async import AsyncTokenCredential
 
-    from rotation.config.models import Target
-    from rotation.engine.runtime import Runtime
+    from rotation.config import Target
+    from rotation.engine import Runtime
 
 __all__ = ["LOGIN", "WorkspaceAdmin", "default_login", "grant_can_use", "login_auth"]
 

@@ -10,17 +10,23 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rotation.engine.plan import DAY, health_checked_at, plan
-from rotation.engine.report import Outcome, TargetReport, format_time
-from rotation.engine.runner import run_target
+from rotation.engine import (
+    DAY,
+    Outcome,
+    TargetReport,
+    format_time,
+    health_checked_at,
+    plan,
+    run_target,
+)
 from rotation.errors import UnknownTargetError
 from rotation.state import Stage, Tag
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from rotation.config.models import Config, Target
-    from rotation.engine.runtime import Runtime
+    from rotation.config import Config, Target
+    from rotation.engine import Runtime
     from rotation.state import VersionState
 
 __all__ = ["StatusRow", "needing_work", "rotate", "select", "status"]

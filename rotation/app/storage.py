@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobServiceClient
     from azure.storage.queue.aio import QueueClient
 
-    from rotation.config.appsettings import AppSettings
+    from rotation.config import AppSettings
 
 __all__ = ["Storage", "open_storage", "storage_failure"]
 

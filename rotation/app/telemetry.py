@@ -16,12 +16,12 @@ import os
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from rotation.engine.plan import DAY
+from rotation.engine import DAY
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from rotation.engine.report import TargetReport
+    from rotation.engine import TargetReport
 
 __all__ = ["RUN_EVENT", "TIMER_EVENT", "Field", "configure", "emit_runs", "emit_timer", "record"]
 

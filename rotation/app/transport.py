@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rotation import errors
-from rotation.backends.http import USER_AGENT
+from rotation.backends import USER_AGENT
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import httpx
     from azure.core.pipeline.transport import AioHttpTransport
 
-    from rotation.config.models import Config
+    from rotation.config import Config
 
 __all__ = ["azure_transport", "http_client", "trusting"]
 
@@ -95,7 +95,7 @@ def http_client(config: Config, ca_file: str | None, timeout: float) -> httpx.As
     """
     import httpx  # noqa: PLC0415
 
-    from rotation.backends.http import HostPools  # noqa: PLC0415
+    from rotation.backends import HostPools  # noqa: PLC0415
 
     context = trusting(httpx.create_ssl_context(verify=True, trust_env=True), ca_file)
     limits = httpx.Limits(max_connections=max(10, config.concurrency * 2))

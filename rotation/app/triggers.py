@@ -19,16 +19,14 @@ from rotation.app.doctor import diagnose
 from rotation.app.events import ACTIONABLE, EXPIRED, MalformedEventError, parse_event
 from rotation.app.http_api import BadRequestError, parse_rotate_request
 from rotation.app.service import needing_work, rotate, select, status
-from rotation.backends.http import is_loopback
-from rotation.engine.report import Outcome
-from rotation.engine.runner import run_target
+from rotation.backends import is_loopback
+from rotation.engine import Outcome, run_target
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping
 
     from rotation.app.events import KeyVaultEvent
-    from rotation.engine.report import TargetReport
-    from rotation.engine.runtime import Runtime
+    from rotation.engine import Runtime, TargetReport
 
 __all__ = [
     "guarded",

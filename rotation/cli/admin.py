@@ -11,17 +11,23 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from rotation import errors
-from rotation.app.doctor import admin_auth, diagnose
-from rotation.app.grant import WorkspaceAdmin, default_login, grant_can_use, login_auth
-from rotation.app.service import select
+from rotation.app import (
+    WorkspaceAdmin,
+    admin_auth,
+    default_login,
+    diagnose,
+    grant_can_use,
+    login_auth,
+    select,
+)
 
 if TYPE_CHECKING:
     import argparse
     from typing import TextIO
 
-    from rotation.app.doctor import Check
-    from rotation.config.models import Target
-    from rotation.engine.runtime import Runtime
+    from rotation.app import Check
+    from rotation.config import Target
+    from rotation.engine import Runtime
 
 __all__ = ["doctor", "grant"]
 

@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, TextIO
 
 from rotation import __version__, logs
 from rotation.cli.interrupts import Interrupts
-from rotation.engine.report import format_time
+from rotation.engine import format_time
 from rotation.errors import ConfigError, RotationError, UnknownTargetError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from rotation.app.service import StatusRow
-    from rotation.backends.lock import Lock
-    from rotation.config.models import Config
-    from rotation.engine.report import TargetReport
+    from rotation.app import StatusRow
+    from rotation.backends import Lock
+    from rotation.config import Config
+    from rotation.engine import TargetReport
 
 __all__ = ["emit_reports", "main"]
 
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     logs.configure(args.log_level)
     if args.command == "validate":
         return _validate(args, out)
-    from rotation.config.models import load_config  # noqa: PLC0415
+    from rotation.config import load_config  # noqa: PLC0415
 
     progress: dict[str, str] = {}
     with Interrupts() as interrupts:
@@ -133,7 +133,7 @@ def _interrupted(
 
 def _validate(args: argparse.Namespace, out: TextIO) -> int:
     """Check the configuration only: no network, no credentials. One line per problem."""
-    from rotation.config.models import load_config  # noqa: PLC0415
+    from rotation.config import load_config  # noqa: PLC0415
 
     try:
         config = load_config(args.config, default_vault_url=_PLACEHOLDER_VAULT)
@@ -169,8 +169,12 @@ async def _run(
     progress: dict[str, str],
     interrupts: Interrupts,
 ) -> int:
-    from rotation.app.clients import open_app  # noqa: PLC0415
-    from rotation.app.service import rotate, select, status  # noqa: PLC0415
+    from rotation.app import (  # noqa: PLC0415
+        open_app,
+        rotate,
+        select,
+        status,
+    )
 
     for warning in config.warnings():
         print(f"warning: {warning}", file=sys.stderr)

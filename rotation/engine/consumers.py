@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, TypeVar
 
 from rotation import errors
 from rotation.engine.report import ConsumerResult, Step
-from rotation.updaters.base import UpdaterContext
+from rotation.updaters import UpdaterContext
 from rotation.updaters.registry import plugin
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from rotation.config.models import Target
+    from rotation.config import Target
     from rotation.engine.runtime import Runtime
     from rotation.engine.tracker import Tracker
     from rotation.secret import Secret
-    from rotation.updaters.base import SecretReader, Updater
+    from rotation.updaters import SecretReader, Updater
 
 __all__ = ["Consumers"]
 

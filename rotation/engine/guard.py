@@ -26,7 +26,7 @@ from rotation.state import Stage, Tag, current_version, parse_comment, recorded_
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from rotation.backends.databricks import TokenInfo
+    from rotation.backends import TokenInfo
     from rotation.state import VersionState
 
 __all__ = ["Evidence", "disagreement", "judge", "live_rotations", "live_token_ids"]

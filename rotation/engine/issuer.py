@@ -9,8 +9,8 @@ from rotation.principals import IssuerContext
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
-    from rotation.backends.databricks import Workspace
-    from rotation.config.models import Target
+    from rotation.backends import Workspace
+    from rotation.config import Target
     from rotation.engine.runtime import Runtime
     from rotation.principals import TokenIssuer
 

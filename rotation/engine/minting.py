@@ -12,7 +12,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from rotation import errors
-from rotation.backends.auth import StaticBearerAuth
+from rotation.backends import StaticBearerAuth
 from rotation.engine import revoking
 from rotation.engine.plan import DAY
 from rotation.engine.report import Step

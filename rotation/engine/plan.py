@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from rotation.state import Stage, Tag, finite
 
 if TYPE_CHECKING:
-    from rotation.config.models import Target
+    from rotation.config import Target
     from rotation.state import VersionState
 
 __all__ = ["HEAL_REASON", "Plan", "heal", "health_checked_at", "mismatch", "plan", "tag_problem"]

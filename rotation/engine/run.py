@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from rotation import errors
-from rotation.backends.databricks import Workspace
+from rotation.backends import Workspace
 from rotation.engine.consumers import Consumers
 from rotation.engine.issuer import issuer_for
 from rotation.engine.plan import DAY, Plan, plan
@@ -31,11 +31,11 @@ from rotation.state import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable
 
-    from rotation.backends.databricks import NewToken, TokenInfo
-    from rotation.config.models import Target
+    from rotation.backends import NewToken, TokenInfo
+    from rotation.config import Target
     from rotation.engine.runtime import Runtime
     from rotation.engine.tracker import Tracker
-    from rotation.principals.base import TokenIssuer
+    from rotation.principals import TokenIssuer
     from rotation.secret import Secret
     from rotation.state import VersionState
 

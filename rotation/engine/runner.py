@@ -37,7 +37,7 @@ from rotation.engine.tracker import Tracker
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from rotation.config.models import Target
+    from rotation.config import Target
     from rotation.engine.plan import Plan
     from rotation.engine.runtime import Runtime
 

@@ -6,17 +6,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rotation.backends.azure import AzureOptions
-from rotation.backends.lock import Lock, NullLock
-from rotation.backends.retry import RetryPolicy
+from rotation.backends import AzureOptions, Lock, NullLock, RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import httpx
 
-    from rotation.backends.keyvault import KeyVaultStore
-    from rotation.config.models import Config
+    from rotation.backends import KeyVaultStore
+    from rotation.config import Config
 
 __all__ = ["Runtime"]
 

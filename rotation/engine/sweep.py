@@ -17,7 +17,7 @@ from rotation.engine.guard import live_rotations, live_token_ids
 from rotation.state import Stage, Tag, parse_comment, recorded_rotations
 
 if TYPE_CHECKING:
-    from rotation.backends.databricks import TokenInfo
+    from rotation.backends import TokenInfo
     from rotation.state import VersionState
 
 __all__ = ["orphans"]

@@ -15,7 +15,7 @@ from rotation.engine.report import ErrorInfo, Outcome, Step
 from rotation.logs import REPORTED
 
 if TYPE_CHECKING:
-    from rotation.backends.lock import Lease
+    from rotation.backends import Lease
     from rotation.engine.report import TargetReport
 
 __all__ = ["Tracker"]

@@ -12,7 +12,7 @@ from typing import Annotated, get_args
 
 from pydantic import Field
 
-from rotation.backends.auth import DATABRICKS_SCOPE
+from rotation.backends import DATABRICKS_SCOPE
 from rotation.principals.base import (
     CredentialReader,
     Finding,

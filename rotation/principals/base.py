@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from rotation.backends.azure import AzureOptions
-    from rotation.backends.databricks import NewToken, TokenInfo, Workspace
+    from rotation.backends import AzureOptions, NewToken, TokenInfo, Workspace
     from rotation.secret import Secret
 
 __all__ = [

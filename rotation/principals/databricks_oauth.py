@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import httpx
 
 from rotation import errors
-from rotation.backends.auth import BearerAuth
-from rotation.backends.http import is_transient_status, json_body
+from rotation.backends import BearerAuth, is_transient_status, json_body
 from rotation.fields import Guid, SecretName
 from rotation.principals.base import PrincipalModel
 from rotation.principals.issuers import OwnIssuer

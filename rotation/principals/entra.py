@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Literal, Self
 
 from rotation import errors
-from rotation.backends.auth import DATABRICKS_SCOPE, BearerAuth
+from rotation.backends import DATABRICKS_SCOPE, BearerAuth
 from rotation.fields import Guid, HttpsUrl, SecretName
 from rotation.principals.base import PrincipalModel
 from rotation.principals.issuers import OwnIssuer
@@ -20,7 +20,7 @@ from rotation.secret import Secret
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from rotation.backends.azure import AzureOptions
+    from rotation.backends import AzureOptions
     from rotation.principals.base import IssuerContext, TokenIssuer
 
 __all__ = ["EntraClientSecretPrincipal"]

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rotation import errors
-from rotation.backends.auth import BearerAuth
+from rotation.backends import BearerAuth
 
 if TYPE_CHECKING:
     import httpx
 
-    from rotation.backends.databricks import NewToken, TokenInfo, Workspace
+    from rotation.backends import NewToken, TokenInfo, Workspace
 
 __all__ = ["OnBehalfOfIssuer", "OwnIssuer"]
 

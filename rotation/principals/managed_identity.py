@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from pydantic import AfterValidator, Field, model_validator
 
 from rotation import errors
-from rotation.backends.auth import DATABRICKS_SCOPE, BearerAuth
+from rotation.backends import DATABRICKS_SCOPE, BearerAuth
 from rotation.fields import Guid, guid
 from rotation.principals.base import Finding, PrincipalModel
 from rotation.principals.issuers import OwnIssuer
@@ -23,7 +23,7 @@ from rotation.secret import Secret
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from rotation.backends.azure import AzureOptions
+    from rotation.backends import AzureOptions
     from rotation.principals.base import IssuerContext, TokenIssuer
 
 __all__ = ["SYSTEM_IDENTITY", "ManagedIdentityPrincipal", "ManagedIdentityToken"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from rotation.backends.auth import StaticBearerAuth
+from rotation.backends import StaticBearerAuth
 from rotation.fields import Guid, SecretName
 from rotation.principals.base import PrincipalModel
 from rotation.principals.issuers import OnBehalfOfIssuer

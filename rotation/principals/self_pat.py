@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from rotation import errors
-from rotation.backends.auth import StaticBearerAuth
+from rotation.backends import StaticBearerAuth
 from rotation.fields import Guid
 from rotation.principals.base import Finding, PrincipalModel
 from rotation.principals.issuers import OwnIssuer
@@ -21,7 +21,7 @@ from rotation.principals.issuers import OwnIssuer
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from rotation.backends.databricks import NewToken, TokenInfo
+    from rotation.backends import NewToken, TokenInfo
     from rotation.principals.base import IssuerContext, TokenIssuer
     from rotation.secret import Secret
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import httpx
     from pydantic import BaseModel
 
-    from rotation.backends.retry import RetryPolicy
+    from rotation.backends import RetryPolicy
     from rotation.secret import Secret
 
 __all__ = ["DescribesRoutes", "SecretReader", "Updater", "UpdaterContext", "UpdaterPlugin"]

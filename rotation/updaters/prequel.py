@@ -23,6 +23,7 @@ import httpx
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from rotation import errors
+from rotation.backends import retrying
 from rotation.backends.http import (
     UNTRUSTED_ADVICE,
     is_transient_status,
@@ -30,7 +31,6 @@ from rotation.backends.http import (
     retry_after,
     untrusted_certificate,
 )
-from rotation.backends.retry import retrying
 from rotation.fields import api_path, https_url
 from rotation.secret import Secret
 from rotation.updaters.prequel_routes import (

@@ -20,10 +20,8 @@ from azure.identity.aio import ClientSecretCredential
 
 from emulators.entra_state import VAULT_RESOURCE
 from emulators.keyvault_state import THROTTLED_MESSAGE, ServiceLimits, Throttle
-from rotation.app.transport import azure_transport
-from rotation.backends.azure import AzureOptions
-from rotation.backends.keyvault_client import key_vault_client, throttle_wait
-from rotation.backends.retry import RetryPolicy
+from rotation.app import azure_transport
+from rotation.backends import AzureOptions, RetryPolicy, key_vault_client, throttle_wait
 from tests.emulators.helpers import bearer
 
 if TYPE_CHECKING:
