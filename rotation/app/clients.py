@@ -22,6 +22,7 @@ from rotation.app.transport import azure_transport, http_client
 from rotation.backends import (
     AzureOptions,
     BlobLeaseLock,
+    KeyVaultStore,
     LocalFileLock,
     Lock,
     NullLock,
@@ -41,6 +42,17 @@ if TYPE_CHECKING:
     from rotation.config import Config
 
 __all__ = ["App", "Storage", "azure_transport", "open_app", "open_runtime"]
+
+
+async def _default_credential(
+    stack: AsyncExitStack, transport: AioHttpTransport
+) -> AsyncTokenCredential:
+    """Return ``DefaultAzureCredential`` on *transport*, closed with *stack*."""
+    from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
+
+    credential = DefaultAzureCredential(transport=transport)
+    stack.push_async_callback(credential.close)
+    return credential
 
 
 @asynccontextmanager
@@ -65,10 +77,6 @@ async def open_runtime(
     with *azure_timeout*; a given transport keeps its own timeouts). *http_timeout* is the
     Databricks and consumer calls' timeout.
     """
-    from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
-
-    from rotation.backends import KeyVaultStore  # noqa: PLC0415
-
     retry = retry or RetryPolicy()
     async with AsyncExitStack() as stack:
         if transport is None:
@@ -76,9 +84,7 @@ async def open_runtime(
                 azure_transport(ca_file, read_timeout=azure_timeout)
             )
         azure = AzureOptions(transport=transport)
-        if credential is None:
-            credential = DefaultAzureCredential(transport=transport)
-            stack.push_async_callback(credential.close)
+        credential = credential or await _default_credential(stack, transport)
         vault = key_vault_client(config.key_vault_url, credential, retry, azure)
         http = http_client(config, ca_file, http_timeout)
         await stack.enter_async_context(vault)

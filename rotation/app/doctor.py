@@ -18,7 +18,6 @@ from rotation.backends import Admin, StaticBearerAuth, Workspace
 from rotation.engine import (
     CREDENTIAL_FAIL_DAYS,
     CREDENTIAL_WARN_DAYS,
-    DAY,
     Consumers,
     TargetReport,
     Tracker,
@@ -26,6 +25,7 @@ from rotation.engine import (
     issuer_for,
     same_principal,
 )
+from rotation.units import DAY
 from rotation.updaters.base import DescribesRoutes
 
 if TYPE_CHECKING:
@@ -166,6 +166,10 @@ class _Doctor:
         except errors.RotationError as exc:
             self.add("workspace: PATs enabled, lifetime, CAN_USE", ok=False, detail=str(exc))
             return
+        self.workspace_findings(conf, users, app)
+
+    def workspace_findings(self, conf: dict[str, str | None], users: set[str], app: str) -> None:
+        """Add the checks of the workspace's settings an admin read."""
         enabled = conf.get("enableTokensConfig") != "false"
         self.add(
             "workspace: personal access tokens enabled",

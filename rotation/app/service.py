@@ -10,17 +10,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rotation.engine import (
-    DAY,
-    Outcome,
-    TargetReport,
-    format_time,
-    health_checked_at,
-    plan,
-    run_target,
-)
+from rotation.engine import Outcome, TargetReport, format_time, health_checked_at, plan, run_target
 from rotation.errors import UnknownTargetError
 from rotation.state import Stage, Tag
+from rotation.units import DAY
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -16,7 +16,7 @@ import os
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from rotation.engine import DAY
+from rotation.units import DAY
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -173,14 +173,7 @@ async def _on_expiry(rt: Runtime, event: KeyVaultEvent, *, locked: bool = True) 
     ``rotate_before_days`` asks. Without the app's storage (*locked* False) an event that
     would run the target raises instead (redelivered): there is no writer without a lock.
     """
-    vault_url = rt.config.key_vault_url
-    vault = vault_url.removeprefix("https://").split("/")[0].lower()
-    same_vault = (
-        event.vault_host == vault
-        if event.vault_host
-        else event.vault_name == vault.split(".")[0] and not is_loopback(vault_url)
-    )
-    if not same_vault:
+    if not _same_vault(rt.config.key_vault_url, event):
         return _ack(f"ignored an event from another vault ({event.vault_host or event.vault_name})")
     target = next(
         (t for t in rt.config.targets if t.secret_name.lower() == event.secret_name.lower()), None
@@ -204,6 +197,14 @@ async def _on_expiry(rt: Runtime, event: KeyVaultEvent, *, locked: bool = True) 
         raise RuntimeError(msg)
     why = "" if force else f" ({report.reason})"
     return _ack(f"event {event.event_type} for {target.name}: {report.outcome.value}{why}")
+
+
+def _same_vault(vault_url: str, event: KeyVaultEvent) -> bool:
+    """Return whether *event* is about the vault at *vault_url* (never a loopback one by name)."""
+    vault = vault_url.removeprefix("https://").split("/")[0].lower()
+    if event.vault_host:
+        return event.vault_host == vault
+    return event.vault_name == vault.split(".")[0] and not is_loopback(vault_url)
 
 
 def _ack(message: str) -> str:

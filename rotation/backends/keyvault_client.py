@@ -7,26 +7,24 @@ again whatever its method, within ``throttle_timeout``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 from typing import TYPE_CHECKING, Any, cast
 
+from azure.core.pipeline.policies import AsyncRetryPolicy
+
 from rotation.backends.http import USER_AGENT, is_loopback
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.core.pipeline import PipelineRequest, PipelineResponse
-    from azure.core.pipeline.policies import AsyncHTTPPolicy
     from azure.core.pipeline.transport import AsyncHttpTransport
     from azure.keyvault.secrets.aio import SecretClient
 
     from rotation.backends.azure import AzureOptions
     from rotation.backends.retry import RetryPolicy
 
-__all__ = ["key_vault_client", "key_vault_retry", "throttle_wait"]
+__all__ = ["KeyVaultRetryPolicy", "key_vault_client", "throttle_wait"]
 
 _THROTTLED = 429
 _log = logging.getLogger(__name__)
@@ -35,14 +33,14 @@ _log = logging.getLogger(__name__)
 def key_vault_client(
     vault_url: str, credential: AsyncTokenCredential, retry: RetryPolicy, azure: AzureOptions
 ) -> SecretClient:
-    """Return the vault's client, retrying as *retry* says (see `key_vault_retry`)."""
+    """Return the vault's client, retrying as *retry* says (:class:`KeyVaultRetryPolicy`)."""
     from azure.keyvault.secrets.aio import SecretClient  # noqa: PLC0415
 
     return SecretClient(
         vault_url,
         credential,
         verify_challenge_resource=not is_loopback(vault_url),
-        retry_policy=key_vault_retry()(retry),
+        retry_policy=KeyVaultRetryPolicy(retry),
         user_agent=USER_AGENT,
         **azure.client_kwargs(),
     )
@@ -68,51 +66,48 @@ def throttle_wait(
     return wait
 
 
-@functools.cache
-def key_vault_retry() -> Callable[[RetryPolicy], AsyncHTTPPolicy[Any, Any]]:
-    """Return the class of the vault client's retry policy (azure-core is imported on first use).
+class KeyVaultRetryPolicy(AsyncRetryPolicy[Any, Any]):
+    """The vault client's retry policy: azure-core's, but a 429 is sent again on its own budget.
 
-    Everything but 429 is azure-core's retry policy as *retry* configures it: ``attempts - 1``
+    Everything but 429 is azure-core's retry policy as *policy* configures it: ``attempts - 1``
     retries, exponential backoff from ``wait_initial`` up to ``wait_max``, ``Retry-After``
     honoured. A 429 is Key Vault's throttling (300 secret creates and 4,000 other transactions per
     10 s per vault): the request was not processed, so it is sent again whatever its method, as
     :func:`throttle_wait` says — short waits use each window's capacity as it frees, and jitter
     keeps the senders from hammering in step (429s do not count against the limit).
     """
-    from azure.core.pipeline.policies import AsyncRetryPolicy  # noqa: PLC0415
 
-    class KeyVaultRetryPolicy(AsyncRetryPolicy[Any, Any]):
-        def __init__(self, policy: RetryPolicy) -> None:
-            super().__init__(
-                retry_total=max(0, policy.attempts - 1),
-                retry_backoff_factor=policy.wait_initial,
-                retry_backoff_max=policy.wait_max,
+    def __init__(self, policy: RetryPolicy) -> None:
+        super().__init__(
+            retry_total=max(0, policy.attempts - 1),
+            retry_backoff_factor=policy.wait_initial,
+            retry_backoff_max=policy.wait_max,
+        )
+        self.policy = policy
+
+    def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
+        """Return azure-core's verdict, but never for a 429 (:meth:`send` sends those again)."""
+        if response.http_response.status_code == _THROTTLED:
+            return False  # sent again by send(), on its own budget
+        return bool(super().is_retry(settings, response))
+
+    async def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+        """Send *request*; while Key Vault throttles it, wait as :func:`throttle_wait` says."""
+        transport = cast("AsyncHttpTransport[Any, Any]", request.context.transport)
+        throttled, waited = 0, 0.0
+        while True:
+            response = await super().send(request)
+            if response.http_response.status_code != _THROTTLED:
+                return response
+            throttled += 1
+            retry_after = self.get_retry_after(response)
+            wait = throttle_wait(self.policy, retry_after, throttled, waited)
+            if wait is None:
+                return response
+            waited += wait
+            _log.info(
+                "Key Vault throttled a request (429, %d in a row); sending it again in %.1f s",
+                throttled,
+                wait,
             )
-            self.policy = policy
-
-        def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
-            if response.http_response.status_code == _THROTTLED:
-                return False  # sent again by send(), on its own budget
-            return bool(super().is_retry(settings, response))
-
-        async def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
-            transport = cast("AsyncHttpTransport[Any, Any]", request.context.transport)
-            throttled, waited = 0, 0.0
-            while True:
-                response = await super().send(request)
-                if response.http_response.status_code != _THROTTLED:
-                    return response
-                throttled += 1
-                retry_after = self.get_retry_after(response)
-                wait = throttle_wait(self.policy, retry_after, throttled, waited)
-                if wait is None:
-                    return response
-                waited += wait
-                _log.info(
-                    "Key Vault throttled a request (429, %d in a row); sending it again in %.1f s",
-                    throttled,
-                    wait,
-                )
-                await transport.sleep(wait)
-
-    return KeyVaultRetryPolicy
+            await transport.sleep(wait)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import itertools
 import re
 
+from rotation.units import DAY, HOUR, MINUTE
+
 __all__ = ["DEFAULT_SCHEDULE", "SCHEDULE_VAR", "longest_gap_hours"]
 
 SCHEDULE_VAR = "ROTATION_SCHEDULE"
@@ -20,7 +22,6 @@ DEFAULT_SCHEDULE = "0 0 */6 * * *"
 """The schedule of the samples and of ``infra/main.bicep`` (every 6 hours)."""
 
 _PART = re.compile(r"(\*|\d+(?:-\d+)?)(?:/(\d+))?")
-_DAY = 86400
 
 
 def _values(field: str, low: int, high: int) -> set[int] | None:
@@ -51,9 +52,9 @@ def longest_gap_hours(schedule: str) -> float | None:
     weekdays = _values(fields[5].replace("?", "*"), 0, 7)
     if not (seconds and minutes and hours and weekdays):
         return None
-    times = sorted(h * 3600 + m * 60 + s for h in hours for m in minutes for s in seconds)
+    times = sorted(h * HOUR + m * MINUTE + s for h in hours for m in minutes for s in seconds)
     within_day = max((b - a for a, b in itertools.pairwise(times)), default=0)
     days = sorted({d % 7 for d in weekdays})
     day_gaps = [b - a for a, b in zip(days, [*days[1:], days[0] + 7], strict=True)]
-    across = max(day_gaps) * _DAY - times[-1] + times[0]
-    return max(within_day, across) / 3600
+    across = max(day_gaps) * DAY - times[-1] + times[0]
+    return max(within_day, across) / HOUR

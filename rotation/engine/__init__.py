@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rotation.engine.consumers import Consumers
 from rotation.engine.issuer import issuer_context, issuer_for
-from rotation.engine.plan import DAY, HEAL_REASON, HEALTH_SLACK, HOUR, Plan, health_checked_at, plan
+from rotation.engine.plan import HEAL_REASON, HEALTH_SLACK, Plan, health_checked_at, plan
 from rotation.engine.report import (
     ConsumerResult,
     ErrorInfo,
@@ -26,10 +26,8 @@ from rotation.engine.tracker import Tracker
 __all__ = [
     "CREDENTIAL_FAIL_DAYS",
     "CREDENTIAL_WARN_DAYS",
-    "DAY",
     "HEALTH_SLACK",
     "HEAL_REASON",
-    "HOUR",
     "ConsumerResult",
     "Consumers",
     "ErrorInfo",

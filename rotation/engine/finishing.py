@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rotation.engine import revoking
-from rotation.engine.plan import HOUR
 from rotation.engine.report import Step, format_time
 from rotation.engine.run import MAX_INTENTS
 from rotation.state import Stage, Tag
+from rotation.units import HOUR
 
 if TYPE_CHECKING:
     from rotation.engine.run import Run
@@ -49,21 +49,7 @@ async def promote(run: Run) -> None:
     run.replaced = replaced_by(run, state)
     currents = [v for v in run.replaced if v.stage is Stage.CURRENT]
     previous = currents[-1].token_id if currents and not run.plan.mismatch else None
-    grace = run.target.grace_period_hours
-    carried = (state.tag(Tag.MINTING) or "").split()
-    if run.plan.mismatch:
-        carried += [v.tag(Tag.ROTATION_ID) or "" for v in run.replaced]
-    summary = ",".join(f"{c.name}=confirmed" for c in run.report.consumers)
-    tags = state.with_stage(
-        Stage.CURRENT,
-        previous_token_id=previous,
-        revoke_previous_at=str(int(now + grace * HOUR)) if previous else None,
-        previous_revoked=None,
-        minting=" ".join([c for c in carried if c][-MAX_INTENTS:]) or None,
-        last_result=f"rotated {format_time(now)}",
-        consumers=(summary or "key-vault-only")[:512],
-    )
-    run.promoted = await run.write(state, tags)
+    run.promoted = await run.write(state, _promoted_tags(run, state, previous, now))
     run.report.previous_token_id = previous
     for old in run.replaced:
         if run.plan.mismatch:
@@ -72,6 +58,26 @@ async def promote(run: Run) -> None:
             # Without a grace period the revoke step marks it `revoked` at once.
             await run.write(old, old.with_stage(Stage.PREVIOUS))
     run.tracker.done(Step.PROMOTE, version=state.version)
+
+
+def _promoted_tags(
+    run: Run, state: VersionState, previous: str | None, now: float
+) -> dict[str, str]:
+    """Return *state*'s tags as ``current``, replacing *previous* (kept for the grace period)."""
+    grace = run.target.grace_period_hours
+    carried = (state.tag(Tag.MINTING) or "").split()
+    if run.plan.mismatch:  # the PATs of the untrusted versions: the next run sweeps them
+        carried += [v.tag(Tag.ROTATION_ID) or "" for v in run.replaced]
+    summary = ",".join(f"{c.name}=confirmed" for c in run.report.consumers)
+    return state.with_stage(
+        Stage.CURRENT,
+        previous_token_id=previous,
+        revoke_previous_at=str(int(now + grace * HOUR)) if previous else None,
+        previous_revoked=None,
+        minting=" ".join([c for c in carried if c][-MAX_INTENTS:]) or None,
+        last_result=f"rotated {format_time(now)}",
+        consumers=(summary or "key-vault-only")[:512],
+    )
 
 
 def replaced_by(run: Run, state: VersionState) -> list[VersionState]:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from rotation import errors
 from rotation.backends import StaticBearerAuth
 from rotation.engine import revoking
-from rotation.engine.plan import DAY
 from rotation.engine.report import Step
 from rotation.engine.run import MAX_INTENTS, bootstrap_note, same_principal
 from rotation.secret import Secret
 from rotation.state import MANAGED_BY, Stage, Tag, comment_for, current_version
+from rotation.units import DAY
 
 if TYPE_CHECKING:
     from rotation.engine.run import Run

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from rotation.state import Stage, Tag, finite
+from rotation.units import DAY, HOUR
 
 if TYPE_CHECKING:
     from rotation.config import Target
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HEAL_REASON", "Plan", "heal", "health_checked_at", "mismatch", "plan", "tag_problem"]
 
-DAY = 86_400.0
-HOUR = 3_600.0
 HEALTH_SLACK = 15 * 60.0
 """A health check counts as due this early, so a timer as often as the cadence checks every run."""
 HEAL_REASON = (
@@ -124,9 +123,7 @@ def _health_due(target: Target, latest: VersionState, now: float) -> bool:
     return checked is None or now - checked >= target.health_check_hours * HOUR - HEALTH_SLACK
 
 
-def _rotation_plan(  # noqa: PLR0911 — one return per case of the latest version's state
-    target: Target, latest: VersionState | None, now: float, *, force: bool
-) -> Plan:
+def _rotation_plan(target: Target, latest: VersionState | None, now: float, *, force: bool) -> Plan:
     """Return what the latest version's own state calls for (before any health check)."""
     no_grace = target.grace_period_hours == 0
     if latest is None:
@@ -143,17 +140,22 @@ def _rotation_plan(  # noqa: PLR0911 — one return per case of the latest versi
             resume=True,
             revoke_replaced=no_grace,
         )
-    minting = latest.tag(Tag.MINTING) is not None
-    revoke_at = latest.revoke_previous_at
     due, why = _due(target, latest, now)
     if force or due:
         return Plan(
             reason="forced" if force else why,
-            revoke_previous_first=revoke_at is not None,  # it is about to be replaced
+            revoke_previous_first=latest.revoke_previous_at is not None,  # about to be replaced
             sweep=True,
             rotate=True,
             revoke_replaced=no_grace,
         )
+    return _housekeeping(latest, now, why)
+
+
+def _housekeeping(latest: VersionState, now: float, why: str) -> Plan:
+    """Return the plan of a target that is not due: a grace period over, an interrupted mint."""
+    minting = latest.tag(Tag.MINTING) is not None
+    revoke_at = latest.revoke_previous_at
     if revoke_at is not None and revoke_at <= now:
         return Plan(
             reason="grace period over: revoke the previous PAT",

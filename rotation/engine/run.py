@@ -17,7 +17,7 @@ from rotation import errors
 from rotation.backends import Workspace
 from rotation.engine.consumers import Consumers
 from rotation.engine.issuer import issuer_for
-from rotation.engine.plan import DAY, Plan, plan
+from rotation.engine.plan import Plan, plan
 from rotation.engine.report import Step, format_time
 from rotation.state import (
     MANAGED_BY,
@@ -27,6 +27,7 @@ from rotation.state import (
     deployment_of,
     parse_comment,
 )
+from rotation.units import DAY
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from rotation.principals.base import IssuerContext, TokenIssuer
+from rotation.units import HOUR
 
 __all__ = ["DatabricksOAuthPrincipal"]
 
@@ -78,7 +79,7 @@ class _DatabricksOAuth:
         body = json_body(response)
         if not response.is_success or "access_token" not in body:
             raise self._error(response.status_code, body)
-        expires = time.monotonic() + float(body.get("expires_in", 3600))
+        expires = time.monotonic() + float(body.get("expires_in", HOUR))
         self._cached = (Secret(str(body["access_token"])), expires)
         return self._cached[0]
 
