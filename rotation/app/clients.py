@@ -70,12 +70,9 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Yield a :class:`Runtime` with a Key Vault client and an HTTP client; close them after.
 
-    *credential* defaults to ``DefaultAzureCredential`` (managed identity in Azure, ``AZURE_*``
-    variables or a developer login locally). *ca_file* adds a CA bundle (the emulators' CA) to
-    the public roots.
-    *transport* is the shared Azure transport (default: a new one from :func:`azure_transport`
-    with *azure_timeout*; a given transport keeps its own timeouts). *http_timeout* is the
-    Databricks and consumer calls' timeout.
+    *credential*: ``DefaultAzureCredential`` by default. *ca_file*: a CA bundle trusted beside
+    the public roots. *transport*: the shared Azure transport (default: a new one with
+    *azure_timeout*). *http_timeout*: the Databricks and consumer calls' timeout.
     """
     retry = retry or RetryPolicy()
     async with AsyncExitStack() as stack:

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from rotation.updaters.base import Updater, UpdaterContext
 
 __all__ = [
+    "PLUGINS",
     "PrequelDestinationFactory",
     "PrequelImportSourceFactory",
     "PrequelSettings",
@@ -321,3 +322,7 @@ class PrequelUpdater:
         if status == 404:  # noqa: PLR2004
             return NotFoundError(f"{where} answered 404 ({said}).", said=str(said))
         return errors.ConsumerError(f"{where} refused the request ({status}: {said}).")
+
+
+PLUGINS = (PrequelSourceFactory, PrequelDestinationFactory, PrequelImportSourceFactory)
+"""The built-in Prequel kinds (the registry keys each by its ``kind``)."""
