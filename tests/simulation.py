@@ -233,6 +233,10 @@ class Result:
     """Seconds from the moment healing became possible to the heal (the bounded figure)."""
     worst_break: float = 0.0
     """Seconds from the revocation to the heal, blockers included."""
+    revocations: int = 0
+    """PATs the rotator revoked, each judged by I6 (of its target's own set)."""
+    bystanders: int = 0
+    """PATs of people, another deployment and another principal beside the targets' own."""
     idle_ticks: int = 0
     idle_cost: Counter[str] = field(default_factory=Counter)
     """Calls per idle tick ("keyvault GET /secrets x4"), counted over the idle ticks."""
@@ -255,7 +259,9 @@ class Result:
         s = self.settings
         return (
             f"simulation: {s.days} days, {self.targets} targets, {self.outside_events} outside "
-            f"events, {len(self.violations)} invariant violations, worst time to heal "
+            f"events, {len(self.violations)} invariant violations (I6: {self.revocations} "
+            f"revocations, each of its own target's PATs; {self.bystanders} others' PATs beside "
+            "them), worst time to heal "
             f"{self.worst_heal / HOUR:.1f} h (seed {s.seed}; timer every {s.timer_hours:g} h, "
             f"health check every {s.health_check_hours:g} h: heal bound "
             f"{s.heal_bound / HOUR:g} h once healing is possible; {self.wall_seconds:.0f} s)"
@@ -536,6 +542,8 @@ class Simulation:
         self.result.wall_seconds = time.perf_counter() - started
         self.result.vault_secrets = len(self.emu.keyvault.names())
         self.result.scanned = self.log.count
+        self.result.revocations = len(self.judged)
+        self.result.bystanders = len(self.bystanders)
         self.result.secrets = len(self.emu.secrets)
         return self.result
 

@@ -38,6 +38,7 @@ async def test_the_long_horizon_simulation_holds_every_invariant() -> None:
     assert result.targets == 3 * settings.per_kind, story
     assert result.worst_heal <= settings.heal_bound, story
     assert result.scanned > 0 < result.secrets, story
+    assert result.revocations > 0 < result.bystanders, story  # I6 judged real revocations
     if settings.health_check_hours > settings.timer_hours:  # with checks every run none is idle
         assert result.idle_ticks >= 3, story  # each one asserted to cost one paged vault listing
     if settings.days < 60:  # shorter runs need not see every kind of event
@@ -51,6 +52,12 @@ async def test_the_long_horizon_simulation_holds_every_invariant() -> None:
         "credential replaced",
         simulation.PAUSED,
         "revoked after 90 days unused",  # the bootstrap-idle PATs die within the first 10 days
+        "another deployment minted",
+        "tag edit: token-id",
+        "tag edit: previous-token-id",
+        "tag edit: stage",
+        "tag edit: forged-pending",
+        "lock lost mid-run",
     ):
         assert result.outside[kind] > 0, (kind, story)
     assert sum(v for k, v in result.outside.items() if k.startswith("crash")) > 0, story
