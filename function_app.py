@@ -1,4 +1,4 @@
-"""Azure Functions app (Python v2 model): triggers → ``rotation.triggers``; no logic of its own.
+"""Azure Functions app (Python v2 model): triggers → ``rotation.app.triggers``; no logic of its own.
 
 Importing this module must stay cheap (cold start): only ``azure.functions`` is imported here;
 the rotation package, the Azure SDKs and httpx load when a trigger first runs.
@@ -28,7 +28,7 @@ def _redacting_logs() -> None:
 async def rotation_timer(timer: func.TimerRequest) -> None:
     """Rotate every target that is due; fan out through the queue when many are."""
     _redacting_logs()
-    from rotation.triggers import timer_tick  # noqa: PLC0415
+    from rotation.app import timer_tick  # noqa: PLC0415
 
     await timer_tick(past_due=timer.past_due)
 
@@ -37,7 +37,7 @@ async def rotation_timer(timer: func.TimerRequest) -> None:
 async def rotate_target(req: func.HttpRequest) -> func.HttpResponse:
     """Rotate one target now: ``{"force": bool, "dry_run": bool}`` → the run's report."""
     _redacting_logs()
-    from rotation.triggers import guarded, http_rotate  # noqa: PLC0415
+    from rotation.app import guarded, http_rotate  # noqa: PLC0415
 
     target = req.route_params.get("target", "")
     return _json(*await guarded(http_rotate(target, dict(req.params), req.get_body())))
@@ -47,7 +47,7 @@ async def rotate_target(req: func.HttpRequest) -> func.HttpResponse:
 async def doctor_target(req: func.HttpRequest) -> func.HttpResponse:
     """Check, read-only, that one target can rotate: ``{"ok": bool, "checks": [...]}``."""
     _redacting_logs()
-    from rotation.triggers import guarded, http_doctor  # noqa: PLC0415
+    from rotation.app import guarded, http_doctor  # noqa: PLC0415
 
     return _json(*await guarded(http_doctor(req.route_params.get("target", ""))))
 
@@ -57,7 +57,7 @@ async def rotation_status(req: func.HttpRequest) -> func.HttpResponse:
     """Report every target's state (token ids, expiry, stage, last result — never a value)."""
     del req
     _redacting_logs()
-    from rotation.triggers import guarded, http_status  # noqa: PLC0415
+    from rotation.app import guarded, http_status  # noqa: PLC0415
 
     return _json(*await guarded(http_status()))
 
@@ -66,7 +66,7 @@ async def rotation_status(req: func.HttpRequest) -> func.HttpResponse:
 async def key_vault_events(event: func.EventGridEvent) -> None:
     """Rotate a managed secret that Key Vault says is near expiry or expired."""
     _redacting_logs()
-    from rotation.triggers import key_vault_event  # noqa: PLC0415
+    from rotation.app import key_vault_event  # noqa: PLC0415
 
     fields = _event_fields(event)
     await key_vault_event(**fields)
@@ -91,7 +91,7 @@ def _event_fields(event: object) -> dict[str, object]:
 async def rotate_queued(msg: func.QueueMessage) -> None:
     """Rotate the one target a fan-out message names; failures retry, then go to poison."""
     _redacting_logs()
-    from rotation.triggers import queued_rotation  # noqa: PLC0415
+    from rotation.app import queued_rotation  # noqa: PLC0415
 
     body = msg.get_body().decode("utf-8", errors="replace")
     await queued_rotation(body, dequeue_count=msg.dequeue_count or 1)

@@ -63,10 +63,9 @@ async def _rotate_twice(
 ) -> int:
     from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
 
+    from rotation.app import open_runtime, rotate  # noqa: PLC0415
     from rotation.cli import emit_reports  # noqa: PLC0415
-    from rotation.clients import open_runtime  # noqa: PLC0415
     from rotation.config import parse_config  # noqa: PLC0415
-    from rotation.service import rotate  # noqa: PLC0415
 
     config = parse_config(config_table(emu, *targets), origin="sandbox")
     ca = str(emu.ca_path)
@@ -97,7 +96,7 @@ def sandbox() -> int:
     However it stops, the emulators are shut down and their temporary TLS folder is removed.
     """
     from rotation import logs  # noqa: PLC0415
-    from rotation.interrupts import Interrupts  # noqa: PLC0415
+    from rotation.cli.interrupts import Interrupts  # noqa: PLC0415
 
     logging.basicConfig(level=logging.WARNING, format="    log: %(message)s", stream=sys.stdout)
     logging.getLogger("rotation").setLevel(logging.INFO)

@@ -8,15 +8,32 @@ pydantic turns it into a ``path: message`` line. Used by the configuration and b
 - :func:`api_path` — a route appended to a base URL: starts with ``/`` (so it can never change the
   host), and its only placeholder is ``{id}``.
 - :func:`guid` — an id that Azure (or Databricks) defines as a GUID.
+
+And the annotated types every configuration table (the configuration's own, each principal
+kind's, each updater's) is written with: ``SecretName``, ``HttpsUrl``, ``HostUrl``, ``Guid``,
+and :class:`Model`, their frozen base that refuses unknown keys.
 """
 
 from __future__ import annotations
 
 import re
 import string
+from typing import Annotated
 from urllib.parse import urlsplit
 
-__all__ = ["api_path", "guid", "https_url"]
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+__all__ = [
+    "Guid",
+    "HostUrl",
+    "HttpsUrl",
+    "Model",
+    "SecretName",
+    "api_path",
+    "guid",
+    "https_url",
+    "secret_name",
+]
 
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -82,3 +99,33 @@ def guid(value: str) -> str:
             "`az ad sp show`, not a name"
         )
     return value
+
+
+_SECRET_NAME = re.compile(r"[0-9a-zA-Z-]{1,127}")
+
+
+def secret_name(value: str) -> str:
+    """Return *value* if it is a valid Key Vault secret name, else raise."""
+    if not _SECRET_NAME.fullmatch(value):
+        msg = (
+            f"{value!r} is not a valid Key Vault secret name: use 1-127 letters, digits and dashes"
+        )
+        raise ValueError(msg)
+    return value
+
+
+def _host_only(value: str) -> str:
+    return https_url(value, path_allowed=False)
+
+
+SecretName = Annotated[str, AfterValidator(secret_name)]
+HttpsUrl = Annotated[str, AfterValidator(https_url)]
+HostUrl = Annotated[str, AfterValidator(_host_only)]
+"""An ``https://host`` URL without a path (a workspace: the API paths are the rotator's)."""
+Guid = Annotated[str, AfterValidator(guid)]
+
+
+class Model(BaseModel):
+    """A configuration table: unknown keys are errors, values never change after loading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

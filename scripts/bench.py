@@ -119,10 +119,9 @@ async def run_in_process(
     bench: Bench, cred: AsyncTokenCredential, seeded: list[SeededTarget], *, force: bool
 ) -> float:
     """Run the rotator in this process over *seeded*; return the wall time."""
-    from rotation.clients import open_runtime
+    from rotation.app import open_runtime, rotate
+    from rotation.backends import RetryPolicy
     from rotation.config import parse_config
-    from rotation.retry import RetryPolicy
-    from rotation.service import rotate
 
     view = bench.views[0]
     config = parse_config(

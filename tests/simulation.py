@@ -2,7 +2,7 @@
 
 The rotator's own code runs unchanged — the timer's ``needing_work`` + ``rotate`` (above the
 fan-out threshold, one ``run_target`` per queue message with the host's five attempts), Key Vault
-events through ``rotation.triggers._on_expiry``, manual rotations and dry runs through
+events through ``rotation.app.triggers._on_expiry``, manual rotations and dry runs through
 ``run_target`` — through the real Azure SDKs and httpx, against emulators of its own (its vault
 lists only its targets; its clock is its own and the simulation moves it).
 
@@ -94,12 +94,9 @@ from typing import TYPE_CHECKING, Any
 from emulators.databricks_model import INACTIVITY_LIMIT_MS
 from emulators.harness import Emulators
 from rotation import errors
-from rotation.engine import run_target
-from rotation.events import EXPIRED, NEAR_EXPIRY, parse_event
-from rotation.plan import HEALTH_SLACK
-from rotation.report import Outcome
-from rotation.service import needing_work, rotate
-from rotation.triggers import MAX_DEQUEUE, _on_expiry
+from rotation.app import EXPIRED, NEAR_EXPIRY, needing_work, parse_event, rotate
+from rotation.app.triggers import MAX_DEQUEUE, _on_expiry
+from rotation.engine import HEALTH_SLACK, Outcome, run_target
 from tests import hygiene
 from tests.invariants import consumer_store, rotator_tokens, violations
 from tests.sim_records import EDITS, SimLock, mint_bystanders, not_its_own, persons_pat
@@ -111,8 +108,7 @@ if TYPE_CHECKING:
     from emulators.faults import Fault
     from emulators.scenario import SeededTarget
     from rotation.config import Target
-    from rotation.report import TargetReport
-    from rotation.runtime import Runtime
+    from rotation.engine import Runtime, TargetReport
 
 __all__ = ["DEFAULT_SEED", "Result", "Settings", "record", "simulate", "summary"]
 
@@ -237,6 +233,10 @@ class Result:
     """Seconds from the moment healing became possible to the heal (the bounded figure)."""
     worst_break: float = 0.0
     """Seconds from the revocation to the heal, blockers included."""
+    revocations: int = 0
+    """PATs the rotator revoked, each judged by I6 (of its target's own set)."""
+    bystanders: int = 0
+    """PATs of people, another deployment and another principal beside the targets' own."""
     idle_ticks: int = 0
     idle_cost: Counter[str] = field(default_factory=Counter)
     """Calls per idle tick ("keyvault GET /secrets x4"), counted over the idle ticks."""
@@ -259,7 +259,9 @@ class Result:
         s = self.settings
         return (
             f"simulation: {s.days} days, {self.targets} targets, {self.outside_events} outside "
-            f"events, {len(self.violations)} invariant violations, worst time to heal "
+            f"events, {len(self.violations)} invariant violations (I6: {self.revocations} "
+            f"revocations, each of its own target's PATs; {self.bystanders} others' PATs beside "
+            "them), worst time to heal "
             f"{self.worst_heal / HOUR:.1f} h (seed {s.seed}; timer every {s.timer_hours:g} h, "
             f"health check every {s.health_check_hours:g} h: heal bound "
             f"{s.heal_bound / HOUR:g} h once healing is possible; {self.wall_seconds:.0f} s)"
@@ -540,6 +542,8 @@ class Simulation:
         self.result.wall_seconds = time.perf_counter() - started
         self.result.vault_secrets = len(self.emu.keyvault.names())
         self.result.scanned = self.log.count
+        self.result.revocations = len(self.judged)
+        self.result.bystanders = len(self.bystanders)
         self.result.secrets = len(self.emu.secrets)
         return self.result
 
@@ -1059,7 +1063,7 @@ class Simulation:
         self.failed_since_tick.clear()
 
     async def _timer(self, due: list[str]) -> list[TargetReport] | None:
-        """Do what ``rotation.triggers.timer_tick`` does; None when the invocation failed."""
+        """Do what ``rotation.app.triggers.timer_tick`` does; None when the invocation failed."""
         try:
             listing, found = await needing_work(self.rt)
             due.extend(t.name for t in found)

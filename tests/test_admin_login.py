@@ -18,9 +18,9 @@ import pytest
 from azure.identity.aio import ClientSecretCredential
 
 from emulators.scenario import config_table, rotator_env
-from rotation.auth import BearerAuth
+from rotation.app import login_auth
+from rotation.backends import BearerAuth
 from rotation.errors import CredentialError
-from rotation.grant import login_auth
 from tests import hygiene
 
 if TYPE_CHECKING:

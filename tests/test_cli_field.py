@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from emulators.scenario import SeededTarget
-from rotation.report import Step
+from rotation.engine import Step
 from tests import hygiene
 from tests.invariants import rotator_tokens, violations
 from tests.test_cli import _cli, _config, cli_env
@@ -392,7 +392,8 @@ def test_pip_install_gets_the_runtime_dependencies_within_the_apps_pins() -> Non
 
 async def test_rotation_ca_file_is_trusted_besides_the_public_roots(world: World) -> None:
     """The README calls ROTATION_CA_FILE an extra CA bundle: it must not replace the roots."""
-    from rotation.clients import _http_client, azure_transport
+    from rotation.app import azure_transport
+    from rotation.app import http_client as _http_client
 
     ca = str(world.emu.ca_path)
     config = world.config(world.target())

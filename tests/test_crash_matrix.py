@@ -35,8 +35,8 @@ import stamina
 from azure.core.pipeline.transport import AioHttpTransport
 
 from emulators.scenario import SeededTarget, config_table, rotator_env
-from rotation.clients import azure_transport
-from rotation.report import Outcome
+from rotation.app import azure_transport
+from rotation.engine import Outcome
 from tests import hygiene, matrix
 from tests.invariants import violations
 from tests.world import World
@@ -44,8 +44,8 @@ from tests.world import World
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from rotation.lock import Lock
-    from rotation.report import TargetReport
+    from rotation.backends import Lock
+    from rotation.engine import TargetReport
 
 FAULTED_TIMEOUT = 0.5  # the rotator's HTTP and Azure read timeouts while a fault is planned
 HEX = "[0-9a-f]{32}"
@@ -147,7 +147,7 @@ async def _run(
     force: bool = False,
 ) -> TargetReport:
     """Rotate *seeded* once; *read_timeout* is for every call (default: the rotator's own)."""
-    from rotation.service import rotate
+    from rotation.app import rotate
 
     timeouts: dict[str, float] = {}
     sdk: dict[str, float] = {}  # the SDK clients ignore theirs on a transport they did not build
@@ -224,7 +224,7 @@ LEASE_CASES = [(k, c) for k, c in CASES if c.label != "list the vault"]  # the l
 async def test_lease_lost_case(world: World, azurite, kind: str, call: Call) -> None:  # type: ignore[no-untyped-def]
     from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 
-    from rotation.lease import BlobLeaseLock
+    from rotation.backends import BlobLeaseLock
 
     emu = world.emu
     seeded = await _due_target(world, kind)

@@ -15,10 +15,8 @@ import httpx
 import pytest
 
 from rotation import errors
-from rotation._http import is_transient_status
-from rotation.databricks import Workspace
-from rotation.databricks_errors import RULES, Admin, read, rule_for, translate
-from rotation.retry import RetryPolicy
+from rotation.backends import RetryPolicy, Workspace, is_transient_status
+from rotation.backends.databricks_errors import RULES, Admin, read, rule_for, translate
 
 URL = "https://adb-1234567890123456.7.azuredatabricks.net"
 APP = "5e2a1c3b-0d4f-4a6e-9b8c-7d1e2f3a4b5c"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from azure.core.exceptions import ServiceRequestError
 
-from rotation.store import _name_not_resolved
+from rotation.backends.keyvault import _name_not_resolved
 
 
 def test_a_dns_failure_is_found_anywhere_in_the_cause_chain() -> None:

@@ -16,7 +16,7 @@ from azure.storage.queue.aio import QueueClient
 
 from emulators.scenario import SeededTarget
 from rotation import errors
-from rotation.report import Step
+from rotation.engine import Step
 from tests import hygiene
 from tests.functions import Http, deliver, get_status, grid_event, post, tick
 from tests.invariants import rotator_tokens, violations
@@ -278,7 +278,7 @@ async def test_an_event_without_a_version_rotates_only_when_due_and_only_once(
 
 
 async def test_a_bare_vault_name_never_matches_a_loopback_vault(world: World, app) -> None:  # type: ignore[no-untyped-def]
-    from rotation.triggers import key_vault_event
+    from rotation.app import key_vault_event
 
     seeded, version = await _bootstrapped(world, app)
     _make_due(world, seeded)
@@ -550,8 +550,8 @@ async def test_http_rotate_with_key_vault_unreachable_is_503_as_status_is(
 async def test_identity_based_storage_uses_the_service_uris_when_set(
     world: World, env: dict[str, str], blob: str, queue: str
 ) -> None:
-    from rotation.appsettings import AppSettings
-    from rotation.clients import _storage_clients
+    from rotation.app.storage import _storage_clients
+    from rotation.config import AppSettings
 
     settings = AppSettings.from_env(env)
     blobs, queued = _storage_clients(settings, world.credential)

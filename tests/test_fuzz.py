@@ -14,10 +14,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rotation.app import (
+    BadRequestError,
+    MalformedEventError,
+    RotateOptions,
+    parse_event,
+    parse_rotate_request,
+)
 from rotation.config import parse_config
 from rotation.errors import ConfigError
-from rotation.events import MalformedEventError, parse_event
-from rotation.http_api import BadRequestError, RotateOptions, parse_rotate_request
 from tests import hygiene
 from tests.functions import Http, configure, deliver, post
 from tests.invariants import rotator_tokens

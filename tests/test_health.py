@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rotation.report import Outcome, Step
+from rotation.engine import Outcome, Step
 from tests.invariants import consumer_store, rotator_tokens, violations
 from tests.test_cli import _cli, _config
 from tests.world import World

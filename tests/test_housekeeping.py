@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rotation.report import Outcome, Step
+from rotation.engine import Outcome, Step
 from tests.invariants import rotator_tokens, violations
 from tests.world import World, crash_leftover, marker
 

@@ -1,6 +1,6 @@
 """The Bicep templates parse (pycep) and wire what the app reads; no Bicep compiler exists here.
 
-The alert rules in infra/app/alerts.bicep are checked against rotation.telemetry: their queries
+The alert rules in infra/app/alerts.bicep are checked against rotation.app.telemetry: their queries
 may name only the fields the code emits (Field) and must filter on its event names, so the
 Python module stays the one source of truth and the Bicep follows it. The committed
 rotation.sample.toml is loaded with the real configuration parser, alternatives included.
@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from pycep import BicepParser
 
+from rotation.app import RUN_EVENT, TIMER_EVENT, Field, emit_timer
 from rotation.config import Config, parse_config
+from rotation.engine import Outcome
 from rotation.errors import ConfigError
-from rotation.report import Outcome
-from rotation.telemetry import RUN_EVENT, TIMER_EVENT, Field, emit_timer
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -43,7 +43,7 @@ class _Attributes(logging.Handler):
 
 
 def _timer_fields() -> set[str]:
-    """Return the attributes of a TIMER_EVENT record, as rotation.telemetry.emit_timer writes them."""
+    """Return the attributes of a TIMER_EVENT record, as rotation.app.telemetry.emit_timer writes them."""
     logger = logging.getLogger("rotation.telemetry")
     handler, level = _Attributes(), logger.level
     logger.addHandler(handler)
@@ -428,7 +428,7 @@ def test_main_passes_every_alert_parameter_to_the_module(
     )
 
 
-# --- alerts.bicep: the queries follow rotation.telemetry -----------------------------------------
+# --- alerts.bicep: the queries follow rotation.app.telemetry -----------------------------------------
 
 
 def _rules(alerts: dict[str, Any]) -> dict[str, dict[str, Any]]:

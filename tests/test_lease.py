@@ -7,8 +7,8 @@ import re
 import pytest
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 
+from rotation.backends.lease import BlobLeaseLock, _BlobLease
 from rotation.errors import BusyError, LockLostError
-from rotation.lease import BlobLeaseLock, _BlobLease
 from tests.azurite import _free_port
 
 

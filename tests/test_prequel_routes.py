@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from rotation.report import Outcome, Step
+from rotation.engine import Outcome, Step
 from tests.invariants import rotator_tokens
 from tests.test_cli import _cli, _config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emulators.scenario import SeededTarget
-from rotation.report import Outcome, Step
+from rotation.engine import Outcome, Step
 from tests.invariants import rotator_tokens, violations
 from tests.world import World
 

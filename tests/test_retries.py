@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rotation.report import Outcome, Step
-from rotation.retry import RetryPolicy
+from rotation.backends import RetryPolicy
+from rotation.engine import Outcome, Step
 from tests.invariants import rotator_tokens, violations
 from tests.world import World
 
@@ -16,7 +16,7 @@ def _calls(world: World, path: str) -> int:
 
 
 async def _rotate(world: World, seeded, retry: RetryPolicy | None = None):  # type: ignore[no-untyped-def]
-    from rotation.service import rotate
+    from rotation.app import rotate
 
     kw = {"retry": retry} if retry else {}
     async with world.runtime(world.config(seeded), **kw) as rt:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rotation.report import Outcome
+from rotation.engine import Outcome
 from tests.invariants import consumer_store, rotator_tokens, violations
 from tests.world import World
 

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from rotation.auth import BearerAuth, StaticBearerAuth
+from rotation.backends import BearerAuth, StaticBearerAuth
 from rotation.logs import RedactingFilter, redact
 from rotation.secret import Secret
 from tests import hygiene

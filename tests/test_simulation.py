@@ -13,18 +13,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from rotation import engine, run
-from rotation.engine import run_target
-from rotation.events import NEAR_EXPIRY
-from rotation.service import needing_work
+from rotation.app import NEAR_EXPIRY, needing_work
+from rotation.engine import checks, finishing, revoking, run, run_target
 from tests import hygiene, simulation
 from tests.simulation import CRASH_POINTS, Crash, Settings, simulate
 
 if TYPE_CHECKING:
+    from rotation.app import KeyVaultEvent
     from rotation.config import Target
-    from rotation.events import KeyVaultEvent
-    from rotation.report import TargetReport
-    from rotation.runtime import Runtime
+    from rotation.engine import Runtime, TargetReport
     from tests.simulation import Simulation
 
 SHORT = Settings(days=2, per_kind=1, random_events=False)
@@ -41,6 +38,7 @@ async def test_the_long_horizon_simulation_holds_every_invariant() -> None:
     assert result.targets == 3 * settings.per_kind, story
     assert result.worst_heal <= settings.heal_bound, story
     assert result.scanned > 0 < result.secrets, story
+    assert result.revocations > 0 < result.bystanders, story  # I6 judged real revocations
     if settings.health_check_hours > settings.timer_hours:  # with checks every run none is idle
         assert result.idle_ticks >= 3, story  # each one asserted to cost one paged vault listing
     if settings.days < 60:  # shorter runs need not see every kind of event
@@ -54,6 +52,12 @@ async def test_the_long_horizon_simulation_holds_every_invariant() -> None:
         "credential replaced",
         simulation.PAUSED,
         "revoked after 90 days unused",  # the bootstrap-idle PATs die within the first 10 days
+        "another deployment minted",
+        "tag edit: token-id",
+        "tag edit: previous-token-id",
+        "tag edit: stage",
+        "tag edit: forged-pending",
+        "lock lost mid-run",
     ):
         assert result.outside[kind] > 0, (kind, story)
     assert sum(v for k, v in result.outside.items() if k.startswith("crash")) > 0, story
@@ -70,10 +74,10 @@ def _revoke_current(sim: Simulation) -> None:
 async def test_a_rotator_whose_health_check_finds_nothing_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def blind(self: engine._Rotation) -> None:
-        del self
+    async def blind(state: run.Run) -> None:
+        del state
 
-    monkeypatch.setattr(engine._Rotation, "check_health", blind)
+    monkeypatch.setattr(checks, "check_health", blind)
     result = await simulate(SHORT, script=_revoke_current)
     assert any("not healed within 24 h" in v for v in result.violations), result.violations
     assert any("no failed run says so" in v for v in result.violations), result.violations
@@ -82,11 +86,11 @@ async def test_a_rotator_whose_health_check_finds_nothing_is_caught(
 async def test_a_rotator_that_revokes_what_consumers_still_hold_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def skip(self: engine._Rotation) -> None:
-        del self
+    async def skip(state: run.Run) -> None:
+        del state
 
     def script(sim: Simulation) -> None:  # broken after the bootstrap pushed the first PAT
-        monkeypatch.setattr(engine._Rotation, "push_and_confirm", skip)
+        monkeypatch.setattr(finishing, "push_and_confirm", skip)
         sim.at(0.1, "manual", t=0, dry_run=False)
 
     result = await simulate(SHORT, script=script)
@@ -94,15 +98,15 @@ async def test_a_rotator_that_revokes_what_consumers_still_hold_is_caught(
 
 
 async def test_a_pat_in_a_log_record_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    hold = run.Run.hold
+    take = run.Run.take
 
     def leaky(self: run.Run, state: object, pat: object) -> None:
         # A warning: always emitted, whatever level another test left the logger at.
         logging.getLogger("rotation").warning("holding %s", pat.reveal())  # type: ignore[attr-defined]
-        hold(self, state, pat)  # type: ignore[arg-type]
+        take(self, state, pat)  # type: ignore[arg-type]
 
     def script(sim: Simulation) -> None:
-        monkeypatch.setattr(run.Run, "hold", leaky)
+        monkeypatch.setattr(run.Run, "take", leaky)
         sim.at(0.1, "manual", t=0, dry_run=False)
 
     result = await simulate(SHORT, script=script)
@@ -114,7 +118,7 @@ async def test_an_orphan_left_by_a_crash_is_caught(monkeypatch: pytest.MonkeyPat
         del args, kwargs
         return []
 
-    monkeypatch.setattr(engine, "orphans", find_nothing)
+    monkeypatch.setattr(checks, "orphans", find_nothing)
     mint = next(p for p in CRASH_POINTS if p.label == "mint")
     crash = Crash(mint, "killed after the call", 0)  # the PAT is made, its value lost
 
@@ -133,7 +137,7 @@ async def test_a_rotator_that_revokes_on_a_tags_word_is_caught(
         del evidence, purpose
         return token_id  # the release's rule: a tag naming a token is reason enough
 
-    monkeypatch.setattr(run, "judge", believe_the_tags)
+    monkeypatch.setattr(revoking, "judge", believe_the_tags)
 
     def script(sim: Simulation) -> None:
         obo = next(t.index for t in sim.tracked if t.seeded.kind == "databricks-obo")

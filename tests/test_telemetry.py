@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from rotation import telemetry
-from rotation.telemetry import RUN_EVENT, TIMER_EVENT, Field
+from rotation.app import RUN_EVENT, TIMER_EVENT, Field, telemetry
 from tests.functions import post, tick
 from tests.world import World
 

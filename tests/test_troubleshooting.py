@@ -9,7 +9,7 @@ import pytest
 
 from emulators.harness import Emulators
 from emulators.scenario import SeededTarget
-from rotation.report import Outcome
+from rotation.engine import Outcome
 from tests.invariants import consumer_store, no_pat_stored, rotator_tokens
 from tests.world import World
 

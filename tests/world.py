@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Any
 from azure.identity.aio import ClientSecretCredential
 
 from emulators.scenario import SeededTarget, rotator_identity, seed_target
-from rotation.clients import open_runtime
+from rotation.app import open_runtime, rotate
+from rotation.backends import RetryPolicy
 from rotation.config import Config, parse_config
-from rotation.retry import RetryPolicy
-from rotation.service import rotate
 from rotation.state import comment_for, deployment_of
 from tests import hygiene
 
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
 
     from emulators.databricks import Token
     from emulators.harness import Emulators
-    from rotation.report import TargetReport
-    from rotation.runtime import Runtime
+    from rotation.engine import Runtime, TargetReport
 
 FAST = RetryPolicy(attempts=2, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0, timeout=10)
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import httpx
     from pydantic import BaseModel
 
-    from rotation.retry import RetryPolicy
+    from rotation.backends import RetryPolicy
     from rotation.secret import Secret
 
 __all__ = ["DescribesRoutes", "SecretReader", "Updater", "UpdaterContext", "UpdaterPlugin"]
@@ -84,7 +84,12 @@ class DescribesRoutes(Protocol):
 
 
 class UpdaterPlugin(Protocol):
-    """What an entry point of ``pat_rotator.updaters`` names."""
+    """What an entry point of ``pat_rotator.updaters`` names (and each built-in kind is)."""
+
+    @property
+    def kind(self) -> str:
+        """Return the ``kind`` an updater table names it by."""
+        ...
 
     @property
     def settings_model(self) -> type[BaseModel]:

@@ -23,7 +23,8 @@ import httpx
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from rotation import errors
-from rotation._http import (
+from rotation.backends import retrying
+from rotation.backends.http import (
     UNTRUSTED_ADVICE,
     is_transient_status,
     json_body,
@@ -31,7 +32,6 @@ from rotation._http import (
     untrusted_certificate,
 )
 from rotation.fields import api_path, https_url
-from rotation.retry import retrying
 from rotation.secret import Secret
 from rotation.updaters.prequel_routes import (
     CONFIGURED,
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from rotation.updaters.base import Updater, UpdaterContext
 
 __all__ = [
+    "PLUGINS",
     "PrequelDestinationFactory",
     "PrequelImportSourceFactory",
     "PrequelSettings",
@@ -321,3 +322,7 @@ class PrequelUpdater:
         if status == 404:  # noqa: PLR2004
             return NotFoundError(f"{where} answered 404 ({said}).", said=str(said))
         return errors.ConsumerError(f"{where} refused the request ({status}: {said}).")
+
+
+PLUGINS = (PrequelSourceFactory, PrequelDestinationFactory, PrequelImportSourceFactory)
+"""The built-in Prequel kinds (the registry keys each by its ``kind``)."""

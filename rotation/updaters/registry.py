@@ -1,4 +1,8 @@
-"""Find updater plugins by kind: the built-in ones and the ``pat_rotator.updaters`` entry points."""
+"""Find updater plugins by kind: the built-in ones and the ``pat_rotator.updaters`` entry points.
+
+A built-in plugin is registered once, in :data:`BUILT_IN`, under its own ``kind``; a third-party
+plugin under its entry point's name (a built-in kind cannot be replaced).
+"""
 
 from __future__ import annotations
 
@@ -16,15 +20,16 @@ __all__ = ["GROUP", "kinds", "plugin"]
 GROUP = "pat_rotator.updaters"
 
 
+def _built_in() -> tuple[UpdaterPlugin, ...]:
+    """Return the plugins this project ships (imported on first use only)."""
+    from rotation.updaters import prequel  # noqa: PLC0415
+
+    return prequel.PLUGINS
+
+
 @cache
 def _plugins() -> dict[str, UpdaterPlugin]:
-    from rotation.updaters import prequel  # noqa: PLC0415 — loaded on first use only
-
-    found: dict[str, UpdaterPlugin] = {
-        "prequel-source": prequel.PrequelSourceFactory,
-        "prequel-destination": prequel.PrequelDestinationFactory,
-        "prequel-import-source": prequel.PrequelImportSourceFactory,
-    }
+    found: dict[str, UpdaterPlugin] = {p.kind: p for p in _built_in()}
     for ep in entry_points(group=GROUP):
         if ep.name not in found:
             found[ep.name] = ep.load()

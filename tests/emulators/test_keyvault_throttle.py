@@ -20,9 +20,8 @@ from azure.identity.aio import ClientSecretCredential
 
 from emulators.entra_state import VAULT_RESOURCE
 from emulators.keyvault_state import THROTTLED_MESSAGE, ServiceLimits, Throttle
-from rotation.clients import _key_vault_client, _throttle_wait, azure_transport
-from rotation.retry import RetryPolicy
-from rotation.runtime import AzureOptions
+from rotation.app import azure_transport
+from rotation.backends import AzureOptions, RetryPolicy, key_vault_client, throttle_wait
 from tests.emulators.helpers import bearer
 
 if TYPE_CHECKING:
@@ -183,7 +182,9 @@ async def rotator_vault(
 
         async def make(policy: RetryPolicy = QUICK) -> SecretClient:
             config = types.SimpleNamespace(key_vault_url=emus.keyvault_url)
-            client = _key_vault_client(config, credential, policy, AzureOptions(transport))
+            client = key_vault_client(
+                config.key_vault_url, credential, policy, AzureOptions(transport)
+            )
             clients.append(client)
             return client
 
@@ -258,10 +259,10 @@ def test_throttle_waits_double_with_jitter_up_to_a_total_and_honour_a_bounded_re
     policy = RetryPolicy(throttle_timeout=60.0, throttle_wait_initial=1.0, throttle_wait_max=4.0)
     for throttled, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 4.0), (9, 4.0)):
         for _ in range(20):
-            wait = _throttle_wait(policy, None, throttled, 0.0)
+            wait = throttle_wait(policy, None, throttled, 0.0)
             assert wait is not None
             assert ceiling / 2 <= wait <= ceiling
-    assert _throttle_wait(policy, None, 20, 59.0) is None  # 2-4 s more would pass 60 s
-    assert _throttle_wait(policy, 3.0, 1, 0.0) == 3.0
-    assert _throttle_wait(policy, 3.0, 5, 58.0) is None
-    assert _throttle_wait(policy, policy.max_retry_after + 1, 1, 0.0) is None
+    assert throttle_wait(policy, None, 20, 59.0) is None  # 2-4 s more would pass 60 s
+    assert throttle_wait(policy, 3.0, 1, 0.0) == 3.0
+    assert throttle_wait(policy, 3.0, 5, 58.0) is None
+    assert throttle_wait(policy, policy.max_retry_after + 1, 1, 0.0) is None

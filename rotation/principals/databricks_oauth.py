@@ -1,0 +1,98 @@
+"""Kind ``databricks-oauth``: a Databricks-managed service principal with an OAuth secret.
+
+OAuth M2M at the workspace's ``/oidc/v1/token`` (tokens cached until near expiry), then
+``token/create`` as the principal — the documented route on Azure.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Literal
+
+import httpx
+
+from rotation import errors
+from rotation.backends import BearerAuth, is_transient_status, json_body
+from rotation.fields import Guid, SecretName
+from rotation.principals.base import PrincipalModel
+from rotation.principals.issuers import OwnIssuer
+from rotation.secret import Secret
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from rotation.principals.base import IssuerContext, TokenIssuer
+from rotation.units import HOUR
+
+__all__ = ["DatabricksOAuthPrincipal"]
+
+_EARLY = 40.0  # refresh bearer tokens this many seconds before expiry (Databricks rejects < 30 s)
+
+
+class DatabricksOAuthPrincipal(PrincipalModel):
+    """A Databricks-managed SP: OAuth M2M at ``/oidc/v1/token``, then ``token/create``."""
+
+    kind: Literal["databricks-oauth"]
+    client_id: Guid
+    client_secret_name: SecretName
+
+    @property
+    def application_id(self) -> str:
+        """Return the id Databricks knows the principal by (its client id)."""
+        return self.client_id
+
+    @property
+    def credential_secret_name(self) -> str:
+        """Return the Key Vault secret holding the OAuth secret."""
+        return self.client_secret_name
+
+    @asynccontextmanager
+    async def open(self, context: IssuerContext) -> AsyncIterator[TokenIssuer]:
+        """Yield an issuer acting as the principal with OAuth tokens from its secret."""
+        secret, expires = await context.secrets.read_credential(self.client_secret_name)
+        oauth = _DatabricksOAuth(context.http, context.workspace.url, self.client_id, secret)
+        yield OwnIssuer(context.workspace, BearerAuth(oauth.token), self.client_id, expires)
+
+
+class _DatabricksOAuth:
+    """OAuth M2M tokens from the workspace's ``/oidc/v1/token``, cached until near expiry."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str, client_id: str, secret: Secret) -> None:
+        self._http = http
+        self._url = f"{url}/oidc/v1/token"
+        self._client_id = client_id
+        self._secret = secret
+        self._cached: tuple[Secret, float] | None = None
+
+    async def token(self) -> Secret:
+        if self._cached and self._cached[1] - _EARLY > time.monotonic():
+            return self._cached[0]
+        form = {"grant_type": "client_credentials", "scope": "all-apis"}
+        try:
+            response = await self._http.post(
+                self._url, data=form, auth=(self._client_id, self._secret.reveal())
+            )
+        except httpx.TransportError as exc:
+            msg = f"Could not reach {self._url} ({type(exc).__name__}); retrying later may help."
+            raise errors.CredentialError(msg, transient=True) from None
+        body = json_body(response)
+        if not response.is_success or "access_token" not in body:
+            raise self._error(response.status_code, body)
+        expires = time.monotonic() + float(body.get("expires_in", HOUR))
+        self._cached = (Secret(str(body["access_token"])), expires)
+        return self._cached[0]
+
+    def _error(self, status: int, body: dict[str, object]) -> errors.CredentialError:
+        error = body.get("error", "unknown")
+        described = body.get("error_description", "")
+        if is_transient_status(status) or "temporarily" in str(described).lower():
+            msg = f"Databricks OAuth at {self._url} is unavailable ({status} {error}); retry later."
+            return errors.CredentialError(msg, transient=True)
+        msg = (
+            f"Databricks OAuth at {self._url} refused service principal {self._client_id} "
+            f"({status} {error}: {described}). Check the client_id is the SP's application id "
+            "and create a new OAuth secret (Settings → Identity and access → Service principals "
+            "→ Secrets) if it expired; store it in the configured Key Vault secret."
+        )
+        return errors.CredentialError(msg)
