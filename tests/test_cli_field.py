@@ -435,3 +435,36 @@ def test_a_consumer_with_an_untrusted_certificate_says_so(world: World, tmp_path
     assert "retrying cannot help" in error["message"]
     assert error["transient"] is False
     assert rotator_tokens(emu, seeded) == []
+
+
+def test_a_workspace_with_an_untrusted_certificate_says_so(world: World, tmp_path: Path) -> None:
+    import http.server
+    import ssl
+    import threading
+
+    import trustme
+
+    emu = world.emu
+    seeded = world.target()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)  # a CA nobody trusts
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        config = _config(emu, seeded)
+        target = config["targets"][0]  # type: ignore[index]
+        target["workspace_url"] = f"https://127.0.0.1:{server.server_address[1]}"
+        done = _cli(emu, tmp_path, config, "rotate", "--dry-run", "--json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 1
+    (report,) = json.loads(done.stdout)["targets"]
+    error = report["error"]
+    assert "Databricks workspace" in error["message"]
+    assert "TLS certificate is not trusted" in error["message"]
+    assert "retrying cannot help" in error["message"]
+    assert error["transient"] is False
+    assert rotator_tokens(emu, seeded) == []

@@ -13,6 +13,7 @@ from rotation.backends.azure import AzureOptions
 from rotation.backends.databricks import Me, NewToken, TokenInfo, Workspace
 from rotation.backends.databricks_errors import Admin, translate
 from rotation.backends.http import (
+    UNTRUSTED_ADVICE,
     USER_AGENT,
     HostPools,
     is_loopback,
@@ -31,6 +32,7 @@ from rotation.backends.retry import RetryPolicy, retrying
 __all__ = [
     "DATABRICKS_SCOPE",
     "LOCK_DIR_SETTING",
+    "UNTRUSTED_ADVICE",
     "USER_AGENT",
     "Admin",
     "AzureOptions",

@@ -16,7 +16,7 @@ import httpx
 
 from rotation import errors
 from rotation.backends.databricks_errors import translate
-from rotation.backends.http import json_body
+from rotation.backends.http import UNTRUSTED_ADVICE, json_body, untrusted_certificate
 from rotation.backends.retry import RetryPolicy, retrying
 from rotation.secret import Secret
 
@@ -241,6 +241,12 @@ class Workspace:
         try:
             response = await self._http.request(method, self.url + path, auth=auth, json=json)
         except httpx.TransportError as exc:
+            if (why := untrusted_certificate(exc)) is not None:  # refused before anything was sent
+                msg = (
+                    f"Databricks workspace {ctx.url}: its TLS certificate is not trusted ({why}); "
+                )
+                msg += f"{UNTRUSTED_ADVICE}."
+                raise errors.DatabricksError(msg, transient=False) from None
             sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
             msg = (
                 f"Could not reach Databricks workspace {ctx.url} for {ctx.operation} "

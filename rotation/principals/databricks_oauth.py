@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Literal
 import httpx
 
 from rotation import errors
-from rotation.backends import BearerAuth, is_transient_status, json_body
+from rotation.backends import (
+    UNTRUSTED_ADVICE,
+    BearerAuth,
+    is_transient_status,
+    json_body,
+    untrusted_certificate,
+)
 from rotation.fields import Guid, SecretName
 from rotation.principals.base import PrincipalModel
 from rotation.principals.issuers import OwnIssuer
@@ -74,6 +80,10 @@ class _DatabricksOAuth:
                 self._url, data=form, auth=(self._client_id, self._secret.reveal())
             )
         except httpx.TransportError as exc:
+            if (why := untrusted_certificate(exc)) is not None:
+                msg = f"Databricks OAuth at {self._url}: its TLS certificate is not trusted "
+                msg += f"({why}); {UNTRUSTED_ADVICE}."
+                raise errors.CredentialError(msg) from None
             msg = f"Could not reach {self._url} ({type(exc).__name__}); retrying later may help."
             raise errors.CredentialError(msg, transient=True) from None
         body = json_body(response)
