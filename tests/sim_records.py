@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from rotation import errors
-from rotation.state import deployment_of, parse_comment
+from rotation.state import Marker, deployment_of, parse_comment
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -101,8 +101,24 @@ def not_its_own(
         )
         if not own:
             owner = token.owner.user_name
-            found.append(f"I6: PAT {token.token_id} of {owner} was revoked, and it was not its own")
+            why = _not_own_why(target, marker, vault, emu)
+            found.append(
+                f"I6: PAT {token.token_id} of {owner} was revoked, and it was not its own ({why})"
+            )
     return found
+
+
+def _not_own_why(
+    target: SeededTarget | None, marker: Marker | None, vault: str, emu: Emulators
+) -> str:
+    """Return why a revoked PAT was not its target's own, in words."""
+    if target is None:
+        return "its owner is no target's principal"
+    if marker is None:
+        return "its comment carries no marker"
+    if (marker.target, marker.vault) != (target.name, vault):
+        return f"its marker names target {marker.target!r} of vault {marker.vault!r}"
+    return f"rotation {marker.rotation_id} is recorded nowhere in {target.secret_name}"
 
 
 class _SimLease:

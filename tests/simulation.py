@@ -563,7 +563,8 @@ class Simulation:
             self.emu.clock.advance(ahead)
 
     async def _open_runtime(self) -> None:
-        config = self.world.config(*(t.seeded for t in self.tracked))
+        # The product's default: a young orphan may be a run's in flight (one that lost its lock).
+        config = self.world.config(*(t.seeded for t in self.tracked), orphan_min_age_minutes=15)
         self.rt = await self._stack.enter_async_context(self.world.runtime(config, lock=self.lock))
         for t in self.tracked:
             found = config.target(t.name)

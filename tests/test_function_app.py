@@ -480,7 +480,7 @@ def _function(name: str):  # type: ignore[no-untyped-def]
     return function(name)
 
 
-async def test_under_the_blob_lock_a_young_orphan_is_swept_at_once(
+async def test_even_under_the_blob_lock_a_young_orphan_waits_for_a_later_run(
     world: World, app, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     from emulators.scenario import config_table
@@ -494,8 +494,13 @@ async def test_under_the_blob_lock_a_young_orphan_is_swept_at_once(
     assert (await post(seeded.name)).status == 200
     orphan = crash_leftover(world.emu, seeded, "crashed")
     answer = _seen(await post(seeded.name, b'{"force": true}'))
-    assert answer.body["swept"] == [orphan.token_id]
-    assert violations(world.emu, seeded) == []
+    # A run that lost its lease may be between this PAT's mint and its store: not swept yet.
+    assert answer.body["swept"] == []
+    assert world.emu.databricks.is_live(orphan.value)
+    latest = world.emu.keyvault.latest(seeded.secret_name)
+    assert latest is not None
+    assert "crashed" in latest.tags["minting"].split()  # a later run still knows it is ours
+    assert violations(world.emu, seeded, settled=False) == []
 
 
 async def test_http_rotate_with_key_vault_unreachable_is_503_as_status_is(

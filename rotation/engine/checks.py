@@ -16,6 +16,7 @@ from rotation.engine.plan import HEAL_REASON, heal, mismatch
 from rotation.engine.report import Step
 from rotation.engine.sweep import orphans
 from rotation.state import Tag, parse_comment
+from rotation.units import MINUTE
 
 if TYPE_CHECKING:
     from rotation.engine.run import Run
@@ -132,9 +133,9 @@ async def sweep(run: Run) -> None:
     if not run.plan.sweep:
         return
     await run.tracker.enter(Step.SWEEP)
-    # Under an exclusive lock no other run can be between its mint and its store.
-    exclusive = run.rt.lock.exclusive
-    min_age = 0.0 if exclusive else run.rt.config.orphan_min_age_minutes * 60
+    # Even under an exclusive lock: a run that lost its lease may be between its mint and its
+    # store (a held request, Key Vault's throttle), so a young orphan waits for a later run.
+    min_age = run.rt.config.orphan_min_age_minutes * MINUTE
     now = run.rt.clock()
     found = orphans(
         await run.principal_tokens(), run.versions, target=run.target.name, vault=run.vault
