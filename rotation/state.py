@@ -7,7 +7,8 @@ until every consumer confirmed it, then ``current``; the version it replaced bec
 held a pending PAT that could not be used. Tag ``minting`` on the latest version records the intent
 to mint *before* ``token/create`` is called (space-separated rotation ids), so a crash between mint
 and store is seen by the next run's listing and swept. Each PAT's comment carries
-:func:`comment_for`'s marker: target, rotation id and deployment (the vault's host).
+:func:`comment_for`'s marker: target, rotation id, deployment (the vault's host) and the secret
+the PAT is minted to be stored in.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ class Stage(StrEnum):
     PREVIOUS = "previous"
     REVOKED = "revoked"
     ABANDONED = "abandoned"
-    INTENT = "intent"
-    """A disabled version holding no PAT: the intent of a target's first mint (bootstrap)."""
 
 
 class Tag(StrEnum):
@@ -173,6 +172,7 @@ class Marker(NamedTuple):
     target: str
     rotation_id: str
     vault: str | None = None
+    secret: str | None = None
 
 
 def deployment_of(key_vault_url: str) -> str:
@@ -196,9 +196,13 @@ def finite(raw: str | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def comment_for(target: str, rotation_id: str, vault: str) -> str:
-    """Return the PAT comment that marks a token as minted by this deployment for *target*."""
-    return f"{_COMMENT_PREFIX}target={target} rotation={rotation_id} vault={vault}"
+def comment_for(target: str, rotation_id: str, vault: str, secret: str) -> str:
+    """Return the PAT comment that marks a token as minted by this deployment for *target*.
+
+    *secret* is the Key Vault secret the PAT is to be stored in: with *vault* it names the one
+    place the PAT belongs (what proves a first mint's PAT ours when no version records it).
+    """
+    return f"{_COMMENT_PREFIX}target={target} rotation={rotation_id} vault={vault} secret={secret}"
 
 
 def parse_comment(comment: str) -> Marker | None:
@@ -210,7 +214,12 @@ def parse_comment(comment: str) -> Marker | None:
     )
     if not fields.get("target") or not fields.get("rotation"):
         return None
-    return Marker(fields["target"], fields["rotation"], fields.get("vault") or None)
+    return Marker(
+        fields["target"],
+        fields["rotation"],
+        fields.get("vault") or None,
+        fields.get("secret") or None,
+    )
 
 
 def recorded_rotations(versions: list[VersionState]) -> set[str]:

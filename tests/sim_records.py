@@ -97,7 +97,10 @@ def not_its_own(
             target is not None
             and marker is not None
             and (marker.target, marker.vault) == (target.name, vault)
-            and marker.rotation_id in recorded_in_vault(emu, target.secret_name)
+            and (
+                marker.secret == target.secret_name  # minted to be stored in its secret
+                or marker.rotation_id in recorded_in_vault(emu, target.secret_name)
+            )
         )
         if not own:
             owner = token.owner.user_name

@@ -91,9 +91,11 @@ class World:
         return report
 
 
-def marker(emu: Emulators, target: str, rotation_id: str) -> str:
+def marker(emu: Emulators, target: str, rotation_id: str, secret: str | None = None) -> str:
     """Return the comment this deployment (the emulated vault) puts on a PAT it mints."""
-    return comment_for(target, rotation_id, deployment_of(emu.keyvault_url))
+    return comment_for(
+        target, rotation_id, deployment_of(emu.keyvault_url), secret or f"{target}-pat"
+    )
 
 
 def crash_leftover(emu: Emulators, seeded: SeededTarget, rotation_id: str) -> Token:
@@ -107,4 +109,5 @@ def crash_leftover(emu: Emulators, seeded: SeededTarget, rotation_id: str) -> To
     intents = [*latest.tags.get("minting", "").split(), rotation_id]
     tags = {**latest.tags, "minting": " ".join(intents)}
     emu.keyvault.update(seeded.secret_name, latest.version, {"tags": tags})
-    return emu.databricks.mint(seeded.application_id, 86_400, marker(emu, seeded.name, rotation_id))
+    comment = marker(emu, seeded.name, rotation_id, seeded.secret_name)
+    return emu.databricks.mint(seeded.application_id, 86_400, comment)

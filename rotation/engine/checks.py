@@ -138,7 +138,11 @@ async def sweep(run: Run) -> None:
     min_age = run.rt.config.orphan_min_age_minutes * MINUTE
     now = run.rt.clock()
     found = orphans(
-        await run.principal_tokens(), run.versions, target=run.target.name, vault=run.vault
+        await run.principal_tokens(),
+        run.versions,
+        target=run.target.name,
+        vault=run.vault,
+        secret=run.target.secret_name,
     )
     swept: list[str] = []
     for token in found:

@@ -27,9 +27,16 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from rotation.backends import TokenInfo
-    from rotation.state import VersionState
+    from rotation.state import Marker, VersionState
 
-__all__ = ["Evidence", "disagreement", "judge", "live_rotations", "live_token_ids"]
+__all__ = [
+    "Evidence",
+    "disagreement",
+    "first_mint",
+    "judge",
+    "live_rotations",
+    "live_token_ids",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,8 @@ class Evidence:
     """Tokens this run created (their create answer is the service's own word)."""
     rotation_id: str = ""
     """This run's rotation id: its mint is recorded even before any version holds it."""
+    promoted: VersionState | None = None
+    """The version this run promoted: from then on it alone is what consumers hold."""
 
 
 def _live_versions(versions: Sequence[VersionState], target: str) -> list[VersionState]:
@@ -57,6 +66,17 @@ def _live_versions(versions: Sequence[VersionState], target: str) -> list[Versio
     latest = next((v for v in reversed(versions) if v.enabled), None)
     current = current_version(list(versions), target)
     return [v for v in (latest, current) if v is not None]
+
+
+def first_mint(
+    marker: Marker, versions: Sequence[VersionState], *, vault: str, secret: str
+) -> bool:
+    """Return whether *marker* is a first mint's for this secret, which no version can record.
+
+    Before a target's first version is stored nothing in the vault records its intent; its PAT's
+    marker names this vault *and* this secret — the one place it was minted to be stored in.
+    """
+    return not versions and (marker.vault, marker.secret) == (vault, secret)
 
 
 def live_token_ids(versions: Sequence[VersionState], target: str) -> set[str]:
@@ -108,10 +128,12 @@ def _refusal(token: TokenInfo, evidence: Evidence, *, minted: bool) -> str | Non
     if marker.vault is not None and marker.vault != evidence.vault:
         return f"it was made by the rotator of another deployment (vault {marker.vault})"
     recorded = recorded_rotations(list(evidence.versions)) | {evidence.rotation_id} - {""}
-    if not minted and marker.rotation_id not in recorded:
+    first = first_mint(marker, evidence.versions, vault=evidence.vault, secret=evidence.secret_name)
+    if not (minted or first) and marker.rotation_id not in recorded:
         return f"its mint (rotation {marker.rotation_id}) is recorded nowhere in this vault"
-    if token.token_id in live_token_ids(evidence.versions, evidence.target) or (
-        marker.rotation_id in live_rotations(evidence.versions, evidence.target)
+    live = [evidence.promoted] if evidence.promoted else evidence.versions
+    if token.token_id in live_token_ids(live, evidence.target) or (
+        marker.rotation_id in live_rotations(live, evidence.target)
     ):
         return "it is the PAT the latest Key Vault version and the consumers hold"
     return None

@@ -1,8 +1,9 @@
 """The steps that put a new PAT in place: made (intent, mint, store) or adopted, then verified.
 
-A mint is announced before ``token/create`` (the intent; for a first mint on a placeholder
-version), its PAT stored at once as a ``pending`` version, and verified once — with SCIM ``Me``,
-or by finding it in the principal's list when its scopes forbid ``Me``.
+A mint is announced before ``token/create`` (the intent; a first mint's PAT is known by its
+marker, which names the vault and the secret), its PAT stored at once as a ``pending`` version,
+and verified once — with SCIM ``Me``, or by finding it in the principal's list when its scopes
+forbid ``Me``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from rotation.backends import StaticBearerAuth
 from rotation.engine import revoking
 from rotation.engine.report import Step
 from rotation.engine.run import MAX_INTENTS, bootstrap_note, same_principal
-from rotation.secret import Secret
-from rotation.state import MANAGED_BY, Stage, Tag, comment_for, current_version
+from rotation.state import Tag, comment_for, current_version
 from rotation.units import DAY
 
 if TYPE_CHECKING:
@@ -25,19 +25,16 @@ if TYPE_CHECKING:
     from rotation.state import VersionState
 
 __all__ = [
-    "PLACEHOLDER",
     "adopt_pending",
     "intent",
     "mint",
     "preflight",
-    "record_first_intent",
     "store",
     "verify",
     "verify_listed",
 ]
 
 log = logging.getLogger("rotation")
-PLACEHOLDER = Secret("no PAT: the intent to mint the first one")
 
 
 def _may_call_scim(scopes: tuple[str, ...] | None) -> bool:
@@ -106,39 +103,13 @@ async def intent(run: Run) -> None:
         return
     run.rotation_id = secrets.token_hex(8)
     latest = run.latest
-    await run.tracker.enter(Step.INTENT)
-    if latest is None:  # bootstrap: the intent needs a version to live on
-        await record_first_intent(run)
-    else:
+    if latest is not None:  # a first mint's PAT is known by its marker (vault and secret)
+        await run.tracker.enter(Step.INTENT)
         # Earlier intents stay: a run that lost its lock may still be minting for one.
         earlier = (latest.tag(Tag.MINTING) or "").split()
         wanted = dict.fromkeys([*earlier, *run.carry, run.rotation_id])
         intents = " ".join(list(wanted)[-MAX_INTENTS:])
         await run.write(latest, latest.with_tags(minting=intents))
-
-
-async def record_first_intent(run: Run) -> None:
-    """Record a first mint's intent on a disabled version holding no PAT (a placeholder).
-
-    Without it a crash between the first ``token/create`` and its store would leave a PAT
-    whose mint nothing in this vault records, which the sweep may never touch.
-    """
-    tags = {
-        Tag.MANAGED_BY: MANAGED_BY,
-        Tag.TARGET: run.target.name,
-        Tag.STAGE: Stage.INTENT.value,
-        Tag.MINTING: run.rotation_id,
-        Tag.WRITTEN_AT: f"{run.rt.clock():.6f}",
-        Tag.LAST_RESULT: "intent to mint the first PAT (holds no PAT)",
-    }
-    placeholder = await run.rt.store.add_version(
-        run.target.secret_name,
-        PLACEHOLDER,
-        tags={str(k): v for k, v in tags.items()},
-        expires_on=None,
-        enabled=False,
-    )
-    run.remember(placeholder)
 
 
 async def mint(run: Run) -> None:
@@ -147,7 +118,7 @@ async def mint(run: Run) -> None:
         return
     await run.tracker.enter(Step.MINT)
     lifetime = int(run.target.lifetime_days * DAY)
-    comment = comment_for(run.target.name, run.rotation_id, run.vault)
+    comment = comment_for(run.target.name, run.rotation_id, run.vault, run.target.secret_name)
     scopes = run.scopes_for_new_pat()
     try:
         run.new = await run.issuer.create(lifetime_seconds=lifetime, comment=comment, scopes=scopes)

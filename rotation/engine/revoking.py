@@ -55,6 +55,7 @@ async def revoke(run: Run, token_id: str, purpose: str) -> bool:
         foreign=run.issuer.foreign,
         minted=(run.new.info,) if run.new is not None else (),
         rotation_id=run.rotation_id,
+        promoted=run.promoted,
     )
     if judge(token_id, evidence, purpose) is None:
         log.info("target=%s token_id=%s already gone (%s)", run.target.name, token_id, purpose)

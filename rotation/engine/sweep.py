@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rotation.engine.guard import live_rotations, live_token_ids
+from rotation.engine.guard import first_mint, live_rotations, live_token_ids
 from rotation.state import Stage, Tag, parse_comment, recorded_rotations
 
 if TYPE_CHECKING:
@@ -22,15 +22,21 @@ if TYPE_CHECKING:
 
 __all__ = ["orphans"]
 
-_DEAD = {Stage.REVOKED, Stage.ABANDONED, Stage.INTENT}
+_DEAD = {Stage.REVOKED, Stage.ABANDONED}
 
 
 def orphans(
-    tokens: list[TokenInfo], versions: list[VersionState], *, target: str, vault: str
+    tokens: list[TokenInfo],
+    versions: list[VersionState],
+    *,
+    target: str,
+    vault: str,
+    secret: str,
 ) -> list[TokenInfo]:
     """Return *target*'s unreferenced PATs whose mint this vault recorded, oldest first.
 
-    *tokens* are the principal's PATs, listed in this run.
+    *tokens* are the principal's PATs, listed in this run. Before the secret has any version, a
+    first mint's PAT is recognised by its marker naming this vault and this *secret*.
     """
     held = [v for v in versions if v.stage not in _DEAD]
     referenced = {v.token_id for v in held if v.token_id}
@@ -43,7 +49,10 @@ def orphans(
         marker = parse_comment(token.comment)
         if marker is None or marker.target != target or token.token_id in referenced:
             continue
-        if marker.vault not in {None, vault} or marker.rotation_id not in recorded:
+        if marker.vault not in {None, vault}:
+            continue
+        first = first_mint(marker, versions, vault=vault, secret=secret)
+        if not first and marker.rotation_id not in recorded:
             continue
         if marker.rotation_id in holders:  # a version holds it, whatever its token-id tag says
             continue
