@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -10,10 +11,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from emulators.harness import Emulators
 from emulators.scenario import SeededTarget
 from rotation.engine import Step
 from tests import hygiene
@@ -98,15 +101,18 @@ def test_a_wrong_client_secret_fails_at_the_credentials_step(world: World, tmp_p
     assert rotator_tokens(emu, seeded) == []
 
 
-def test_ctrl_c_says_where_it_stopped_exits_130_and_the_next_run_resumes(
-    world: World, tmp_path: Path
-) -> None:
-    emu = world.emu
-    seeded = world.target()
-    config = _config(emu, seeded)
+def _interrupted_at_push(
+    emu: Emulators,
+    tmp_path: Path,
+    seeded: SeededTarget,
+    config: dict[str, object],
+    sig: signal.Signals,
+    *args: str,
+) -> tuple[subprocess.Popen[str], str, str]:
+    """Run ``rotate`` in a subprocess, send *sig* while Prequel holds its push; return its output."""
     fault = emu.faults.add("prequel", "PATCH", f"/sources/{seeded.consumers[0].id}", mode="hold")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rotation", "rotate"],
+        [sys.executable, "-m", "rotation", "rotate", *args],
         env=cli_env(emu, tmp_path, config),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -114,12 +120,22 @@ def test_ctrl_c_says_where_it_stopped_exits_130_and_the_next_run_resumes(
     )
     try:
         assert fault.arrived.wait(60), "the CLI never reached the push"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         fault.release()
         if proc.poll() is None:
             proc.kill()
+    return proc, stdout, stderr
+
+
+def test_ctrl_c_says_where_it_stopped_exits_130_and_the_next_run_resumes(
+    world: World, tmp_path: Path
+) -> None:
+    emu = world.emu
+    seeded = world.target()
+    config = _config(emu, seeded)
+    proc, stdout, stderr = _interrupted_at_push(emu, tmp_path, seeded, config, signal.SIGINT)
     hygiene.record_text("cli ctrl-c stdout", stdout)
     hygiene.record_text("cli ctrl-c stderr", stderr)
     assert proc.returncode == 130, stderr
@@ -201,22 +217,9 @@ def test_sigterm_mid_run_stops_like_ctrl_c_exits_143_and_the_next_run_resumes(
     emu = world.emu
     seeded = world.target()
     config = _config(emu, seeded)
-    fault = emu.faults.add("prequel", "PATCH", f"/sources/{seeded.consumers[0].id}", mode="hold")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rotation", "rotate", "--json"],
-        env=cli_env(emu, tmp_path, config),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc, stdout, stderr = _interrupted_at_push(
+        emu, tmp_path, seeded, config, signal.SIGTERM, "--json"
     )
-    try:
-        assert fault.arrived.wait(60), "the CLI never reached the push"
-        proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        fault.release()
-        if proc.poll() is None:
-            proc.kill()
     hygiene.record_text("cli sigterm stdout", stdout)
     hygiene.record_text("cli sigterm stderr", stderr)
     assert proc.returncode == 143, stderr
@@ -405,66 +408,54 @@ async def test_rotation_ca_file_is_trusted_besides_the_public_roots(world: World
         assert context.cert_store_stats()["x509_ca"] > 1
 
 
-def test_a_consumer_with_an_untrusted_certificate_says_so(world: World, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _untrusted_tls_server() -> Iterator[str]:
+    """Yield the URL of a loopback HTTPS server whose certificate nobody trusts."""
     import http.server
     import ssl
     import threading
 
     import trustme
 
-    emu = world.emu
-    seeded = world.target()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     trustme.CA().issue_cert("127.0.0.1").configure_cert(context)  # a CA nobody trusts
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        config = _config(emu, seeded)
-        updater = config["targets"][0]["updaters"][0]  # type: ignore[index]
-        updater["base_url"] = f"https://127.0.0.1:{server.server_address[1]}"
-        done = _cli(emu, tmp_path, config, "rotate", "--dry-run", "--json")
+        yield f"https://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _says_the_certificate_is_not_trusted(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode == 1
     (report,) = json.loads(done.stdout)["targets"]
     error = report["error"]
     assert "TLS certificate is not trusted" in error["message"]
     assert "retrying cannot help" in error["message"]
     assert error["transient"] is False
+    return str(error["message"])
+
+
+def test_a_consumer_with_an_untrusted_certificate_says_so(world: World, tmp_path: Path) -> None:
+    emu = world.emu
+    seeded = world.target()
+    config = _config(emu, seeded)
+    with _untrusted_tls_server() as url:
+        config["targets"][0]["updaters"][0]["base_url"] = url  # type: ignore[index]
+        done = _cli(emu, tmp_path, config, "rotate", "--dry-run", "--json")
+    assert "Prequel" in _says_the_certificate_is_not_trusted(done)
     assert rotator_tokens(emu, seeded) == []
 
 
 def test_a_workspace_with_an_untrusted_certificate_says_so(world: World, tmp_path: Path) -> None:
-    import http.server
-    import ssl
-    import threading
-
-    import trustme
-
     emu = world.emu
     seeded = world.target()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)  # a CA nobody trusts
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        config = _config(emu, seeded)
-        target = config["targets"][0]  # type: ignore[index]
-        target["workspace_url"] = f"https://127.0.0.1:{server.server_address[1]}"
+    config = _config(emu, seeded)
+    with _untrusted_tls_server() as url:
+        config["targets"][0]["workspace_url"] = url  # type: ignore[index]
         done = _cli(emu, tmp_path, config, "rotate", "--dry-run", "--json")
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert done.returncode == 1
-    (report,) = json.loads(done.stdout)["targets"]
-    error = report["error"]
-    assert "Databricks workspace" in error["message"]
-    assert "TLS certificate is not trusted" in error["message"]
-    assert "retrying cannot help" in error["message"]
-    assert error["transient"] is False
+    assert "Databricks workspace" in _says_the_certificate_is_not_trusted(done)
     assert rotator_tokens(emu, seeded) == []

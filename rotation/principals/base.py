@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from rotation.fields import Model
+from rotation.fields import Guid, Model, SecretName
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rotation.secret import Secret
 
 __all__ = [
+    "ClientSecretPrincipal",
     "CredentialReader",
     "Finding",
     "IssuerContext",
@@ -133,3 +134,20 @@ class PrincipalModel(Model):
     def open(self, context: IssuerContext) -> AbstractAsyncContextManager[TokenIssuer]:
         """Return the issuer for this principal as an async context manager (closes clients)."""
         raise NotImplementedError
+
+
+class ClientSecretPrincipal(PrincipalModel):
+    """A principal that signs in with its own client id and a secret kept in Key Vault."""
+
+    client_id: Guid
+    client_secret_name: SecretName
+
+    @property
+    def application_id(self) -> str:
+        """Return the id Databricks knows the principal by (its client id)."""
+        return self.client_id
+
+    @property
+    def credential_secret_name(self) -> str:
+        """Return the Key Vault secret holding the secret that mints PATs."""
+        return self.client_secret_name

@@ -20,8 +20,7 @@ from rotation.backends import (
     json_body,
     untrusted_certificate,
 )
-from rotation.fields import Guid, SecretName
-from rotation.principals.base import PrincipalModel
+from rotation.principals.base import ClientSecretPrincipal
 from rotation.principals.issuers import OwnIssuer
 from rotation.secret import Secret
 
@@ -36,22 +35,10 @@ __all__ = ["DatabricksOAuthPrincipal"]
 _EARLY = 40.0  # refresh bearer tokens this many seconds before expiry (Databricks rejects < 30 s)
 
 
-class DatabricksOAuthPrincipal(PrincipalModel):
+class DatabricksOAuthPrincipal(ClientSecretPrincipal):
     """A Databricks-managed SP: OAuth M2M at ``/oidc/v1/token``, then ``token/create``."""
 
     kind: Literal["databricks-oauth"]
-    client_id: Guid
-    client_secret_name: SecretName
-
-    @property
-    def application_id(self) -> str:
-        """Return the id Databricks knows the principal by (its client id)."""
-        return self.client_id
-
-    @property
-    def credential_secret_name(self) -> str:
-        """Return the Key Vault secret holding the OAuth secret."""
-        return self.client_secret_name
 
     @asynccontextmanager
     async def open(self, context: IssuerContext) -> AsyncIterator[TokenIssuer]:

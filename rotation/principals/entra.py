@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Literal, Self
 
 from rotation import errors
 from rotation.backends import DATABRICKS_SCOPE, BearerAuth
-from rotation.fields import Guid, HttpsUrl, SecretName
-from rotation.principals.base import PrincipalModel
+from rotation.fields import Guid, HttpsUrl
+from rotation.principals.base import ClientSecretPrincipal
 from rotation.principals.issuers import OwnIssuer
 from rotation.secret import Secret
 
@@ -26,24 +26,12 @@ if TYPE_CHECKING:
 __all__ = ["EntraClientSecretPrincipal"]
 
 
-class EntraClientSecretPrincipal(PrincipalModel):
+class EntraClientSecretPrincipal(ClientSecretPrincipal):
     """An Entra ID service principal: client credentials, then ``token/create`` as itself."""
 
     kind: Literal["entra-client-secret"]
     tenant_id: Guid
-    client_id: Guid
-    client_secret_name: SecretName
     authority_host: HttpsUrl = "https://login.microsoftonline.com"
-
-    @property
-    def application_id(self) -> str:
-        """Return the id Databricks knows the principal by (its client id)."""
-        return self.client_id
-
-    @property
-    def credential_secret_name(self) -> str:
-        """Return the Key Vault secret holding the client secret."""
-        return self.client_secret_name
 
     @asynccontextmanager
     async def open(self, context: IssuerContext) -> AsyncIterator[TokenIssuer]:
