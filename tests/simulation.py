@@ -1190,8 +1190,9 @@ class Simulation:
         if report.outcome is Outcome.FAILED:
             self.failed_since_tick.add(t.name)
         if settles:  # a mismatch leaves the PAT it could not trust to the next run's sweep
-            mismatch = report.outcome is Outcome.MISMATCH
-            t.settled = (report.ok or _work_done(report)) and not mismatch
+            # A mismatch, or a young orphan left for later, leaves work for the next run.
+            later = report.outcome is Outcome.MISMATCH or bool(report.deferred)
+            t.settled = (report.ok or _work_done(report)) and not later
         self._tidy_admin(t, report)
 
     def _tidy_admin(self, t: _Tracked, report: TargetReport) -> None:

@@ -496,6 +496,7 @@ async def test_even_under_the_blob_lock_a_young_orphan_waits_for_a_later_run(
     answer = _seen(await post(seeded.name, b'{"force": true}'))
     # A run that lost its lease may be between this PAT's mint and its store: not swept yet.
     assert answer.body["swept"] == []
+    assert answer.body["deferred"] == [orphan.token_id]  # said, and left for a later run
     assert world.emu.databricks.is_live(orphan.value)
     latest = world.emu.keyvault.latest(seeded.secret_name)
     assert latest is not None

@@ -71,6 +71,7 @@ async def test_young_orphans_wait_for_a_later_run(world: World) -> None:
     orphan = crash_leftover(emu, seeded, "young")
     report = await world.rotate_one(seeded, force=True, orphan_min_age_minutes=10)
     assert report.swept == []
+    assert report.deferred == [orphan.token_id]
     emu.clock.advance(11 * 60)
     later = await world.rotate_one(seeded, force=True, orphan_min_age_minutes=10)
     assert later.swept == [orphan.token_id]

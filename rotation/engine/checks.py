@@ -149,6 +149,7 @@ async def sweep(run: Run) -> None:
         age = now - token.creation_ms / 1000
         if min_age > 0 and age < min_age:
             log.info("target=%s sweep deferred token_id=%s", run.target.name, token.token_id)
+            run.report.deferred.append(token.token_id)
             marker = parse_comment(token.comment)
             run.carry += [marker.rotation_id] if marker else []
             continue

@@ -83,6 +83,8 @@ class TargetReport:
     credential_expires_on: float | None = None
     revoked: list[str] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    """Orphans younger than ``orphan_min_age_minutes``, left for a later run (still recorded)."""
     consumers: list[ConsumerResult] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
