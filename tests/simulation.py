@@ -97,6 +97,7 @@ from rotation import errors
 from rotation.app import EXPIRED, NEAR_EXPIRY, needing_work, parse_event, rotate
 from rotation.app.triggers import MAX_DEQUEUE, _on_expiry
 from rotation.engine import HEALTH_SLACK, Outcome, run_target
+from rotation.state import parse_comment
 from tests import hygiene
 from tests.invariants import consumer_store, rotator_tokens, violations
 from tests.sim_records import EDITS, SimLock, mint_bystanders, not_its_own, persons_pat
@@ -413,6 +414,7 @@ class _Tracked:
     """[start, end] of each blocker of this target alone (end = inf while it lasts)."""
     credential: str = ""
     credential_expires: float = 0.0
+    last_outcome: str = ""
     announced: set[str] = field(default_factory=set)
 
     @property
@@ -1187,6 +1189,7 @@ class Simulation:
         self.log.add(f"report {report.target}", json.dumps(report.to_json()))
         self.log.add(f"report repr {report.target}", repr(report))
         t = self.by_name[report.target]
+        t.last_outcome = f"{report.outcome.value} ({report.reason[:60]}; swept {len(report.swept)}, revoked {len(report.revoked)})"
         if report.outcome is Outcome.FAILED:
             self.failed_since_tick.add(t.name)
         if settles:  # a mismatch leaves the PAT it could not trust to the next run's sweep
@@ -1293,12 +1296,26 @@ class Simulation:
         found = violations(self.emu, t.seeded, settled=t.settled, max_live=max_live)
         for text in found:
             if not text.startswith(("I1", "I2")):  # those are judged above, with their cause
-                self.violation(f"{t.name}: {text}")
+                self.violation(f"{t.name}: {text} [{self._state_of(t)}]")
         live = rotator_tokens(self.emu, t.seeded)
         if len(live) > MAX_LIVE:
             self.violation(f"leak: {t.name} has {len(live)} live rotator PATs (at most {MAX_LIVE})")
         if tick and t.broken is not None:
             self._judge_break(t, failed=failed)
+
+    def _state_of(self, t: _Tracked) -> str:
+        """Describe *t*'s versions and live rotator PATs briefly (for a violation's reader)."""
+        versions = [
+            f"{v.tags.get('stage')}{'' if v.enabled else '(disabled)'}:"
+            f"{v.tags.get('token-id', '-')[:6]}/{v.tags.get('rotation-id', '-')[:6]}"
+            f"{'+minting ' + v.tags['minting'] if v.tags.get('minting') else ''}"
+            for v in self.emu.keyvault.versions(t.seeded.secret_name)
+        ]
+        tokens = [
+            f"{tok.token_id[:6]}/{m.rotation_id[:6] if (m := parse_comment(tok.comment)) else '?'}"
+            for tok in rotator_tokens(self.emu, t.seeded)  # type: ignore[attr-defined]
+        ]
+        return f"versions {versions}; live rotator PATs {tokens}; last outcome {t.last_outcome}"
 
     def _judge_break(self, t: _Tracked, *, failed: bool) -> None:
         b = t.broken
