@@ -110,6 +110,15 @@ class KeyVaultStore:
         value = Secret(secret.value) if secret.value else None
         return _state(secret.properties), value
 
+    async def value(self, state: VersionState) -> Secret | None:
+        """Return the value of the one version *state* names (None if it is disabled or empty)."""
+        try:
+            with self._translating(state.name, "get"):
+                secret = await self._client.get_secret(state.name, state.version)
+        except errors.SecretDisabledError:
+            return None
+        return Secret(secret.value) if secret.value else None
+
     async def add_version(
         self,
         name: str,

@@ -7,21 +7,23 @@ stops the step (and the run) with the consumer's error.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from rotation import errors
 from rotation.engine.report import ConsumerResult, Step
-from rotation.updaters import UpdaterContext
+from rotation.updaters import Restores, UpdaterContext
 from rotation.updaters.registry import plugin
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from rotation.config import Target
     from rotation.engine.runtime import Runtime
     from rotation.engine.tracker import Tracker
     from rotation.secret import Secret
     from rotation.updaters import SecretReader, Updater
+
+    Previous: TypeAlias = Callable[[], Awaitable[Secret | None]]
 
 __all__ = ["Consumers"]
 
@@ -61,16 +63,40 @@ class Consumers:
             result.tested = await _recording(result, updater.test(pat))
         self._tracker.done(Step.TEST, consumers=len(self._updaters))
 
-    async def push_and_confirm(self, pat: Secret) -> None:
-        """Save *pat* on every consumer, each confirmed before the next is touched."""
+    async def push_and_confirm(self, pat: Secret, previous: Previous | None = None) -> None:
+        """Save *pat* on every consumer, each confirmed before the next is touched.
+
+        When a consumer that can put a PAT back (:class:`~rotation.updaters.Restores`) refuses
+        *pat* after saving it, it is given *previous* (the PAT it held, read only then) before the
+        confirm's error is raised.
+        """
         for updater, result in self._pairs():
             await self._tracker.enter(Step.PUSH)
             await _recording(result, updater.push(pat))
             result.pushed = True
             await self._tracker.enter(Step.CONFIRM)
-            await _recording(result, updater.confirm(pat))
+            try:
+                await _recording(result, updater.confirm(pat))
+            except errors.RotationError:
+                if isinstance(updater, Restores) and previous is not None:
+                    await _restore(updater, result, previous)
+                raise
             result.confirmed = True
             self._tracker.done(Step.PUSH, consumer=updater.name)
+
+
+async def _restore(updater: Restores, result: ConsumerResult, previous: Previous) -> None:
+    """Give *updater*'s consumer the previous PAT back; say in *result* whether it took it."""
+    try:
+        old = await previous()
+        if old is None:
+            result.error = f"{result.error}; the previous PAT is not in Key Vault to put back"
+            return
+        await updater.restore(old)
+    except errors.RotationError as exc:
+        result.error = f"{result.error}; putting the previous PAT back failed too: {exc}"
+    else:
+        result.restored = True
 
 
 async def _recording(result: ConsumerResult, call: Awaitable[T]) -> T:

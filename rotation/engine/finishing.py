@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from rotation.engine import revoking
 from rotation.engine.report import Step, format_time
 from rotation.engine.run import MAX_INTENTS
-from rotation.state import Stage, Tag
+from rotation.state import Stage, Tag, current_version
 from rotation.units import HOUR
 
 if TYPE_CHECKING:
     from rotation.engine.run import Run
+    from rotation.secret import Secret
     from rotation.state import VersionState
 
 __all__ = ["promote", "push_and_confirm", "replaced_by", "revoke_replaced", "test"]
@@ -26,7 +28,15 @@ async def test(run: Run) -> None:
 async def push_and_confirm(run: Run) -> None:
     """Save the new PAT on every consumer, each confirmed before the next."""
     if run.plan.rotate and run.pat is not None:
-        await run.consumers().push_and_confirm(run.pat)
+        await run.consumers().push_and_confirm(run.pat, partial(_previous_pat, run))
+
+
+async def _previous_pat(run: Run) -> Secret | None:
+    """Return the PAT consumers held before this rotation: the current version's (if trusted)."""
+    current = current_version(run.versions, run.target.name)
+    if current is None or run.plan.mismatch or current.token_id == run.report.token_id:
+        return None
+    return await run.rt.store.value(current)
 
 
 async def promote(run: Run) -> None:

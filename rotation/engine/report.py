@@ -56,6 +56,8 @@ class ConsumerResult:
     tested: bool = False
     pushed: bool = False
     confirmed: bool = False
+    restored: bool = False
+    """The consumer refused the new PAT after saving it and was given the previous one back."""
     error: str | None = None
 
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from rotation.updaters.base import SecretReader, Updater, UpdaterContext, UpdaterPlugin
+from rotation.updaters.base import Restores, SecretReader, Updater, UpdaterContext, UpdaterPlugin
 
-__all__ = ["SecretReader", "Updater", "UpdaterContext", "UpdaterPlugin"]
+__all__ = ["Restores", "SecretReader", "Updater", "UpdaterContext", "UpdaterPlugin"]

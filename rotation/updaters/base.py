@@ -18,7 +18,14 @@ if TYPE_CHECKING:
     from rotation.backends import RetryPolicy
     from rotation.secret import Secret
 
-__all__ = ["DescribesRoutes", "SecretReader", "Updater", "UpdaterContext", "UpdaterPlugin"]
+__all__ = [
+    "DescribesRoutes",
+    "Restores",
+    "SecretReader",
+    "Updater",
+    "UpdaterContext",
+    "UpdaterPlugin",
+]
 
 
 class SecretReader(Protocol):
@@ -80,6 +87,21 @@ class DescribesRoutes(Protocol):
 
     def routes_documented(self) -> bool:
         """Return False when a route in use is not documented by the consumer's vendor."""
+        ...
+
+
+@runtime_checkable
+class Restores(Protocol):
+    """An updater that can put the previous PAT back when its consumer refuses the new one.
+
+    For a consumer that cannot test a PAT before saving it (its ``test`` returns False): when
+    ``confirm`` fails after ``push``, the rotation calls ``restore`` with the PAT the consumer held
+    before (still alive: the old PAT is revoked only after every consumer confirmed), then fails
+    the run with the confirm's error.
+    """
+
+    async def restore(self, previous: Secret) -> None:
+        """Save *previous* as the consumer's credential again; raise ``ConsumerError`` if not."""
         ...
 
 
