@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import secrets
 import sys
 import threading
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ import filelock
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 
 from emulators.scenario import config_table
-from rotation.state import deployment_of
+from rotation.state import comment_for, deployment_of
 from tests import hygiene
 from tests.functions import post, tick
 from tests.invariants import rotator_tokens, violations
@@ -330,6 +331,33 @@ async def test_a_token_id_naming_no_listed_pat_never_sweeps_the_live_one(world: 
     await tick()  # the next run sweeps the PAT the untrusted version held, with proof
     assert not _alive(emu, real)
     assert violations(emu, seeded) == []
+
+
+async def test_the_health_check_sweeps_an_orphan_whose_intent_an_older_version_holds(
+    world: World, app
+) -> None:  # type: ignore[no-untyped-def]
+    """A late write (a run that lost its lock) can leave the intent off the latest version."""
+    emu = world.emu
+    seeded = world.target(timing={"grace_period_hours": 48})
+    app(seeded)
+    assert (await post(seeded.name)).status == 200
+    assert (await post(seeded.name, b'{"force": true}')).status == 200
+    older = emu.keyvault.versions(seeded.secret_name)[-2]
+    rid = secrets.token_hex(8)
+    ours = deployment_of(emu.keyvault_url)
+    comment = comment_for(seeded.name, rid, ours, seeded.secret_name)
+    orphan = emu.databricks.mint(seeded.application_id, 86_400, comment).token_id
+    other = comment_for(seeded.name, rid, "other.vault.azure.net", seeded.secret_name)
+    bystander = emu.databricks.mint(seeded.application_id, 86_400, other).token_id
+    tags = {**older.tags, "minting": rid}
+    emu.keyvault.update(seeded.secret_name, older.version, {"tags": tags})
+    _tag(emu, seeded, health_checked_at="1")  # the health check is due; nothing else is
+    checked = await post(seeded.name)
+    assert checked.status == 200, checked.body
+    assert checked.body["swept"] == [orphan]
+    assert not _alive(emu, orphan)
+    assert _alive(emu, bystander)  # another deployment's: never even a candidate
+    assert violations(emu, seeded, max_live=3) == []
 
 
 async def test_a_refused_previous_is_said_once_and_never_blocks_a_rotation(

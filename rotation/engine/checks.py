@@ -8,6 +8,7 @@ the orphan sweep and the interrupted mint's intent.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from rotation.engine import revoking
@@ -19,7 +20,9 @@ from rotation.state import Tag, parse_comment
 from rotation.units import MINUTE
 
 if TYPE_CHECKING:
+    from rotation.backends import TokenInfo
     from rotation.engine.run import Run
+    from rotation.state import VersionState
 
 __all__ = [
     "check_health",
@@ -62,6 +65,7 @@ async def check_health(run: Run) -> None:
     if any(t.token_id == latest.token_id and t.alive_at(now) for t in tokens):
         await run.write(latest, latest.with_tags(health_checked_at=f"{now:.0f}"))
         run.tracker.done(Step.HEALTH, token_id=latest.token_id)
+        _sweep_unnamed(run, latest, [t for t in tokens if t.alive_at(now)])
         return
     run.plan = heal(run.target, latest)
     run.report.reason = run.plan.reason
@@ -72,6 +76,27 @@ async def check_health(run: Run) -> None:
         latest.token_id,
         HEAL_REASON,
     )
+
+
+def _sweep_unnamed(run: Run, latest: VersionState, alive: list[TokenInfo]) -> None:
+    """Add a sweep to a health check that lists a PAT of this deployment no tag of *latest* names.
+
+    The sweep is planned from the latest version's intent (``minting``) alone; a write that
+    landed late (a run that lost its lock, Key Vault has no ETags) can drop an intent or record it
+    on an older version. The health check reads the token list anyway, so a PAT marked for this
+    target by this vault that neither the latest version nor its previous names gets the full
+    sweep — with every proof of :mod:`rotation.engine.guard`; young ones still wait.
+    """
+    named = {latest.token_id, latest.tag(Tag.PREVIOUS_TOKEN_ID)}
+    for token in alive:
+        marker = parse_comment(token.comment)
+        if marker is None or token.token_id in named or marker.target != run.target.name:
+            continue
+        if marker.vault == run.vault and not run.plan.sweep:
+            why = f"{run.plan.reason}; sweep: no tag names PAT {token.token_id} of this target"
+            run.plan = replace(run.plan, sweep=True, reason=why)
+            run.report.reason = why
+            return
 
 
 async def load_versions(run: Run) -> None:
