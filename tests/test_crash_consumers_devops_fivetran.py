@@ -120,7 +120,7 @@ async def test_each_call_of_the_matrix_is_made_by_a_due_rotation(world: World, k
 async def test_fault_case(world: World, kind: str, call: Call, fault: str) -> None:
     emu = world.emu
     seeded = await _due(world, kind)
-    emu.faults.add(
+    planned = emu.faults.add(
         call.service,
         call.method,
         call.regex(seeded, emu.tenant_id),
@@ -129,7 +129,8 @@ async def test_fault_case(world: World, kind: str, call: Call, fault: str) -> No
         **FAULTS[fault],  # type: ignore[arg-type]
     )
     first = await _run(world, seeded, read_timeout=FAULTED_TIMEOUT)
-    broken = [f"after the faulty run: {v}" for v in violations(emu, seeded, settled=first.ok)]
+    broken = [] if planned.hits == 1 else [f"the fault applied {planned.hits} times, not once"]
+    broken += [f"after the faulty run: {v}" for v in violations(emu, seeded, settled=first.ok)]
     await _second_run(world, seeded, broken)
     matrix.record(f"{kind}: {call.label} x {fault}", broken)
     assert broken == []
@@ -143,9 +144,11 @@ async def test_putting_the_previous_pat_back_meets_a_fault(world: World, fault: 
     previous = held_pat(emu, FIVETRAN, seeded.consumers[0].id)
     save = Call("save", "fivetran", "PATCH", DESTINATION).regex(seeded, emu.tenant_id)
     emu.faults.add("databricks", "GET", ME, skip=1, times=1, status=401)  # 0: the rotator's verify
-    emu.faults.add("fivetran", "PATCH", save, skip=1, times=1, **FAULTS[fault])  # type: ignore[arg-type]
+    put_back = emu.faults.add("fivetran", "PATCH", save, skip=1, times=1, **FAULTS[fault])  # type: ignore[arg-type]
     first = await _run(world, seeded, read_timeout=FAULTED_TIMEOUT)
     broken = [] if not first.ok else ["the run whose setup test failed succeeded"]
+    if put_back.hits != 1:
+        broken.append(f"the put-back's fault applied {put_back.hits} times, not once")
     held = held_pat(emu, FIVETRAN, seeded.consumers[0].id)
     if first.consumers[0].restored and held != previous:
         broken.append("reported restored, but the destination does not hold the previous PAT")
