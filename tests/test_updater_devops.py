@@ -156,6 +156,17 @@ def test_a_group_with_another_secret_is_refused_before_anything_is_minted(
     assert group.value(OTHER) == other
 
 
+def test_a_group_linked_to_key_vault_is_refused(world: World, tmp_path: Path) -> None:
+    seeded, group = _seed(world)
+    group.type = "AzureKeyVault"
+    report = _rotate(world, tmp_path, seeded)
+    assert report["exit"] == 1
+    assert report["error"]["step"] == "preflight"
+    assert "is linked to AzureKeyVault" in report["error"]["message"]
+    assert rotator_tokens(world.emu, seeded) == []
+    assert group.puts == []
+
+
 def test_the_opt_in_rotates_and_the_other_secret_survives_where_null_keeps_it(
     world: World, tmp_path: Path, null_keeps: None
 ) -> None:

@@ -179,6 +179,9 @@ class DevOpsUpdater:
         if var.get("isSecret") is not True:
             msg = f"{self._what}: variable {self._s.variable!r} is not secret; mark it secret "
             raise errors.ConsumerError(msg + f"(the lock icon in Pipelines → Library); {fix}.")
+        if group.get("type", "Vsts") != "Vsts":
+            msg = f"{self._what} is linked to {group.get('type')} (its values come from there): "
+            raise errors.ConsumerError(msg + f"keep the PAT in a plain group; {fix}.")
         if not group.get("variableGroupProjectReferences"):
             msg = f"{self._what} shows no project references, which a write must send back; {fix}."
             raise errors.ConsumerError(msg)
