@@ -189,9 +189,9 @@ def test_doctor_reads_the_destination(world: World, tmp_path: Path) -> None:
     found = checks["consumers: endpoint, id and API key"]
     assert found["ok"] is True
     assert f"{KIND}:{destination.id}" in found["detail"]
-    world.emu.fivetran.revoke_api_key(
-        world.emu.keyvault.latest(f"{seeded.name}-fivetran-key").value
-    )  # type: ignore[union-attr]
+    key = world.emu.keyvault.latest(f"{seeded.name}-fivetran-key")
+    assert key is not None
+    world.emu.fivetran.revoke_api_key(key.value)
     done = _cli(world.emu, tmp_path, _config(world.emu, seeded), "doctor", "--json")
     checks = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
     assert checks["consumers: endpoint, id and API key"]["ok"] is False
@@ -265,3 +265,23 @@ async def test_bad_answers_never_crash_and_never_save(world: World) -> None:
             emu.faults.clear()
     assert emu.requests.count("fivetran", "PATCH") == patches
     assert len(destination.history) == 1
+
+
+async def test_a_masked_value_is_never_saved(world: World) -> None:
+    """Should Key Vault ever hold the mask as the previous PAT, it is not put back."""
+    from rotation.errors import ConsumerError
+    from rotation.secret import Secret
+    from rotation.updaters import UpdaterContext
+    from rotation.updaters.registry import plugin
+
+    emu = world.emu
+    seeded, destination = _seed(world)
+    spec = world.config(seeded).targets[0].updaters[0]
+    patches = emu.requests.count("fivetran", "PATCH")
+    async with world.runtime(world.config(seeded)) as rt:
+        updater = plugin(KIND).build(spec.settings, UpdaterContext(rt.http, rt.store, FAST))
+        assert hasattr(updater, "restore")
+        with pytest.raises(ConsumerError, match="masked"):
+            await updater.restore(Secret(MASK))
+    assert emu.requests.count("fivetran", "PATCH") == patches
+    assert MASK not in destination.history
