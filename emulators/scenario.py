@@ -32,12 +32,20 @@ __all__ = [
 PrincipalKind = Literal[
     "entra-client-secret", "databricks-oauth", "databricks-obo", "managed-identity", "self"
 ]
-ConsumerKind = Literal["prequel-source", "prequel-destination", "prequel-import-source"]
+ConsumerKind = Literal[
+    "prequel-source",
+    "prequel-destination",
+    "prequel-import-source",
+    "azure-devops-variable-group",
+    "fivetran-destination",
+]
+DEVOPS_ORGANIZATION, DEVOPS_PROJECT, DEVOPS_VARIABLE = "contoso", "data", "DATABRICKS_TOKEN"
+"""Where a seeded ``azure-devops-variable-group`` consumer keeps the PAT (its id: the group id)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Consumer:
-    """A seeded Prequel source or destination."""
+    """A seeded consumer: a Prequel object, a DevOps group (by id) or a Fivetran destination."""
 
     kind: ConsumerKind
     id: str
@@ -131,6 +139,11 @@ def seed_target(
         "prequel-import-source": (emu.prequel.add_import_source, "source_id"),
     }
     for consumer in consumers:
+        if consumer in _OTHER_CONSUMERS:
+            cid, updater = _OTHER_CONSUMERS[consumer](emu, name, human.value)
+            seeded.consumers.append(Consumer(consumer, cid))
+            updaters.append({"kind": consumer, **updater})
+            continue
         add, id_field = adders[consumer]
         cid = add(host=host, access_token=human.value)
         seeded.consumers.append(Consumer(consumer, cid))
@@ -151,6 +164,60 @@ def seed_target(
         **(timing or {}),
     }
     return seeded
+
+
+def _devops(emu: Emulators, name: str, pat: str) -> tuple[str, dict[str, Any]]:
+    """Seed a variable group holding *pat* (and the host, not secret).
+
+    An Entra app, an Administrator of the organisation, signs in with its client secret from
+    Key Vault.
+    """
+    app = emu.entra.add_app(f"{name}-devops")
+    emu.devops.add_member(DEVOPS_ORGANIZATION, app.client_id, "Administrator")
+    emu.keyvault.set_secret(f"{name}-devops-credential", app.client_secret)
+    group_id = emu.devops.add_group(
+        DEVOPS_ORGANIZATION,
+        DEVOPS_PROJECT,
+        f"{name}-databricks",
+        {"DATABRICKS_HOST": (emu.databricks_url, False), DEVOPS_VARIABLE: (pat, True)},
+    )
+    table = {
+        "organization_url": f"{emu.devops_url}/{DEVOPS_ORGANIZATION}",
+        "project": DEVOPS_PROJECT,
+        "group_id": group_id,
+        "variable": DEVOPS_VARIABLE,
+        "auth": "client-secret",
+        "tenant_id": app.tenant_id,
+        "client_id": app.client_id,
+        "client_secret_name": f"{name}-devops-credential",
+        "authority_host": emu.entra_url,
+    }
+    return str(group_id), table
+
+
+def _fivetran(emu: Emulators, name: str, pat: str) -> tuple[str, dict[str, Any]]:
+    """Seed a Databricks destination holding *pat*, its API key and secret in Key Vault."""
+    key, secret = emu.fivetran.add_api_key()
+    emu.keyvault.set_secret(f"{name}-fivetran-key", key)
+    emu.keyvault.set_secret(f"{name}-fivetran-secret", secret)
+    host, _, port = emu.databricks_url.removeprefix("https://").partition(":")
+    destination = emu.fivetran.add_destination(
+        host=host, port=int(port or 443), personal_access_token=pat
+    )
+    table = {
+        "api_url": emu.fivetran_url,
+        "destination_id": destination,
+        "api_key_secret_name": f"{name}-fivetran-key",
+        "api_secret_secret_name": f"{name}-fivetran-secret",
+    }
+    return destination, table
+
+
+_OTHER_CONSUMERS: dict[str, Callable[[Emulators, str, str], tuple[str, dict[str, Any]]]] = {
+    "azure-devops-variable-group": _devops,
+    "fivetran-destination": _fivetran,
+}
+"""Consumer kinds seeded by a function of their own: (emulators, target, PAT) → (id, table)."""
 
 
 def _principal(emu: Emulators, name: str, kind: PrincipalKind) -> tuple[dict[str, Any], str]:

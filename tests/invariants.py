@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulators.scenario import DEVOPS_VARIABLE
 from rotation.state import deployment_of, parse_comment
 
 if TYPE_CHECKING:
@@ -31,6 +32,15 @@ def consumer_store(emu: Emulators, kind: str) -> dict[str, object]:
     }[kind]
 
 
+def held_pat(emu: Emulators, kind: str, cid: str) -> str:
+    """Return the PAT consumer *cid* of *kind* holds (Prequel, Azure DevOps or Fivetran)."""
+    if kind == "azure-devops-variable-group":
+        return str(emu.devops.group(int(cid)).value(DEVOPS_VARIABLE))
+    if kind == "fivetran-destination":
+        return str(emu.fivetran.destination(cid).personal_access_token)
+    return str(consumer_store(emu, kind)[cid].access_token)  # type: ignore[attr-defined]
+
+
 def violations(
     emu: Emulators, seeded: SeededTarget, *, settled: bool = True, max_live: int = 1
 ) -> list[str]:
@@ -41,7 +51,7 @@ def violations(
     """
     found: list[str] = []
     for c in seeded.consumers:
-        held = consumer_store(emu, c.kind)[c.id].access_token
+        held = held_pat(emu, c.kind, c.id)
         if not emu.databricks.is_live(held):
             found.append(f"I1: {c.kind} {c.id} holds a PAT Databricks does not accept")
     versions = emu.keyvault.versions(seeded.secret_name)

@@ -68,11 +68,31 @@ KEYS = [
     "lifetime_days",
     "rotate_before_days",
     "grace_period_hours",
+    # the azure-devops-variable-group and fivetran-destination tables
+    "organization_url",
+    "project",
+    "group_id",
+    "variable",
+    "auth",
+    "other_secrets",
+    "destination_id",
+    "api_url",
+    "api_secret_secret_name",
 ]
 config_like = st.recursive(
     scalars
     | st.sampled_from(
-        ["https://x.vault.azure.net", "entra-client-secret", "prequel-source", "a-b"]
+        [
+            "https://x.vault.azure.net",
+            "entra-client-secret",
+            "prequel-source",
+            "a-b",
+            "azure-devops-variable-group",
+            "fivetran-destination",
+            "https://dev.azure.com/org",
+            "kept-by-null",
+            "client-secret",
+        ]
     ),
     lambda inner: (
         st.lists(inner, max_size=3)
@@ -395,3 +415,53 @@ def test_fields_the_handler_does_not_use_never_make_an_event_malformed() -> None
             data={"ObjectName": "x", "EXP": exp, "NBF": exp},
         )
         assert event.secret_name == "x"
+
+
+_UPDATER_TABLES = {
+    "azure-devops-variable-group": {
+        "organization_url": "https://dev.azure.com/org",
+        "project": "data",
+        "group_id": 3,
+        "variable": "DATABRICKS_TOKEN",
+        "auth": "client-secret",
+        "tenant_id": "00000000-0000-0000-0000-000000000000",
+        "client_id": "11111111-1111-1111-1111-111111111111",
+        "client_secret_name": "devops-sp",
+        "other_secrets": "refuse",
+    },
+    "fivetran-destination": {
+        "api_url": "https://api.fivetran.com",
+        "destination_id": "dest_1",
+        "api_key_secret_name": "ft-key",
+        "api_secret_secret_name": "ft-secret",
+    },
+}
+
+
+@FUZZ
+@given(
+    st.sampled_from(sorted(_UPDATER_TABLES)),
+    st.dictionaries(
+        st.sampled_from([*sorted({k for t in _UPDATER_TABLES.values() for k in t}), "x"]),
+        scalars | st.sampled_from(["managed-identity", "kept-by-null", "https://h/o"]),
+        max_size=4,
+    ),
+)
+def test_any_devops_or_fivetran_table_is_accepted_or_refused_with_its_path(
+    kind: str, changes: dict[str, Any]
+) -> None:
+    table = {"kind": kind, **_UPDATER_TABLES[kind], **changes}
+    target = {
+        "name": "t",
+        "workspace_url": "https://adb-1.azuredatabricks.net",
+        "secret_name": "t-pat",
+        "principal": {"kind": "self", "application_id": "22222222-2222-2222-2222-222222222222"},
+        "updaters": [table],
+    }
+    try:
+        parse_config({"key_vault_url": "https://x.vault.azure.net", "targets": [target]})
+    except ConfigError as exc:
+        hygiene.record_text("fuzz updater table error", str(exc))
+        _head, *lines = str(exc).splitlines()
+        assert lines, str(exc)
+        assert all(line.startswith("  - targets[0].updaters[0]") for line in lines), str(exc)

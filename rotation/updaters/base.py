@@ -8,8 +8,10 @@ updater of the target confirmed the new one. Third parties add updaters through 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from rotation.backends.azure import AzureOptions
 
 if TYPE_CHECKING:
     import httpx
@@ -38,11 +40,16 @@ class SecretReader(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class UpdaterContext:
-    """What an updater may use: a shared HTTP client, the secret store and the retry policy."""
+    """What an updater may use: a shared HTTP client, the secret store and the retry policy.
+
+    ``azure`` is the run's shared Azure SDK transport, for an updater that gets Entra tokens with
+    azure-identity (default: each credential makes its own).
+    """
 
     http: httpx.AsyncClient
     secrets: SecretReader
     retry: RetryPolicy
+    azure: AzureOptions = field(default_factory=AzureOptions)
 
 
 class Updater(Protocol):

@@ -22,9 +22,9 @@ GROUP = "pat_rotator.updaters"
 
 def _built_in() -> tuple[UpdaterPlugin, ...]:
     """Return the plugins this project ships (imported on first use only)."""
-    from rotation.updaters import prequel  # noqa: PLC0415
+    from rotation.updaters import devops, fivetran, prequel  # noqa: PLC0415
 
-    return prequel.PLUGINS
+    return (*prequel.PLUGINS, devops.PLUGIN, fivetran.PLUGIN)
 
 
 @cache
