@@ -31,6 +31,16 @@ def consumer_store(emu: Emulators, kind: str) -> dict[str, object]:
     }[kind]
 
 
+def held_pat(emu: Emulators, kind: str, cid: str) -> str:
+    """Return the PAT a seeded consumer holds now (a GitHub secret's, decrypted by the emulator)."""
+    if kind == "github-actions-secret":  # cid: owner/repo/SECRET or owner/repo/environment/SECRET
+        owner, repo, *environment, name = cid.split("/")
+        return emu.github.secret(owner, repo, name, *environment).value
+    if kind == "webhook":
+        return emu.webhook.receiver(cid).pat
+    return consumer_store(emu, kind)[cid].access_token
+
+
 def violations(
     emu: Emulators, seeded: SeededTarget, *, settled: bool = True, max_live: int = 1
 ) -> list[str]:
@@ -41,7 +51,7 @@ def violations(
     """
     found: list[str] = []
     for c in seeded.consumers:
-        held = consumer_store(emu, c.kind)[c.id].access_token
+        held = held_pat(emu, c.kind, c.id)
         if not emu.databricks.is_live(held):
             found.append(f"I1: {c.kind} {c.id} holds a PAT Databricks does not accept")
     versions = emu.keyvault.versions(seeded.secret_name)

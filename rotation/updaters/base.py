@@ -8,10 +8,13 @@ updater of the target confirmed the new one. Third parties add updaters through 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
     from pydantic import BaseModel
 
@@ -31,11 +34,17 @@ class SecretReader(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class UpdaterContext:
-    """What an updater may use: a shared HTTP client, the secret store and the retry policy."""
+    """What an updater may use: a shared HTTP client, the secret store and the retry policy.
+
+    And the run's target name and clock (epoch seconds), for consumers that are told which
+    target a PAT belongs to and when a message was sent (the signed webhook).
+    """
 
     http: httpx.AsyncClient
     secrets: SecretReader
     retry: RetryPolicy
+    target: str = ""
+    clock: Callable[[], float] = field(default=time.time)
 
 
 class Updater(Protocol):

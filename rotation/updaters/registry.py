@@ -22,9 +22,9 @@ GROUP = "pat_rotator.updaters"
 
 def _built_in() -> tuple[UpdaterPlugin, ...]:
     """Return the plugins this project ships (imported on first use only)."""
-    from rotation.updaters import prequel  # noqa: PLC0415
+    from rotation.updaters import github, prequel, webhook  # noqa: PLC0415
 
-    return prequel.PLUGINS
+    return (*prequel.PLUGINS, *github.PLUGINS, *webhook.PLUGINS)
 
 
 @cache
