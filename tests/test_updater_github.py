@@ -6,6 +6,7 @@ rotator sealed is opened here and compared with the PAT Databricks issued.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -289,3 +290,53 @@ def test_a_good_github_table_is_accepted() -> None:
     (spec,) = config.targets[0].updaters
     assert spec.kind == KIND
     assert spec.settings.api_url == "https://ghe.example.com/api/v3"  # type: ignore[attr-defined]
+
+
+# --- GitHub's bad answers, fuzzed: never an unexpected error, never a push after a bad preflight
+
+
+def _bad_answers() -> list[tuple[str, int, dict[str, Any] | None]]:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    values = st.none() | st.booleans() | st.integers(-5, 10**12) | st.text(max_size=60)
+    values |= st.sampled_from(
+        ["AAAA", base64.b64encode(b"k" * 32).decode(), "2999-01-01T00:00:00Z"]
+    )
+    bodies = st.none() | st.dictionaries(
+        st.sampled_from(["key_id", "key", "updated_at", "message", "name"]), values, max_size=4
+    )
+    statuses = st.sampled_from([200, 201, 204, 301, 400, 401, 403, 404, 409, 422, 429, 500, 503])
+    examples: list[tuple[str, int, dict[str, Any] | None]] = []
+
+    @settings(
+        max_examples=24, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(st.sampled_from(["public-key", "DATABRICKS_TOKEN"]), statuses, bodies)
+    def collect(route: str, status: int, body: dict[str, Any] | None) -> None:
+        examples.append((route, status, body))
+
+    collect()
+    return examples
+
+
+async def test_bad_github_answers_never_crash_and_a_bad_preflight_never_pushes(
+    world: World,
+) -> None:
+    emu = world.emu
+    examples = _bad_answers()
+    assert len(examples) >= 20
+    preflight_failures = 0
+    for route, status, body in examples:
+        seeded, repo = _seed(world)
+        path = f"/repos/octo-org/{re.escape(repo)}/actions/secrets/{route}"
+        emu.faults.add("github", "GET", path, status=status, body=body)
+        report = await world.rotate_one(seeded)
+        emu.faults.clear()
+        assert report.error is None or "unexpected" not in report.error.message, report.error
+        if report.error is not None and report.error.step == "preflight":
+            preflight_failures += 1
+            assert emu.requests.count("github", "PUT", PUT.format(repo=re.escape(repo))) == 0
+            assert rotator_tokens(emu, seeded) == []
+        assert violations(emu, seeded, settled=report.ok) == [], (route, status, body)
+    assert preflight_failures > 5  # the strategy reaches the refusals

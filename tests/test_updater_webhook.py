@@ -347,3 +347,49 @@ def _speaks_the_protocol(url: str, tls: LoopbackTLS, whsec: str, store: Any) -> 
         assert again.json() == {"ok": True}
         assert store.pat == held  # a repeated webhook-id changes nothing
         hygiene.record_text("example receiver answers", refused.text + saved.text)
+
+
+# --- a receiver's bad answers, fuzzed: never an unexpected error, a push only after an ok test
+
+
+def _bad_answers() -> list[tuple[int, int, dict[str, Any] | None]]:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    values = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=40)
+    bodies = st.none() | st.dictionaries(st.sampled_from(["ok", "reason", "x"]), values, max_size=3)
+    statuses = st.sampled_from([200, 201, 202, 204, 301, 400, 401, 404, 409, 422, 429, 500, 503])
+    examples: list[tuple[int, int, dict[str, Any] | None]] = []
+
+    @settings(
+        max_examples=24, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(st.sampled_from([0, 1, 2]), statuses, bodies)
+    def collect(skip: int, status: int, body: dict[str, Any] | None) -> None:
+        examples.append((skip, status, body))
+
+    collect()
+    return examples
+
+
+async def test_bad_receiver_answers_never_crash_and_nothing_is_pushed_untested(
+    world: World,
+) -> None:
+    emu = world.emu
+    examples = _bad_answers()
+    assert len(examples) >= 20
+    refused = 0
+    for skip, status, body in examples:  # skip: 0 preflight, 1 the test, 2 the push
+        seeded, receiver = _seed(world)
+        emu.faults.add("webhook", "POST", _hook(seeded), status=status, body=body, skip=skip)
+        report = await world.rotate_one(seeded)
+        emu.faults.clear()
+        assert report.error is None or "unexpected" not in report.error.message, report.error
+        said_ok = status == 200 and isinstance(body, dict) and body.get("ok") is True
+        tested = {e.pat for e in receiver.events if e.type == "pat.test" and e.ok}
+        pushed = {e.pat for e in receiver.events if e.type == "pat.rotated"}
+        if not (skip == 1 and said_ok):  # else the fault itself said the new PAT works
+            assert pushed <= tested, (skip, status, body)
+        refused += report.error is not None
+        assert violations(emu, seeded, settled=report.ok) == [], (skip, status, body)
+    assert refused > 5  # the strategy reaches the refusals
