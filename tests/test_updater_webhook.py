@@ -393,3 +393,15 @@ async def test_bad_receiver_answers_never_crash_and_nothing_is_pushed_untested(
         refused += report.error is not None
         assert violations(emu, seeded, settled=report.ok) == [], (skip, status, body)
     assert refused > 5  # the strategy reaches the refusals
+
+
+def test_a_reason_that_quotes_the_pat_is_cut_out_and_kept_to_one_short_line() -> None:
+    from rotation.secret import Secret
+    from rotation.updaters.webhook import _reason
+
+    pat = Secret("dapi" + secrets.token_hex(16))
+    said = _reason({"reason": f"token {pat.reveal()}\nis bad " + "x" * 400}, pat)
+    assert pat.reveal() not in said
+    assert "<the PAT>" in said
+    assert "\n" not in said
+    assert len(said) <= 200
