@@ -11,6 +11,7 @@ including the receiver's own tries of a PAT on Databricks.
 from __future__ import annotations
 
 import re
+import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,11 +23,17 @@ from tests.invariants import held_pat, violations
 from tests.test_crash_matrix import (  # the matrix's own helpers and fault modes
     FAULTED_TIMEOUT,
     FAULTS,
+    _cli,
+    _finish,
     _retry_waits_pass_at_once,  # noqa: F401 — an autouse fixture: no waits, the policy's attempts
     _run,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from emulators.harness import Emulators
     from emulators.scenario import ConsumerKind, SeededTarget
     from rotation.engine import TargetReport
     from tests.world import World
@@ -150,4 +157,51 @@ async def test_fault_case(world: World, consumer: ConsumerKind, call: Call, faul
         if held_pat(emu, consumer_held.kind, consumer_held.id) != latest.value:
             broken.append("after the second run: the consumer does not hold the target's PAT")
     matrix.record(f"{consumer}: {call.label} x {fault}", broken)
+    assert broken == []
+
+
+# --- a real process kill while the consumer carries out the push ------------------------------
+
+KILL_POINTS: dict[str, tuple[ConsumerKind, Call]] = {
+    "GitHub PUT": ("github-actions-secret", GITHUB_CALLS[5]),
+    "GitHub confirm": ("github-actions-secret", GITHUB_CALLS[6]),
+    "webhook pat.rotated": ("webhook", WEBHOOK_CALLS[5]),
+}
+
+
+@pytest.fixture
+def real_time(emu: Emulators) -> Iterator[None]:
+    """Put the emulators' clock on real time: the CLI signs webhooks with the machine's clock."""
+    offset = emu.clock.offset
+    emu.clock.advance(-offset)
+    yield
+    emu.clock.advance(offset)
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_sigkill_at_a_consumer_call_then_rerun(
+    world: World, tmp_path: Path, real_time: None, point: str
+) -> None:
+    emu = world.emu
+    consumer, call = KILL_POINTS[point]
+    seeded = world.target(consumers=(consumer,))
+    assert _finish(_cli(world, tmp_path, seeded)) == 0  # a rotator PAT to replace
+    path = call.regex(seeded)
+    fault = emu.faults.add(call.service, call.method, path, mode="hold", skip=call.occurrence)
+    proc = _cli(world, tmp_path, seeded, "--force")
+    assert fault.held.wait(60), "the CLI never reached the call"
+    proc.send_signal(signal.SIGKILL)
+    assert _finish(proc) == -signal.SIGKILL
+    fault.release()  # the server carries the call out with nobody waiting for its answer
+    assert fault.finished.wait(30)
+    emu.faults.clear()
+    broken = [f"after the kill: {v}" for v in violations(emu, seeded, settled=False)]
+    assert _finish(_cli(world, tmp_path, seeded)) == 0
+    broken += [f"after the re-run: {v}" for v in violations(emu, seeded)]
+    (held,) = seeded.consumers
+    latest = emu.keyvault.latest(seeded.secret_name)
+    assert latest is not None
+    if held_pat(emu, held.kind, held.id) != latest.value:
+        broken.append("after the re-run: the consumer does not hold the target's PAT")
+    matrix.record(f"SIGKILL at {point}", broken)
     assert broken == []

@@ -405,3 +405,21 @@ def test_a_reason_that_quotes_the_pat_is_cut_out_and_kept_to_one_short_line() ->
     assert "<the PAT>" in said
     assert "\n" not in said
     assert len(said) <= 200
+
+
+async def test_the_function_app_rotates_one_pat_into_prequel_github_and_a_webhook_at_once(
+    world: World, app: Any, real_time: None
+) -> None:
+    from tests.functions import post
+    from tests.invariants import held_pat
+
+    emu = world.emu
+    seeded = world.target(consumers=("prequel-source", "github-actions-secret", "webhook"))
+    app(seeded)
+    answer = await post(seeded.name)
+    assert answer.status == 200, answer.body
+    assert answer.body["outcome"] == "rotated", answer.body
+    assert [c["confirmed"] for c in answer.body["consumers"]] == [True, True, True]
+    (minted,) = rotator_tokens(emu, seeded)
+    assert [held_pat(emu, c.kind, c.id) for c in seeded.consumers] == [minted.value] * 3
+    hygiene.record_text("function app answer", json.dumps(answer.body))
