@@ -212,6 +212,20 @@ async def test_a_put_answered_but_not_saved_fails_the_confirm(world: World) -> N
     assert emu.databricks.is_live(_human(world, seeded))
 
 
+async def test_a_read_that_lags_the_write_is_read_again(world: World) -> None:
+    emu = world.emu
+    seeded, repo = _seed(world)
+    stale = {"name": "DATABRICKS_TOKEN", "created_at": "2000-01-01T00:00:00Z"}
+    stale["updated_at"] = stale["created_at"]
+    metadata = PUT.format(repo=re.escape(repo))
+    emu.faults.add("github", "GET", metadata, status=200, body=stale, skip=2)  # the confirm's read
+    report = await world.rotate_one(seeded)
+    assert report.outcome is Outcome.ROTATED, report.error
+    assert emu.requests.count("github", "GET", metadata) == 4  # preflight, push, confirm twice
+    (minted,) = rotator_tokens(emu, seeded)
+    assert _held(world, seeded) == minted.value
+
+
 def test_doctor_checks_the_token_and_says_github_cannot_test(world: World, tmp_path: Path) -> None:
     seeded, _ = _seed(world)
     code, checks = _doctor(world, tmp_path, seeded)

@@ -183,12 +183,20 @@ class GitHubSecretUpdater:
         self._pushed = True
 
     async def confirm(self, pat: Secret) -> None:
-        """Prove the save took: the secret exists and its ``updated_at`` moved past the old one."""
+        """Prove the save took: the secret exists and its ``updated_at`` moved past the old one.
+
+        Read again as the retry policy allows while it has not (a read may lag the write [I]).
+        """
         del pat  # write-only: GitHub never returns the value
-        found = await self._metadata()
-        if found is None:
+        await retrying(self._ctx.retry, self._saved)
+
+    async def _saved(self) -> None:
+        url = f"{self._base}/{self._s.secret_name}"
+        try:
+            found = await self._send("GET", url, None, "read the secret")
+        except _MissingError:
             msg = f"{self._what} is gone right after the push; the old PAT stays alive."
-            raise errors.ConsumerError(msg, transient=True)
+            raise errors.ConsumerError(msg, transient=True) from None
         updated = _moment(found.get("updated_at"))
         if updated is None:
             msg = f"{self._what}: GitHub answered no readable updated_at; the old PAT stays alive."
