@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -90,7 +91,9 @@ async def test_an_environment_secret_is_rotated_and_the_repository_one_left_alon
 
 
 def _bad_token(world: World, seeded: SeededTarget, repo: str) -> None:
-    world.emu.keyvault.set_secret(f"{seeded.name}-github-token", "github_pat_notatoken0123456789")
+    unknown = "github_pat_" + secrets.token_urlsafe(40)  # GitHub never issued it
+    world.emu.secrets.add(unknown, "github_token")  # scanned for in every output, like the others
+    world.emu.keyvault.set_secret(f"{seeded.name}-github-token", unknown)
 
 
 def _no_access(world: World, seeded: SeededTarget, repo: str) -> None:
@@ -124,6 +127,9 @@ def test_a_bad_setting_fails_preflight_in_one_line_and_nothing_is_minted(
     assert said in report["error"]["message"]
     assert "\n" not in report["error"]["message"]
     assert "Traceback" not in done.stderr
+    token = emu.keyvault.latest(f"{seeded.name}-github-token")
+    assert token is not None
+    assert token.value not in done.stdout + done.stderr
     assert rotator_tokens(emu, seeded) == []  # nothing minted
     assert emu.requests.count("github", "PUT", PUT.format(repo=re.escape(repo))) == 0
     assert _held(world, seeded) == _human(world, seeded)
