@@ -360,3 +360,34 @@ async def test_bad_github_answers_never_crash_and_a_bad_preflight_never_pushes(
             assert rotator_tokens(emu, seeded) == []
         assert violations(emu, seeded, settled=report.ok) == [], (route, status, body)
     assert preflight_failures > 5  # the strategy reaches the refusals
+
+
+async def test_a_put_answered_anything_never_gets_the_old_pat_revoked_unsaved(
+    world: World,
+) -> None:
+    """GitHub's answer to the PUT, fuzzed (the value is not saved): the confirm stops a revoke."""
+    emu = world.emu
+    examples: list[tuple[str, int, dict[str, Any] | None]] = [
+        ("PUT", status, body)
+        for status in (200, 201, 202, 204, 400, 404, 409, 422)  # answers that are not retried
+        for body in (None, {"message": "Created"})
+    ]
+    for _, status, body in examples:
+        seeded, repo = _seed(world)
+        first = await world.rotate_one(seeded)  # a rotator PAT, which a success would revoke
+        assert first.ok, first.error
+        emu.faults.add("github", "PUT", PUT.format(repo=re.escape(repo)), status=status, body=body)
+        report = await world.rotate_one(seeded, force=True)
+        emu.faults.clear()
+        assert not report.ok, (status, body)  # nothing was saved: never confirmed
+        assert report.revoked == []
+        assert report.error is not None
+        assert "unexpected" not in report.error.message
+        assert _held(world, seeded) == _token_value(world, first.token_id)
+        assert violations(emu, seeded, settled=False) == [], (status, body)
+
+
+def _token_value(world: World, token_id: str | None) -> str:
+    token = world.emu.databricks.get(token_id or "")
+    assert token is not None
+    return token.value
