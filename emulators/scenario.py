@@ -38,6 +38,8 @@ ConsumerKind = Literal[
     "prequel-import-source",
     "azure-devops-variable-group",
     "fivetran-destination",
+    "github-actions-secret",
+    "webhook",
 ]
 DEVOPS_ORGANIZATION, DEVOPS_PROJECT, DEVOPS_VARIABLE = "contoso", "data", "DATABRICKS_TOKEN"
 """Where a seeded ``azure-devops-variable-group`` consumer keeps the PAT (its id: the group id)."""
@@ -139,10 +141,10 @@ def seed_target(
         "prequel-import-source": (emu.prequel.add_import_source, "source_id"),
     }
     for consumer in consumers:
-        if consumer in _OTHER_CONSUMERS:
-            cid, updater = _OTHER_CONSUMERS[consumer](emu, name, human.value)
+        if consumer in _HOLDERS:  # consumers that are not Prequel's: their own table
+            cid, table = _HOLDERS[consumer](emu, name, human.value)
             seeded.consumers.append(Consumer(consumer, cid))
-            updaters.append({"kind": consumer, **updater})
+            updaters.append({"kind": consumer, **table})
             continue
         add, id_field = adders[consumer]
         cid = add(host=host, access_token=human.value)
@@ -213,7 +215,41 @@ def _fivetran(emu: Emulators, name: str, pat: str) -> tuple[str, dict[str, Any]]
     return destination, table
 
 
-_OTHER_CONSUMERS: dict[str, Callable[[Emulators, str, str], tuple[str, dict[str, Any]]]] = {
+def _github(emu: Emulators, name: str, pat: str) -> tuple[str, dict[str, Any]]:
+    """Make a repository whose Actions secret DATABRICKS_TOKEN holds *pat*; a token in KV.
+
+    The consumer id is ``owner/repo/SECRET`` (``tests.invariants.held_pat`` reads it).
+    """
+    owner, repo, secret = "octo-org", f"{name}-repo", "DATABRICKS_TOKEN"
+    emu.github.add_repository(owner, repo)
+    emu.github.set_secret(owner, repo, secret, pat)
+    emu.keyvault.set_secret(f"{name}-github-token", emu.github.add_token([f"{owner}/{repo}"]))
+    table = {
+        "kind": "github-actions-secret",
+        "api_url": emu.github_url,
+        "owner": owner,
+        "repo": repo,
+        "secret_name": secret,
+        "token_secret_name": f"{name}-github-token",
+    }
+    return f"{owner}/{repo}/{secret}", table
+
+
+def _webhook(emu: Emulators, name: str, pat: str) -> tuple[str, dict[str, Any]]:
+    """Add a webhook receiver named *name* holding *pat*; its signing secret in Key Vault."""
+    secret = emu.webhook.add_receiver(name, databricks_host=emu.databricks_url, pat=pat)
+    emu.keyvault.set_secret(f"{name}-webhook-secret", secret)
+    table = {
+        "kind": "webhook",
+        "url": f"{emu.webhook_url}/hooks/{name}",
+        "signing_secret_name": f"{name}-webhook-secret",
+    }
+    return name, table
+
+
+_HOLDERS: dict[str, Callable[[Emulators, str, str], tuple[str, dict[str, Any]]]] = {
+    "github-actions-secret": _github,
+    "webhook": _webhook,
     "azure-devops-variable-group": _devops,
     "fivetran-destination": _fivetran,
 }

@@ -33,11 +33,16 @@ def consumer_store(emu: Emulators, kind: str) -> dict[str, object]:
 
 
 def held_pat(emu: Emulators, kind: str, cid: str) -> str:
-    """Return the PAT consumer *cid* of *kind* holds (Prequel, Azure DevOps or Fivetran)."""
+    """Return the PAT a seeded consumer holds now (a GitHub secret's, decrypted by the emulator)."""
     if kind == "azure-devops-variable-group":
         return str(emu.devops.group(int(cid)).value(DEVOPS_VARIABLE))
     if kind == "fivetran-destination":
         return str(emu.fivetran.destination(cid).personal_access_token)
+    if kind == "github-actions-secret":  # cid: owner/repo/SECRET or owner/repo/environment/SECRET
+        owner, repo, *environment, name = cid.split("/")
+        return emu.github.secret(owner, repo, name, *environment).value
+    if kind == "webhook":
+        return emu.webhook.receiver(cid).pat
     return str(consumer_store(emu, kind)[cid].access_token)  # type: ignore[attr-defined]
 
 

@@ -34,7 +34,9 @@ class Consumers:
     """The updaters of one target for one run, and what each of them did."""
 
     def __init__(self, target: Target, rt: Runtime, tracker: Tracker) -> None:
-        ctx = UpdaterContext(rt.http, _CachedReader(rt.store), rt.retry, rt.azure)
+        ctx = UpdaterContext(
+            rt.http, _CachedReader(rt.store), rt.retry, rt.azure, target.name, rt.clock
+        )
         self._updaters: list[Updater] = []
         for spec in target.updaters:  # validated with the config, so each kind has a plugin
             self._updaters.append(plugin(spec.kind).build(spec.settings, ctx))

@@ -1,4 +1,4 @@
-"""Updaters: the consumers a new PAT is pushed to (Prequel first), behind one Protocol."""
+"""Updaters: the consumers a new PAT is pushed to (Prequel, GitHub, webhooks), one Protocol."""
 
 from __future__ import annotations
 

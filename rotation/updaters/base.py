@@ -8,12 +8,15 @@ updater of the target confirmed the new one. Third parties add updaters through 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from rotation.backends.azure import AzureOptions
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
     from pydantic import BaseModel
 
@@ -43,13 +46,17 @@ class UpdaterContext:
     """What an updater may use: a shared HTTP client, the secret store and the retry policy.
 
     ``azure`` is the run's shared Azure SDK transport, for an updater that gets Entra tokens with
-    azure-identity (default: each credential makes its own).
+    azure-identity (default: each credential makes its own); ``target`` and ``clock`` (epoch
+    seconds) are the run's target name and clock, for consumers that are told which target a PAT
+    belongs to and when a message was sent (the signed webhook).
     """
 
     http: httpx.AsyncClient
     secrets: SecretReader
     retry: RetryPolicy
     azure: AzureOptions = field(default_factory=AzureOptions)
+    target: str = ""
+    clock: Callable[[], float] = field(default=time.time)
 
 
 class Updater(Protocol):

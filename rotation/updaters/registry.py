@@ -22,9 +22,15 @@ GROUP = "pat_rotator.updaters"
 
 def _built_in() -> tuple[UpdaterPlugin, ...]:
     """Return the plugins this project ships (imported on first use only)."""
-    from rotation.updaters import devops, fivetran, prequel  # noqa: PLC0415
+    from rotation.updaters import devops, fivetran, github, prequel, webhook  # noqa: PLC0415
 
-    return (*prequel.PLUGINS, devops.PLUGIN, fivetran.PLUGIN)
+    return (
+        *prequel.PLUGINS,
+        devops.PLUGIN,
+        fivetran.PLUGIN,
+        *github.PLUGINS,
+        *webhook.PLUGINS,
+    )
 
 
 @cache
