@@ -8,7 +8,8 @@ lists only its targets; its clock is its own and the simulation moves it).
 
 The world: ``per_kind`` targets of every principal kind (Entra client secret, Databricks OAuth,
 Databricks on-behalf-of) with every consumer shape (a Prequel source, destination or import
-source, two consumers, Key Vault only) and five timings (rotation every 60, 150, 10 and 15 days;
+source, an Azure DevOps variable group, a Fivetran destination, a GitHub Actions secret, a webhook
+receiver, several at once, Key Vault only) and five timings (rotation every 60, 150, 10 and 15 days;
 grace periods of 24 h and 2 h). They were bootstrapped 0-88 days before day 0, so PATs of every
 age exist from the start. Consumers use their PAT at every tick unless they stopped.
 
@@ -26,7 +27,8 @@ in any horizon:
 - every credential expiring and being replaced: a Key Vault ``exp`` the rotator watches (it warns
   under 30 days and fails runs under 7), replaced up to 28 days early or up to a week late; at its
   expiry an Entra client secret or an admin PAT really stops working;
-- Prequel and Key Vault outages (every call answered 503 for 30 minutes to 30 hours);
+- outages of Key Vault and of every consumer service (every call answered 503 for 30 minutes to
+  30 hours);
 - crashes at random steps: a fault on one call of a run (503 for the whole run, 500 once, a
   dropped connection, an answer lost after the server did the work) or the process killed while
   a call is in flight, before or after the server carried it out — then a fresh process;
@@ -99,7 +101,7 @@ from rotation.app.triggers import MAX_DEQUEUE, _on_expiry
 from rotation.engine import HEALTH_SLACK, Outcome, run_target
 from rotation.state import parse_comment
 from tests import hygiene
-from tests.invariants import consumer_store, rotator_tokens, violations
+from tests.invariants import held_pat, rotator_tokens, violations
 from tests.sim_records import EDITS, SimLock, mint_bystanders, not_its_own, persons_pat
 from tests.world import World
 
@@ -133,10 +135,36 @@ KINDS = ("entra-client-secret", "databricks-oauth", "databricks-obo")
 CONSUMERS: tuple[tuple[str, ...], ...] = (
     ("prequel-source",),
     ("prequel-destination",),
-    ("prequel-import-source",),
-    ("prequel-source", "prequel-destination"),
+    ("prequel-import-source", "azure-devops-variable-group"),
+    ("prequel-source", "prequel-destination", "fivetran-destination"),
     (),
+    (
+        "prequel-source",
+        "azure-devops-variable-group",
+        "fivetran-destination",
+        "github-actions-secret",
+        "webhook",
+    ),
+    ("github-actions-secret", "webhook"),
 )
+SERVICE_OF = {
+    "prequel-source": "prequel",
+    "prequel-destination": "prequel",
+    "prequel-import-source": "prequel",
+    "azure-devops-variable-group": "devops",
+    "fivetran-destination": "fivetran",
+    "github-actions-secret": "github",
+    "webhook": "webhook",
+}
+"""The emulator service behind each consumer kind (its outages, its crash points)."""
+OUTAGE_EVERY_DAYS = {
+    "prequel": 12.0,
+    "devops": 30.0,
+    "fivetran": 30.0,
+    "github": 30.0,
+    "webhook": 30.0,
+}
+"""How often each consumer service is down, on average (each at least once in any horizon)."""
 TIMINGS: dict[str, dict[str, float]] = {
     "60-day": {"lifetime_days": 90, "rotate_before_days": 30},
     "60-day, 24 h grace": {"lifetime_days": 90, "rotate_before_days": 30, "grace_period_hours": 24},
@@ -151,9 +179,9 @@ LAYOUT = (
     (2, "150-day"),
     (3, "10-day, 2 h grace"),
     (4, "60-day"),
-    (0, "15-day"),
+    (6, "15-day"),
     (1, "150-day"),
-    (2, "60-day"),
+    (5, "60-day"),
     (0, "60-day, 24 h grace"),
     (4, "10-day, 2 h grace"),
 )
@@ -332,6 +360,10 @@ CRASH_POINTS = (
     CrashPoint("tag a version", "keyvault", "PATCH", "/secrets/{pat}/[0-9a-f]{{32}}", max_skip=3),
     CrashPoint("read the Prequel key", "keyvault", "GET", "/secrets/{key}/"),
     CrashPoint("a Prequel call", "prequel", "*", "/.*", max_skip=3),
+    CrashPoint("an Azure DevOps call", "devops", "*", "/.*", max_skip=2),
+    CrashPoint("a Fivetran call", "fivetran", "*", "/.*", max_skip=2),
+    CrashPoint("a GitHub call", "github", "*", "/.*", max_skip=2),
+    CrashPoint("a webhook delivery", "webhook", "*", "/.*", max_skip=2),
     CrashPoint("mint", "databricks", "POST", "/api/2.0/token/create", SELF),
     CrashPoint(
         "mint on behalf",
@@ -686,7 +718,10 @@ class Simulation:
         self._poisson(
             15, "pause-usage", lambda: {"t": rng.choice(long), "days": rng.uniform(60, 200)}
         )
-        self._poisson(12, "outage", lambda: {"service": "prequel", "hours": rng.uniform(0.5, 30)})
+        for service, every in OUTAGE_EVERY_DAYS.items():
+            self._poisson(
+                every, "outage", lambda s=service: {"service": s, "hours": rng.uniform(0.5, 30)}
+            )
         self._poisson(15, "outage", lambda: {"service": "keyvault", "hours": rng.uniform(0.5, 20)})
         self._poisson(4, "crash", lambda: {"t": target(), "crash": self._draw_crash(manual=True)})
         self._poisson(
@@ -1222,10 +1257,7 @@ class Simulation:
 
     def _held(self, t: _Tracked) -> dict[str, str]:
         """Return where → PAT value for every consumer and the latest enabled version."""
-        held = {
-            f"{c.kind} {c.id}": consumer_store(self.emu, c.kind)[c.id].access_token  # type: ignore[attr-defined]
-            for c in t.seeded.consumers
-        }
+        held = {f"{c.kind} {c.id}": held_pat(self.emu, c.kind, c.id) for c in t.seeded.consumers}
         enabled = [v for v in self.emu.keyvault.versions(t.seeded.secret_name) if v.enabled]
         if enabled:
             held[LATEST] = enabled[-1].value
@@ -1344,7 +1376,7 @@ class Simulation:
 
     def _needs(self, t: _Tracked) -> set[str]:
         """Return the services (and crashes) a heal of *t* depends on."""
-        return {"keyvault", "crash"} | ({"prequel"} if t.seeded.consumers else set())
+        return {"keyvault", "crash"} | {SERVICE_OF[c.kind] for c in t.seeded.consumers}
 
     def _possible_since(self, t: _Tracked, since: float) -> float | None:
         """Return when healing *t* became possible (None: a blocker still lasts)."""
@@ -1393,9 +1425,11 @@ def _is_write(service: str, method: str, path: str) -> bool:
         return method in {"PUT", "PATCH", "DELETE", "POST"}
     if service == "databricks":
         return method == "DELETE" or (method == "POST" and not path.startswith("/oidc/"))
-    if service == "prequel":
+    if service in {"prequel", "fivetran"}:
         return method in {"PUT", "PATCH", "DELETE"} or (method == "POST" and "test" not in path)
-    return False
+    if service in {"devops", "github"}:
+        return method in {"PUT", "PATCH", "DELETE"}
+    return False  # Entra and the identity endpoint issue tokens; a receiver's event is in its body
 
 
 async def simulate(

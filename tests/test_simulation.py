@@ -47,7 +47,7 @@ async def test_the_long_horizon_simulation_holds_every_invariant() -> None:
         "admin revoked the current PAT",
         "admin revoked the previous PAT",
         "CAN_USE removed and restored",
-        "prequel outage",
+        *(f"{service} outage" for service in simulation.OUTAGE_EVERY_DAYS),
         "keyvault outage",
         "credential replaced",
         simulation.PAUSED,
