@@ -24,6 +24,7 @@ __all__ = [
     "Consumer",
     "SeededTarget",
     "config_table",
+    "held_by",
     "rotator_env",
     "rotator_identity",
     "seed_target",
@@ -254,6 +255,25 @@ _HOLDERS: dict[str, Callable[[Emulators, str, str], tuple[str, dict[str, Any]]]]
     "fivetran-destination": _fivetran,
 }
 """Consumer kinds seeded by a function of their own: (emulators, target, PAT) → (id, table)."""
+
+
+def held_by(emu: Emulators, kind: str, cid: str) -> str:
+    """Return the PAT seeded consumer *cid* of *kind* holds now (GitHub's decrypted here)."""
+    if kind == "azure-devops-variable-group":
+        return str(emu.devops.group(int(cid)).value(DEVOPS_VARIABLE))
+    if kind == "fivetran-destination":
+        return str(emu.fivetran.destination(cid).personal_access_token)
+    if kind == "github-actions-secret":  # cid: owner/repo/SECRET or owner/repo/environment/SECRET
+        owner, repo, *environment, name = cid.split("/")
+        return str(emu.github.secret(owner, repo, name, *environment).value)
+    if kind == "webhook":
+        return str(emu.webhook.receiver(cid).pat)
+    stores: dict[str, Any] = {
+        "prequel-source": emu.prequel.sources,
+        "prequel-destination": emu.prequel.destinations,
+        "prequel-import-source": emu.prequel.import_sources,
+    }
+    return str(stores[kind][cid].access_token)
 
 
 def _principal(emu: Emulators, name: str, kind: PrincipalKind) -> tuple[dict[str, Any], str]:

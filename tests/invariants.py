@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulators.scenario import DEVOPS_VARIABLE
+from emulators.scenario import held_by
 from rotation.state import deployment_of, parse_comment
 
 if TYPE_CHECKING:
@@ -32,18 +32,8 @@ def consumer_store(emu: Emulators, kind: str) -> dict[str, object]:
     }[kind]
 
 
-def held_pat(emu: Emulators, kind: str, cid: str) -> str:
-    """Return the PAT a seeded consumer holds now (a GitHub secret's, decrypted by the emulator)."""
-    if kind == "azure-devops-variable-group":
-        return str(emu.devops.group(int(cid)).value(DEVOPS_VARIABLE))
-    if kind == "fivetran-destination":
-        return str(emu.fivetran.destination(cid).personal_access_token)
-    if kind == "github-actions-secret":  # cid: owner/repo/SECRET or owner/repo/environment/SECRET
-        owner, repo, *environment, name = cid.split("/")
-        return emu.github.secret(owner, repo, name, *environment).value
-    if kind == "webhook":
-        return emu.webhook.receiver(cid).pat
-    return str(consumer_store(emu, kind)[cid].access_token)  # type: ignore[attr-defined]
+held_pat = held_by
+"""The PAT a seeded consumer holds now (``emulators.scenario.held_by``)."""
 
 
 def violations(
