@@ -10,7 +10,15 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rotation.engine import Outcome, TargetReport, format_time, health_checked_at, plan, run_target
+from rotation.engine import (
+    Outcome,
+    TargetReport,
+    credential_due,
+    format_time,
+    health_checked_at,
+    plan,
+    run_target,
+)
 from rotation.errors import UnknownTargetError
 from rotation.state import Stage, Tag
 from rotation.units import DAY
@@ -57,7 +65,8 @@ async def rotate(
     async def one(target: Target) -> TargetReport:
         latest = listing.get(target.secret_name.lower())
         p = plan(target, latest, rt.clock(), force=force)
-        if p.idle and not dry_run:  # a dry run always runs its read-only checks
+        idle = p.idle and _credential_due(rt, target, listing) is None
+        if idle and not dry_run:  # a dry run always runs its read-only checks
             return _idle(target, latest, p.reason)
         async with gate:
             return await run_target(rt, target, force=force, dry_run=dry_run)
@@ -73,8 +82,16 @@ async def needing_work(rt: Runtime) -> tuple[dict[str, VersionState], list[Targe
         t
         for t in rt.config.targets
         if not plan(t, listing.get(t.secret_name.lower()), now, force=False).idle
+        or _credential_due(rt, t, listing) is not None
     ]
     return listing, busy
+
+
+def _credential_due(rt: Runtime, target: Target, listing: dict[str, VersionState]) -> str | None:
+    """Return why *target*'s credential phase has work, from the vault's listing; or None."""
+    stored = target.principal.credential_secret_name
+    latest = listing.get(stored.lower()) if stored else None
+    return credential_due(rt.config, target, latest, rt.clock())
 
 
 def _checked(latest: VersionState | None) -> float | None:

@@ -90,6 +90,8 @@ class Run:
         self.carry: list[str] = []
         """Rotation ids whose PATs a later run must sweep (a mismatch, a deferred orphan)."""
         self._consumers: Consumers | None = None
+        self.credential_versions: list[VersionState] | None = None
+        """The principal's credential secret's versions, once the credential phase read them."""
 
     async def load(self, *, force: bool) -> None:
         """Read the latest version and plan the run."""
@@ -116,7 +118,8 @@ class Run:
         """Report when the principal's credential expires; a note when it is soon."""
         self.report.credential_expires_on = expires_on
         left = self.credential_days_left()
-        if left is not None and left < CREDENTIAL_WARN_DAYS:
+        rotated = self.target.rotate_credential and self.target.principal.rotates_credential
+        if left is not None and left < CREDENTIAL_WARN_DAYS and not rotated:
             self.report.notes.append(
                 f"the principal's credential (Key Vault secret "
                 f"{self.target.principal.credential_secret_name!r}) expires in {left:.1f} days: "
@@ -131,7 +134,11 @@ class Run:
     async def refuse_expiring_credential(self) -> None:
         """Fail the run (after its work) when the credential expires within a week."""
         left = self.credential_days_left()
-        if left is None or left >= CREDENTIAL_FAIL_DAYS:
+        if (
+            left is None
+            or left >= CREDENTIAL_FAIL_DAYS
+            or self.report.credential_result == "deferred"
+        ):
             return
         await self.tracker.enter(Step.CREDENTIALS, check_lease=False)
         name = self.target.principal.credential_secret_name

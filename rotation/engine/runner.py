@@ -8,6 +8,7 @@ the tuple :func:`steps` returns::
     credentials → health → versions → prove → revoke previous (grace over, or about to be
       replaced) → sweep → clear intent → preflight → adopt pending → verify → intent → mint
       → store → verify → test → push + confirm → promote → revoke replaced
+      → rotate the principal's own credential (when due, and no PAT was rotated in this run)
 
 The steps live by the part of the run they belong to: :mod:`~rotation.engine.checks` (what is
 there and whether the records can be trusted), :mod:`~rotation.engine.minting` (a new PAT, made
@@ -29,7 +30,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from rotation import errors
-from rotation.engine import checks, finishing, minting, revoking
+from rotation.engine import checks, credential, finishing, minting, revoking
 from rotation.engine.report import Outcome, TargetReport
 from rotation.engine.run import Run
 from rotation.engine.tracker import Tracker
@@ -66,6 +67,7 @@ def steps() -> tuple[Callable[[Run], Awaitable[None]], ...]:
         finishing.push_and_confirm,
         finishing.promote,
         finishing.revoke_replaced,
+        credential.rotate_credential,
     )
 
 
@@ -122,7 +124,7 @@ async def run_target(
 async def _execute(run: Run, *, force: bool) -> None:
     """Carry out the plan for this target."""
     await run.load(force=force)
-    if run.plan.idle:
+    if run.plan.idle and not await credential.wanted(run):
         run.report.outcome = Outcome.NOT_DUE
         return
     async with run.credentials():
