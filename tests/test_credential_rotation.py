@@ -86,3 +86,146 @@ async def test_a_credential_near_expiry_is_rotated_and_the_old_one_deleted(
     assert third.outcome is Outcome.ROTATED, third.error
     assert third.credential_result == "not-due"
     assert violations(emu, seeded) == []
+
+
+async def ready(world: World, kind: str = "entra-client-secret", **kw: object) -> SeededTarget:
+    """A target whose PAT is in place and whose credential has 20 days left (rights granted)."""
+    seeded = near_expiry(world, kind)
+    seeded.table.update(kw)
+    first = await world.rotate_one(seeded)
+    assert first.outcome is Outcome.ROTATED, first.error
+    return seeded
+
+
+async def test_entra_replication_delay_is_waited_out(world: World) -> None:
+    emu = world.emu
+    seeded = await ready(world)
+    token_calls = emu.requests.count("entra", "POST")
+    emu.graph.replication_delay = 2.5
+    try:
+        report = await world.rotate_one(seeded)
+    finally:
+        emu.graph.replication_delay = 0.0
+    assert report.credential_result == "rotated", report.error
+    # the new secret was refused (AADSTS7000215, "not yet") at least once before it worked
+    assert emu.requests.count("entra", "POST") - token_calls >= 3  # noqa: PLR2004
+    (key,) = entra_passwords(emu, seeded)
+    assert entra_passwords(emu, seeded)[key] == stored(emu, seeded)
+
+
+@pytest.mark.parametrize(
+    ("kind", "service", "path"),
+    [
+        ("entra-client-secret", "graph", ".*/addPassword"),
+        ("databricks-oauth", "databricks", "/api/2.0/accounts/servicePrincipals/.*/secrets"),
+    ],
+)
+async def test_a_create_whose_answer_was_lost_is_swept_by_the_next_run(
+    world: World, kind: str, service: str, path: str
+) -> None:
+    emu = world.emu
+    seeded = await ready(world, kind)
+    before = live_credentials(emu, seeded)
+    emu.faults.add(service, "POST", path, mode="drop_after")
+    crashed = await world.rotate_one(seeded)
+    assert crashed.outcome is Outcome.FAILED
+    assert crashed.credential_result == "failed: credential-rotation"
+    orphans = set(live_credentials(emu, seeded)) - set(before)
+    assert len(orphans) == 1  # made, its value lost
+    assert stored(emu, seeded) in before.values()  # Key Vault still holds a working one
+
+    healed = await world.rotate_one(seeded)
+    assert healed.credential_result == "rotated", healed.error
+    assert orphans <= set(healed.credential_deleted)
+    live = live_credentials(emu, seeded)
+    assert list(live.values()) == [stored(emu, seeded)]
+    assert violations(emu, seeded) == []
+
+
+async def test_databricks_quota_nearly_full_is_refused_with_nothing_created(world: World) -> None:
+    emu = world.emu
+    seeded = await ready(world, "databricks-oauth")
+    for _ in range(3):  # 4 of 5 slots used: a rotation needs 2 free
+        emu.databricks.add_oauth_secret(seeded.application_id)
+    before = oauth_secrets(emu, seeded)
+    report = await world.rotate_one(seeded)
+    assert report.outcome is Outcome.FAILED
+    assert report.error is not None
+    assert report.error.kind == "credential-quota"
+    assert "holds 4 of its 5 credentials" in report.error.message
+    assert "\n" not in report.error.message
+    assert oauth_secrets(emu, seeded) == before
+
+
+@pytest.mark.parametrize("kind", ["entra-client-secret", "databricks-oauth"])
+async def test_a_missing_right_is_one_clear_line_and_nothing_is_created(
+    world: World, kind: str
+) -> None:
+    emu = world.emu
+    seeded = await ready(world, kind)
+    if kind == "entra-client-secret":
+        emu.graph.revoke(seeded.application_id, "Application.ReadWrite.OwnedBy")
+        right = "Application.ReadWrite.OwnedBy"
+    else:
+        emu.databricks.set_admin(seeded.application_id, False)
+        right = "workspace admin"
+    before = live_credentials(emu, seeded)
+    report = await world.rotate_one(seeded)
+    assert report.error is not None
+    assert report.error.kind == "credential-rights"
+    assert right in report.error.message
+    assert "\n" not in report.error.message
+    assert live_credentials(emu, seeded) == before
+
+
+async def test_a_tenant_lifetime_policy_is_one_clear_line(world: World) -> None:
+    emu = world.emu
+    seeded = await ready(world)
+    before = entra_passwords(emu, seeded)
+    emu.graph.max_password_lifetime = 90 * DAY
+    try:
+        report = await world.rotate_one(seeded)
+    finally:
+        emu.graph.max_password_lifetime = None
+    assert report.error is not None
+    assert report.error.kind == "credential-policy"
+    assert "lower credential_lifetime_days" in report.error.message
+    assert entra_passwords(emu, seeded) == before
+
+    seeded.table["credential_lifetime_days"] = 90  # what the line says to do heals it
+    emu.graph.max_password_lifetime = 90 * DAY
+    try:
+        healed = await world.rotate_one(seeded)
+    finally:
+        emu.graph.max_password_lifetime = None
+    assert healed.credential_result == "rotated", healed.error
+
+
+async def test_opting_out_keeps_watch_and_warn(world: World) -> None:
+    emu = world.emu
+    seeded = await ready(world, rotate_credential=False)
+    calls = emu.requests.count("graph")
+    report = await world.rotate_one(seeded, force=True)
+    assert report.outcome is Outcome.ROTATED, report.error
+    assert report.credential_result == "off"
+    assert any("expires in 20.0 days" in n for n in report.notes)
+    assert emu.requests.count("graph") == calls
+
+
+async def test_a_persons_unrelated_secret_is_never_deleted(world: World) -> None:
+    emu = world.emu
+    seeded = await ready(world)
+    (original,) = entra_passwords(emu, seeded)
+    emu.entra.add_client_secret(seeded.application_id)  # a person's, for something else
+    (unrelated,) = set(entra_passwords(emu, seeded)) - {original}
+    hints = {p.key_id: p.hint for p in emu.entra.passwords(seeded.application_id)}
+    report = await world.rotate_one(seeded)
+    assert report.credential_result == "rotated", report.error
+    live = entra_passwords(emu, seeded)
+    assert unrelated in live
+    if hints[original] != hints[unrelated]:  # the stored one is known by its hint: replaced
+        assert original not in live
+        assert report.credential_deleted == [original]
+    again = await world.rotate_one(seeded, force=True)
+    assert again.outcome is Outcome.ROTATED, again.error
+    assert unrelated in entra_passwords(emu, seeded)

@@ -121,7 +121,12 @@ class SecretsProxy:
 
     async def _secrets(self) -> str:
         if self._path is None:
-            found = await self._ws.service_principal_id(self._auth, self._app)
+            try:
+                found = await self._ws.service_principal_id(self._auth, self._app)
+            except errors.DatabricksError as exc:  # SCIM lists principals for admins only
+                if exc.transient:
+                    raise
+                raise self._not_admin(exc.kind) from None
             if found is None:
                 msg = f"Service principal {self._app} is not in workspace {self._ws.url}."
                 raise errors.PrincipalNotInWorkspaceError(msg)
@@ -149,6 +154,13 @@ class SecretsProxy:
         error.outcome_unknown = create and response.status_code != 429  # noqa: PLR2004
         raise error
 
+    def _not_admin(self, why: str) -> errors.CredentialRightsError:
+        return errors.CredentialRightsError(
+            f"Databricks refused to manage the OAuth secrets of service principal {self._app} "
+            f"({why}): make it a workspace admin (Settings → Identity and access → Groups → "
+            "admins → Add members) or set rotate_credential = false; nothing was created."
+        )
+
     def _error(self, response: httpx.Response, method: str) -> errors.CredentialRotationError:
         status = response.status_code
         body = json_body(response)
@@ -157,12 +169,7 @@ class SecretsProxy:
         if status == 404 and method == "DELETE":  # noqa: PLR2004
             return _GoneError("already gone")
         if status in {401, 403}:
-            return errors.CredentialRightsError(
-                f"Databricks refused to manage the OAuth secrets of service principal {app} "
-                f"({status} {code}): make it a workspace admin (Settings → Identity and access → "
-                "Groups → admins → Add members) or set rotate_credential = false; nothing was "
-                "created."
-            )
+            return self._not_admin(f"{status} {code}")
         if code in {"QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED"}:
             return errors.CredentialQuotaError(
                 f"Service principal {app} already holds {SECRET_QUOTA} OAuth secrets: delete one "
