@@ -108,7 +108,7 @@ async def test_entra_replication_delay_is_waited_out(world: World) -> None:
         emu.graph.replication_delay = 0.0
     assert report.credential_result == "rotated", report.error
     # the new secret was refused (AADSTS7000215, "not yet") at least once before it worked
-    assert emu.requests.count("entra", "POST") - token_calls >= 3  # noqa: PLR2004
+    assert emu.requests.count("entra", "POST") - token_calls >= 3
     (key,) = entra_passwords(emu, seeded)
     assert entra_passwords(emu, seeded)[key] == stored(emu, seeded)
 
