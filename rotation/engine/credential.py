@@ -7,51 +7,33 @@ credential, never mid-change)::
 
     list the credential's versions → sweep orphans (proven, :mod:`credential_proof`) → quota
       → intent (on the current version, before the create) → create → store (pending, at once)
-      → verify (polled: Entra replicates) → promote (current) → delete the replaced one (proven)
+      → verify (polled: Entra replicates) → promote (current) → clear the intent
+      → delete the replaced one (proven) → clear ``credential-replaced``
 
 A crash after the create leaves the intent: the next run deletes the orphan. A crash after the
-store leaves a pending version: the next run verifies and finishes it. Readers never use an
-unproven version (:meth:`KeyVaultStore.read_credential` skips it).
+store leaves a pending version: the next run verifies and finishes it. A crash after the
+promotion leaves ``credential-replaced`` on the latest version: the next run deletes what it
+names. Readers never use an unproven version (:meth:`KeyVaultStore.read_credential` skips it).
+The steps are :class:`~rotation.engine.credential_phase.Phase`'s.
 """
 
 from __future__ import annotations
 
-import logging
-import secrets
 from typing import TYPE_CHECKING
 
 from rotation import errors
-from rotation.engine.credential_proof import (
-    INTENT,
-    KEY_ID,
-    MAX_INTENTS,
-    REPLACED,
-    CredentialVersions,
-    Intent,
-    Owner,
-    identify,
-    orphans,
-    refusal,
-)
-from rotation.engine.issuer import issuer_context
+from rotation.engine.credential_phase import Phase
+from rotation.engine.credential_proof import INTENT, KEY_ID, REPLACED, CredentialVersions
 from rotation.engine.report import Step
-from rotation.state import MANAGED_BY, Stage, Tag, comment_for
-from rotation.units import DAY, MINUTE
+from rotation.state import Stage
+from rotation.units import DAY
 
 if TYPE_CHECKING:
     from rotation.config import Config, Target
     from rotation.engine.run import Run
-    from rotation.principals import Credential, CredentialRotator, NewCredential
-    from rotation.secret import Secret
     from rotation.state import VersionState
 
-__all__ = ["FREE_SLOTS", "credential_due", "rotate_credential", "wanted"]
-
-FREE_SLOTS = 2
-"""Free credential slots a rotation needs: one for the new credential, one a crash may fill."""
-CONTENT_TYPE = "application/vnd.pat-rotator.credential"
-
-log = logging.getLogger("rotation")
+__all__ = ["credential_due", "rotate_credential", "wanted"]
 
 
 def _rotating(config: Config, target: Target) -> bool:
@@ -73,16 +55,24 @@ def credential_due(
     """Return why the credential phase has work, from the credential's latest version; or None."""
     if latest is None or not _rotating(config, target):
         return None
-    if latest.managed and latest.stage is Stage.PENDING and latest.tags.get(KEY_ID):
-        return "an unproven credential is pending"
-    if latest.tags.get(INTENT):
-        return "an interrupted credential rotation left an intent"
-    if latest.expires_on is None:
-        return None
-    left = (latest.expires_on - now) / DAY
-    if left < target.rotate_credential_before_days:
-        return f"the principal's credential expires in {left:.1f} days"
-    return None
+    managed = latest.managed
+    left = None if latest.expires_on is None else (latest.expires_on - now) / DAY
+    reasons = [
+        (
+            managed and latest.stage is Stage.PENDING and bool(latest.tags.get(KEY_ID)),
+            "an unproven credential is pending",
+        ),
+        (bool(latest.tags.get(INTENT)), "an interrupted credential rotation left an intent"),
+        (
+            managed and latest.stage is Stage.CURRENT and bool(latest.tags.get(REPLACED)),
+            "the credential a rotation replaced is still to be deleted",
+        ),
+        (
+            left is not None and left < target.rotate_credential_before_days,
+            f"the principal's credential expires in {left or 0:.1f} days",
+        ),
+    ]
+    return next((why for due, why in reasons if due), None)
 
 
 async def wanted(run: Run) -> bool:
@@ -114,160 +104,7 @@ async def rotate_credential(run: Run) -> None:
         return
     await run.tracker.enter(Step.CREDENTIAL)
     try:
-        await _Phase(run, versions, current).go()
+        await Phase(run, versions, current).go()
     except errors.RotationError as exc:
         run.report.credential_result = f"failed: {exc.kind}"
         raise
-
-
-class _Phase:
-    """One credential rotation: its state and steps."""
-
-    def __init__(self, run: Run, versions: CredentialVersions, current: VersionState) -> None:
-        self.run = run
-        self.rt = run.rt
-        self.versions = versions
-        self.current = current
-        self.name = str(run.target.principal.credential_secret_name)
-        self.owner = Owner(run.target.name, run.vault, self.name)
-        self.listed: list[Credential] = []
-        self.carried: list[Intent] = []
-
-    async def go(self) -> None:
-        """Rotate: sweep, then finish a pending credential or create one and finish it."""
-        value = await self.rt.store.read_version(self.current)
-        if value is None:
-            msg = f"Key Vault secret {self.name!r}: its current version has no value."
-            raise errors.CredentialRotationError(msg)
-        context = issuer_context(self.rt, self.run.target, self.run.workspace)
-        async with self.run.target.principal.credential_rotator(context, value) as rot:
-            await self._sweep(rot)
-            pending = self.versions.pending
-            if pending is not None and await self._finish(rot, pending):
-                return
-            new, state, old_key = await self._create(rot, value)
-            await self._finish(rot, state, new.value, old_key)
-
-    async def _sweep(self, rot: CredentialRotator) -> None:
-        """Delete this deployment's proven orphans; keep intents a young orphan still needs."""
-        listed = await rot.list()
-        young_after = self.rt.clock() - self.rt.config.orphan_min_age_minutes * MINUTE
-        old, young = orphans(
-            listed,
-            self.versions,
-            self.owner,
-            keeps_marker=rot.keeps_marker,
-            young_after=young_after,
-        )
-        for orphan in old:
-            if await rot.delete(orphan.key_id):
-                self.run.report.credential_deleted.append(orphan.key_id)
-                log.info("target=%s credential orphan %s deleted", self.owner.target, orphan.key_id)
-        if young:
-            self.run.report.deferred += [c.key_id for c in young]
-        self.carried = self.versions.intents() if young else []
-        self.listed = [c for c in listed if c not in old]
-
-    async def _create(
-        self, rot: CredentialRotator, value: Secret
-    ) -> tuple[NewCredential, VersionState, str | None]:
-        """Check the quota, record the intent, create, and store the value as pending at once."""
-        listed = self.listed
-        if rot.quota is not None and rot.quota - len(listed) < FREE_SLOTS:
-            msg = (
-                f"The principal of target {self.owner.target} holds {len(listed)} of its "
-                f"{rot.quota} credentials; a safe rotation needs {FREE_SLOTS} free (one for the "
-                "new one, one a crash could fill). Delete the ones nothing uses; nothing was "
-                "created."
-            )
-            raise errors.CredentialQuotaError(msg)
-        old_key = identify(self.current, value, listed)
-        rotation_id = secrets.token_hex(8)
-        known = frozenset() if rot.keeps_marker else frozenset(c.key_id for c in listed)
-        intent = Intent(rotation_id, self.rt.clock(), known)
-        intents = ";".join([*(i.render() for i in self.carried), intent.render()][-MAX_INTENTS:])
-        tags = self.current.with_tags(credential_minting=intents)
-        if old_key and not self.current.tags.get(KEY_ID):
-            tags[KEY_ID] = old_key
-        self.current = await self.rt.store.update(self.current, tags=tags)
-        marker = comment_for(self.owner.target, rotation_id, self.owner.vault, self.name)
-        lifetime = int(self.run.target.credential_lifetime_days * DAY)
-        new = await rot.create(marker=marker, lifetime_seconds=lifetime)
-        log.info("target=%s credential %s created", self.owner.target, new.info.key_id)
-        self.listed.append(new.info)
-        state = await self.rt.store.add_version(
-            self.name,
-            new.value,
-            tags=self._pending_tags(rotation_id, new.info.key_id, old_key),
-            expires_on=new.info.expires_on,
-            content_type=CONTENT_TYPE,
-        )
-        return new, state, old_key
-
-    def _pending_tags(self, rotation_id: str, key_id: str, old_key: str | None) -> dict[str, str]:
-        tags = {
-            Tag.MANAGED_BY.value: MANAGED_BY,
-            Tag.TARGET.value: self.owner.target,
-            Tag.ROTATION_ID.value: rotation_id,
-            Tag.STAGE.value: Stage.PENDING.value,
-            Tag.WRITTEN_AT.value: f"{self.rt.clock():.6f}",
-            KEY_ID: key_id,
-        }
-        if old_key:
-            tags[REPLACED] = old_key
-        return tags
-
-    async def _finish(
-        self,
-        rot: CredentialRotator,
-        state: VersionState,
-        value: Secret | None = None,
-        old_key: str | None = None,
-    ) -> bool:
-        """Verify the pending credential, promote it, clear the intent, delete what it replaced.
-
-        Return False when a pending credential to resume is gone (abandoned: create afresh).
-        """
-        new_key = str(state.tags.get(KEY_ID))
-        if value is None:  # resuming an earlier run's pending credential
-            value = await self.rt.store.read_version(state)
-            old_key = state.tags.get(REPLACED)
-        if value is None or new_key.lower() not in {c.key_id.lower() for c in self.listed}:
-            await self._abandon(rot, state, "its credential is gone")
-            return False
-        try:
-            await rot.verify(value)
-        except errors.CredentialError as exc:
-            await self._abandon(rot, state, f"it does not authenticate ({exc.kind})")
-            raise
-        promoted = await self.rt.store.update(state, tags=state.with_stage(Stage.CURRENT))
-        if self.current.tags.get(INTENT):
-            tags = self.current.with_tags(credential_minting=None)
-            await self.rt.store.update(self.current, tags=tags)
-        await self._delete_replaced(rot, old_key, new_key)
-        self.run.report.credential_expires_on = promoted.expires_on
-        self.run.report.credential_result = "rotated"
-        self.run.tracker.done(Step.CREDENTIAL, key_id=new_key)
-        return True
-
-    async def _delete_replaced(
-        self, rot: CredentialRotator, old_key: str | None, new_key: str
-    ) -> None:
-        why = refusal(old_key, new_key, self.listed, self.owner)
-        if why is None and old_key is not None and await rot.delete(old_key):
-            self.run.report.credential_deleted.append(old_key)
-            return
-        if why not in {None, "gone"}:
-            self.run.report.notes.append(
-                f"the replaced credential {old_key or '(unknown key id)'} of the principal was "
-                f"NOT deleted: {why}"
-            )
-
-    async def _abandon(self, rot: CredentialRotator, state: VersionState, why: str) -> None:
-        """Disable a pending credential version that cannot be finished; delete its credential."""
-        key = state.tags.get(KEY_ID)
-        await self.rt.store.update(state, tags=state.with_stage(Stage.ABANDONED), enabled=False)
-        listed = {c.key_id.lower() for c in self.listed}
-        if key and key.lower() in listed and await rot.delete(key):
-            self.run.report.credential_deleted.append(key)
-        self.run.report.notes.append(f"the pending credential {key} was abandoned: {why}")

@@ -178,11 +178,16 @@ def identify(current: VersionState, value: Secret, listed: Sequence[Credential])
 
 
 def refusal(
-    old_key: str | None, new_key: str, listed: Sequence[Credential], owner: Owner
+    old_key: str | None,
+    new_key: str,
+    listed: Sequence[Credential],
+    owner: Owner,
+    recorded: set[str],
 ) -> str | None:
     """Return why the replaced credential *old_key* must not be deleted; None: delete it.
 
-    "gone" when the service no longer lists it (nothing to delete).
+    *recorded* are the key ids versions record as theirs (lower case): the replaced one must be
+    among them. "gone" when the service no longer lists it (nothing to delete).
     """
     if old_key is None:
         return (
@@ -191,6 +196,8 @@ def refusal(
         )
     if old_key.lower() == new_key.lower():
         return "it is the credential just made"
+    if old_key.lower() not in recorded:
+        return "no version of the credential's secret records it as the one it held"
     found = next((c for c in listed if c.key_id.lower() == old_key.lower()), None)
     if found is None:
         return "gone"
