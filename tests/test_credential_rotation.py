@@ -81,6 +81,9 @@ async def test_a_credential_near_expiry_is_rotated_and_the_old_one_deleted(
     assert latest.exp is not None
     assert latest.exp > emu.clock.now() + 300 * DAY
     assert second.credential_expires_on == latest.exp
+    for version in emu.keyvault.versions(credential_name(seeded)):  # nothing left to finish
+        assert "credential-minting" not in version.tags
+        assert "credential-replaced" not in version.tags
 
     third = await world.rotate_one(seeded, force=True)  # a PAT rotation with the new credential
     assert third.outcome is Outcome.ROTATED, third.error

@@ -173,7 +173,8 @@ class Phase:
     async def _tidy(self, rot: CredentialRotator, promoted: VersionState) -> None:
         """Clear the intents, delete the credential *promoted* replaced, then clear that tag."""
         if not self.carried:
-            for v in self.versions.versions:
+            fresh = {v.version: v for v in [*self.versions.versions, self.current]}
+            for v in fresh.values():
                 if v.enabled and v.tags.get(INTENT) and v.version != promoted.version:
                     await self.rt.store.update(v, tags=v.with_tags(credential_minting=None))
         old_key = promoted.tags.get(REPLACED)
