@@ -201,7 +201,7 @@ async def test_sigkill_right_after_a_call_then_rerun(
     assert fault.finished.wait(30)
     emu.faults.clear()
     if point == "create":  # made, its answer lost with the process: an orphan to sweep
-        assert len(live_credentials(emu, seeded)) == 2  # noqa: PLR2004
+        assert len(live_credentials(emu, seeded)) == 2
     broken = [f"after the kill: {v}" for v in credential_violations(emu, seeded, settled=False)]
     assert _finish(_cli(world, tmp_path, seeded)) == 0
     broken += [f"after the re-run: {v}" for v in credential_violations(emu, seeded, settled=True)]

@@ -7,6 +7,7 @@ a rotated credential really changes what authenticates.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,8 +15,12 @@ import pytest
 from emulators.scenario import grant_credential_rights
 from rotation.engine import Outcome
 from tests.invariants import violations
+from tests.test_cli import _cli, _config
+from tests.test_doctor import _doctor
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from emulators.harness import Emulators
     from emulators.scenario import SeededTarget
     from tests.world import World
@@ -232,3 +237,54 @@ async def test_a_persons_unrelated_secret_is_never_deleted(world: World) -> None
     again = await world.rotate_one(seeded, force=True)
     assert again.outcome is Outcome.ROTATED, again.error
     assert unrelated in entra_passwords(emu, seeded)
+
+
+async def test_the_cli_rotates_the_credential_and_prints_no_secret(
+    world: World, tmp_path: Path
+) -> None:
+    emu = world.emu
+    seeded = await ready(world, "databricks-oauth")
+    (old_key,) = oauth_secrets(emu, seeded)
+    done = _cli(emu, tmp_path, _config(emu, seeded), "rotate", "--json")
+    assert done.returncode == 0, done.stderr
+    (report,) = json.loads(done.stdout)["targets"]
+    assert report["credential_result"] == "rotated"
+    assert report["credential_deleted"] == [old_key]
+    assert report["credential_expires_at"] is not None
+    assert list(oauth_secrets(emu, seeded).values()) == [stored(emu, seeded)]
+    for value in [stored(emu, seeded), *oauth_secrets(emu, seeded).values()]:
+        assert value not in done.stdout + done.stderr  # hygiene scans it all again at the end
+
+
+@pytest.mark.parametrize("kind", ["entra-client-secret", "databricks-oauth"])
+async def test_doctor_checks_the_rights_read_only_and_says_how_to_grant(
+    world: World, tmp_path: Path, kind: str
+) -> None:
+    emu = world.emu
+    seeded = await ready(world, kind)
+    check = "principal may rotate its own credential"
+    code, checks = _doctor(world, tmp_path, seeded)
+    (found,) = [c for c in checks if c["check"] == check]
+    assert found["ok"] is True, found
+    if kind == "entra-client-secret":
+        emu.graph.revoke(seeded.application_id, "Application.ReadWrite.OwnedBy")
+        needed = "Application.ReadWrite.OwnedBy"
+    else:
+        emu.databricks.set_admin(seeded.application_id, False)
+        needed = "workspace admin"
+    before = live_credentials(emu, seeded)
+    emu.requests.clear()
+    code, checks = _doctor(world, tmp_path, seeded)
+    (found,) = [c for c in checks if c["check"] == check]
+    assert found["ok"] is False
+    assert needed in found["detail"]
+    assert code == 1
+    assert live_credentials(emu, seeded) == before
+    writes = [
+        e
+        for e in emu.requests.entries()
+        if (e.service == "graph" and e.method != "GET")
+        or (e.service == "keyvault" and e.method in {"PUT", "PATCH"})
+        or ("/credentials/secrets" in e.path and e.method != "GET")
+    ]
+    assert writes == []

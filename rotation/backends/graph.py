@@ -30,7 +30,16 @@ from rotation.backends.retry import retrying
 if TYPE_CHECKING:
     from rotation.backends.retry import RetryPolicy
 
-__all__ = ["GRAPH_SCOPE", "GraphApplication", "GraphPassword", "graph_time", "parse_graph_time"]
+__all__ = [
+    "GRAPH_SCOPE",
+    "OWNED_BY",
+    "OWNED_BY_ROLE",
+    "WRITE_ALL_ROLES",
+    "GraphApplication",
+    "GraphPassword",
+    "graph_time",
+    "parse_graph_time",
+]
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 OWNED_BY = "Application.ReadWrite.OwnedBy"

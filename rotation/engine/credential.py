@@ -86,21 +86,32 @@ async def wanted(run: Run) -> bool:
 
 
 async def rotate_credential(run: Run) -> None:
-    """Run the credential phase (see the module docstring); a failure fails the run, loudly."""
-    if run.credential_versions is None and not await wanted(run):
-        run.report.credential_result = "not-due" if _rotating(run.rt.config, run.target) else "off"
+    """Run the credential phase (see the module docstring); a failure fails the run, loudly.
+
+    Without a call when the PAT plan had work and the credential's expiry (read by the run's
+    credentials step) is not near: work an earlier phase left is taken up by the next run whose
+    PAT plan is idle (the service's listing shows it).
+    """
+    if not _rotating(run.rt.config, run.target):
+        run.report.credential_result = "off"
         return
+    if run.credential_versions is None:
+        left = run.credential_days_left()
+        if left is None or left >= run.target.rotate_credential_before_days:
+            run.report.credential_result = "not-due"
+            return
+        if run.plan.rotate:
+            run.report.credential_result = "deferred"
+            run.report.notes.append(
+                "the next run rotates the credential (this run rotated the PAT)"
+            )
+            return
+        await wanted(run)
     versions = CredentialVersions(run.credential_versions or [])
     current = versions.current
     latest = next((v for v in reversed(versions.versions) if v.enabled), None)
     if current is None or credential_due(run.rt.config, run.target, latest, run.rt.clock()) is None:
         run.report.credential_result = "not-due"
-        return
-    if run.plan.rotate:
-        run.report.credential_result = "deferred"
-        run.report.notes.append(
-            "the credential is rotated by the next run (this run rotated the PAT)"
-        )
         return
     await run.tracker.enter(Step.CREDENTIAL)
     try:

@@ -134,6 +134,10 @@ class CredentialRotator(Protocol):
         """Prove *value* authenticates, waiting out propagation; ``CredentialError`` if wrong."""
         ...
 
+    async def check_rights(self) -> str | None:
+        """Check, read-only, every right rotating needs; None, or what to grant and how."""
+        ...
+
 
 class CredentialReader(Protocol):
     """Read a principal's credential and its expiry from the secret store."""

@@ -64,6 +64,14 @@ class OAuthCredentials:
         """Delete a secret; False when it is already gone."""
         return await self._proxy.delete(key_id)
 
+    async def check_rights(self) -> str | None:
+        """List the principal's secrets through the proxy (admins only; changes nothing)."""
+        try:
+            await self._proxy.list()
+        except errors.CredentialRotationError as exc:
+            return str(exc)
+        return None
+
     async def verify(self, value: Secret) -> None:
         """Get an OAuth token with *value*, then call SCIM ``Me`` with it."""
         await retrying(_VERIFY, lambda: self._try(value))

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Self
 
 from rotation import errors
 from rotation.backends import DATABRICKS_SCOPE, BearerAuth, RetryPolicy, retrying
-from rotation.backends.graph import GRAPH_SCOPE, GraphApplication, GraphPassword
+from rotation.backends.graph import (
+    GRAPH_SCOPE,
+    OWNED_BY,
+    OWNED_BY_ROLE,
+    WRITE_ALL_ROLES,
+    GraphApplication,
+    GraphPassword,
+)
 from rotation.principals.base import Credential, NewCredential
 from rotation.principals.entra import token_error
 from rotation.secret import Secret
@@ -95,6 +102,28 @@ class EntraCredentials:
     async def delete(self, key_id: str) -> bool:
         """``removePassword``; False when the key id is already gone."""
         return await self._app.remove_password(key_id)
+
+    async def check_rights(self) -> str | None:
+        """Read the application, its owners and the SP's Graph permissions (changes nothing)."""
+        app = self._p.client_id
+        try:
+            await self._app.passwords()
+            owners = await self._app.owner_ids()
+            roles = await self._app.app_role_ids()
+        except errors.CredentialRotationError as exc:
+            return str(exc)
+        if not (OWNED_BY_ROLE in roles or roles & WRITE_ALL_ROLES):
+            return (
+                f"service principal {app} lacks the Microsoft Graph application permission "
+                f"{OWNED_BY}: App registrations → the app → API permissions → Add → Microsoft "
+                "Graph → Application permissions → it → Grant admin consent"
+            )
+        if app.lower() not in owners and not roles & WRITE_ALL_ROLES:
+            return (
+                f"service principal {app} does not own its application: az ad app owner add "
+                f"--id {app} --owner-object-id <its service principal's object id>"
+            )
+        return None
 
     async def verify(self, value: Secret) -> None:
         """Get an Azure Databricks token with *value*, polling while Entra says "not yet"."""
