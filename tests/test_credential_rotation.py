@@ -288,3 +288,26 @@ async def test_doctor_checks_the_rights_read_only_and_says_how_to_grant(
         or ("/credentials/secrets" in e.path and e.method != "GET")
     ]
     assert writes == []
+
+
+async def test_status_and_telemetry_show_the_credential(world: World) -> None:
+    from rotation.app import status
+    from rotation.app.telemetry import record
+
+    emu = world.emu
+    seeded = await ready(world)
+    async with world.runtime(world.config(seeded)) as rt:
+        (row,) = await status(rt)
+    before = row.to_json()
+    assert before["credential_days_left"] == pytest.approx(20, abs=0.1)
+    assert before["credential_rotation_at"] is not None  # already due: 10 days ago
+    assert row.credential_rotation_at is not None
+    assert row.credential_rotation_at < emu.clock.now()
+    report = await world.rotate_one(seeded)
+    fields = record(report, emu.clock.now(), "timer")
+    assert fields["credential_result"] == "rotated"
+    assert float(fields["credential_days_left"]) > 300
+    seeded.table["rotate_credential"] = False
+    async with world.runtime(world.config(seeded)) as rt:
+        (row,) = await status(rt)
+    assert row.to_json()["credential_rotation_at"] is None

@@ -17,6 +17,7 @@ from rotation.engine import (
     format_time,
     health_checked_at,
     plan,
+    rotates_credential,
     run_target,
 )
 from rotation.errors import UnknownTargetError
@@ -87,6 +88,13 @@ async def needing_work(rt: Runtime) -> tuple[dict[str, VersionState], list[Targe
     return listing, busy
 
 
+def _credential_rotation_at(rt: Runtime, target: Target, expires: float | None) -> float | None:
+    """Return when the credential phase rotates *target*'s credential, if it does."""
+    if expires is None or not rotates_credential(rt.config, target):
+        return None
+    return expires - target.rotate_credential_before_days * DAY
+
+
 def _credential_due(rt: Runtime, target: Target, listing: dict[str, VersionState]) -> str | None:
     """Return why *target*'s credential phase has work, from the vault's listing; or None."""
     stored = target.principal.credential_secret_name
@@ -129,6 +137,8 @@ class StatusRow:
     health_checked_at: float | None
     credential_expires_on: float | None
     credential_days_left: float | None
+    credential_rotation_at: float | None = None
+    """When the rotator rotates the principal's credential (None: it does not, or no expiry)."""
 
     def to_json(self) -> dict[str, object]:
         """Return the stable JSON form (documented in the README)."""
@@ -148,6 +158,7 @@ class StatusRow:
             "health_checked_at": format_time(self.health_checked_at),
             "credential_expires_at": format_time(self.credential_expires_on),
             "credential_days_left": _days(self.credential_days_left),
+            "credential_rotation_at": format_time(self.credential_rotation_at),
         }
 
 
@@ -192,6 +203,7 @@ async def status(rt: Runtime) -> list[StatusRow]:
                 health_checked_at=_checked(v),
                 credential_expires_on=cred_exp,
                 credential_days_left=None if cred_exp is None else (cred_exp - now) / DAY,
+                credential_rotation_at=_credential_rotation_at(rt, t, cred_exp),
             )
         )
     return rows

@@ -33,10 +33,10 @@ if TYPE_CHECKING:
     from rotation.engine.run import Run
     from rotation.state import VersionState
 
-__all__ = ["credential_due", "rotate_credential", "wanted"]
+__all__ = ["credential_due", "rotate_credential", "rotates_credential", "wanted"]
 
 
-def _rotating(config: Config, target: Target) -> bool:
+def rotates_credential(config: Config, target: Target) -> bool:
     """Return whether *target* rotates its principal's credential (the first target sharing it)."""
     name = target.principal.credential_secret_name
     if not (target.rotate_credential and target.principal.rotates_credential and name):
@@ -53,7 +53,7 @@ def credential_due(
     config: Config, target: Target, latest: VersionState | None, now: float
 ) -> str | None:
     """Return why the credential phase has work, from the credential's latest version; or None."""
-    if latest is None or not _rotating(config, target):
+    if latest is None or not rotates_credential(config, target):
         return None
     managed = latest.managed
     left = None if latest.expires_on is None else (latest.expires_on - now) / DAY
@@ -78,7 +78,7 @@ def credential_due(
 async def wanted(run: Run) -> bool:
     """Return whether the credential phase has work (reads the credential's versions once)."""
     name = run.target.principal.credential_secret_name
-    if not name or not _rotating(run.rt.config, run.target):
+    if not name or not rotates_credential(run.rt.config, run.target):
         return False
     run.credential_versions = await run.rt.store.versions(name)
     latest = next((v for v in reversed(run.credential_versions) if v.enabled), None)
@@ -92,7 +92,7 @@ async def rotate_credential(run: Run) -> None:
     credentials step) is not near: work an earlier phase left is taken up by the next run whose
     PAT plan is idle (the service's listing shows it).
     """
-    if not _rotating(run.rt.config, run.target):
+    if not rotates_credential(run.rt.config, run.target):
         run.report.credential_result = "off"
         return
     if run.credential_versions is None:
