@@ -311,3 +311,16 @@ async def test_status_and_telemetry_show_the_credential(world: World) -> None:
     async with world.runtime(world.config(seeded)) as rt:
         (row,) = await status(rt)
     assert row.to_json()["credential_rotation_at"] is None
+
+
+async def test_a_dry_run_says_the_credential_would_rotate_and_changes_nothing(
+    world: World,
+) -> None:
+    emu = world.emu
+    seeded = await ready(world)
+    before = entra_passwords(emu, seeded)
+    versions = len(emu.keyvault.versions(credential_name(seeded)))
+    report = await world.rotate_one(seeded, dry_run=True)
+    assert report.credential_result == "would-rotate"
+    assert entra_passwords(emu, seeded) == before
+    assert len(emu.keyvault.versions(credential_name(seeded))) == versions

@@ -84,7 +84,8 @@ class TargetReport:
     expires_on: float | None = None
     credential_expires_on: float | None = None
     credential_result: str | None = None
-    """The credential phase: ``rotated``, ``not-due``, ``deferred``, ``off``, ``failed: <kind>``."""
+    """The credential phase: ``rotated``, ``tidied``, ``not-due``, ``deferred``, ``off``,
+    ``would-rotate`` (a dry run), ``failed: <kind>``."""
     credential_deleted: list[str] = field(default_factory=list)
     """Key ids / secret ids of the principal's credentials this run deleted (replaced, orphans)."""
     revoked: list[str] = field(default_factory=list)

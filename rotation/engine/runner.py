@@ -146,6 +146,8 @@ async def _rehearse(run: Run, *, force: bool) -> None:
         tokens = await run.issuer.list()
     log.info("target=%s dry run: %d live tokens listed", run.target.name, len(tokens))
     await run.consumers().preflight()
+    if await credential.wanted(run):
+        run.report.credential_result = "would-rotate"
     if run.plan.idle:
         run.report.outcome = Outcome.NOT_DUE
     else:
