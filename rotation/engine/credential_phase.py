@@ -109,6 +109,7 @@ class Phase:
                 "created."
             )
             raise errors.CredentialQuotaError(msg)
+        await self.run.tracker.enter(Step.CREDENTIAL)  # the lease, before the first write
         old_key = identify(self.current, value, listed)
         rotation_id = secrets.token_hex(8)
         known = frozenset() if rot.keeps_marker else frozenset(c.key_id for c in listed)
@@ -163,6 +164,7 @@ class Phase:
         except errors.CredentialError as exc:
             await self._abandon(rot, state, f"it does not authenticate ({exc.kind})")
             raise
+        await self.run.tracker.enter(Step.CREDENTIAL)  # the lease, before the promotion
         promoted = await self.rt.store.update(state, tags=state.with_stage(Stage.CURRENT))
         await self._tidy(rot, promoted)
         self.run.report.credential_expires_on = promoted.expires_on
