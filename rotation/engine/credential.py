@@ -75,14 +75,14 @@ def credential_due(
     return next((why for due, why in reasons if due), None)
 
 
-async def wanted(run: Run) -> bool:
-    """Return whether the credential phase has work (reads the credential's versions once)."""
+async def wanted(run: Run) -> str | None:
+    """Return why the credential phase has work, or None (reads the credential's versions once)."""
     name = run.target.principal.credential_secret_name
     if not name or not rotates_credential(run.rt.config, run.target):
-        return False
+        return None
     run.credential_versions = await run.rt.store.versions(name)
     latest = next((v for v in reversed(run.credential_versions) if v.enabled), None)
-    return credential_due(run.rt.config, run.target, latest, run.rt.clock()) is not None
+    return credential_due(run.rt.config, run.target, latest, run.rt.clock())
 
 
 async def rotate_credential(run: Run) -> None:

@@ -124,9 +124,12 @@ async def run_target(
 async def _execute(run: Run, *, force: bool) -> None:
     """Carry out the plan for this target."""
     await run.load(force=force)
-    if run.plan.idle and not await credential.wanted(run):
-        run.report.outcome = Outcome.NOT_DUE
-        return
+    if run.plan.idle:
+        why = await credential.wanted(run)
+        if why is None:
+            run.report.outcome = Outcome.NOT_DUE
+            return
+        run.report.reason = f"{run.report.reason}; {why}"
     async with run.credentials():
         for step in steps():
             await step(run)
