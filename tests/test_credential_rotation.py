@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
+import stamina
 
 from emulators.scenario import grant_credential_rights
 from rotation.engine import Outcome
@@ -324,3 +325,35 @@ async def test_a_dry_run_says_the_credential_would_rotate_and_changes_nothing(
     assert report.credential_result == "would-rotate"
     assert entra_passwords(emu, seeded) == before
     assert len(emu.keyvault.versions(credential_name(seeded))) == versions
+
+
+async def test_a_pat_is_minted_with_the_proven_credential_while_a_new_one_is_unproven(
+    world: World,
+) -> None:
+    emu = world.emu
+    seeded = await ready(world)
+    (old_key,) = entra_passwords(emu, seeded)
+    emu.graph.replication_delay = 10 * DAY  # Entra will say "not yet" for a long while
+    try:
+        with stamina.set_testing(True, attempts=3):  # poll three times, without waiting
+            unproven = await world.rotate_one(seeded)
+    finally:
+        emu.graph.replication_delay = 0.0
+    assert unproven.credential_result == "failed: credential-rotation"
+    assert unproven.error is not None
+    assert "AADSTS7000215" in unproven.error.message
+    latest = emu.keyvault.latest(credential_name(seeded))
+    assert latest is not None
+    assert latest.tags["stage"] == "pending"  # stored at once, not yet proven
+
+    pat = await world.rotate_one(seeded, force=True)  # reads the proven (old) secret
+    assert pat.outcome is Outcome.ROTATED, pat.error
+    assert pat.credential_result == "deferred"
+
+    emu.entra.replicate(seeded.application_id)
+    resumed = await world.rotate_one(seeded)
+    assert resumed.credential_result == "rotated", resumed.error
+    assert resumed.credential_deleted == [old_key]
+    (new_key,) = entra_passwords(emu, seeded)
+    assert new_key == latest.tags["credential-key-id"]
+    assert violations(emu, seeded) == []
