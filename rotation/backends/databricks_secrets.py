@@ -24,6 +24,7 @@ from rotation.backends.http import (
     untrusted_certificate,
 )
 from rotation.backends.retry import retrying
+from rotation.secret import Secret
 
 if TYPE_CHECKING:
     from rotation.backends.databricks import Workspace
@@ -52,7 +53,8 @@ class OAuthSecretInfo:
     secret_id: str
     created_on: float | None
     expires_on: float | None
-    secret: str | None = None
+    secret: Secret | None = None
+    """The value (create answers only), masked."""
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> OAuthSecretInfo:
@@ -62,7 +64,7 @@ class OAuthSecretInfo:
             secret_id=str(data.get("id", "")),
             created_on=_time(data.get("create_time")),
             expires_on=_time(data.get("expire_time")),
-            secret=value if isinstance(value, str) and value else None,
+            secret=Secret(value) if isinstance(value, str) and value else None,
         )
 
 

@@ -26,6 +26,7 @@ from rotation.backends.http import (
     untrusted_certificate,
 )
 from rotation.backends.retry import retrying
+from rotation.secret import Secret
 
 if TYPE_CHECKING:
     from rotation.backends.retry import RetryPolicy
@@ -78,7 +79,8 @@ class GraphPassword:
     hint: str | None
     start: float | None
     end: float | None
-    secret: str | None = None
+    secret: Secret | None = None
+    """The value (create answers only), masked."""
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> GraphPassword:
@@ -90,7 +92,7 @@ class GraphPassword:
             hint=data.get("hint") or None,
             start=parse_graph_time(data.get("startDateTime")),
             end=parse_graph_time(data.get("endDateTime")),
-            secret=text if isinstance(text, str) and text else None,
+            secret=Secret(text) if isinstance(text, str) and text else None,
         )
 
 

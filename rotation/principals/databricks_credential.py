@@ -16,11 +16,11 @@ from rotation.backends import BearerAuth, RetryPolicy, retrying
 from rotation.backends.databricks_secrets import SECRET_QUOTA, OAuthSecretInfo, SecretsProxy
 from rotation.principals.base import Credential, NewCredential
 from rotation.principals.databricks_oauth import DatabricksOAuth
-from rotation.secret import Secret
 
 if TYPE_CHECKING:
     from rotation.principals.base import IssuerContext
     from rotation.principals.databricks_oauth import DatabricksOAuthPrincipal
+    from rotation.secret import Secret
 
 __all__ = ["OAuthCredentials"]
 
@@ -58,7 +58,7 @@ class OAuthCredentials:
         if made.secret is None or not made.secret_id:
             msg = f"The secrets proxy's answer for {self._p.client_id} carried no secret."
             raise errors.CredentialRotationError(msg)
-        return NewCredential(_credential(made), Secret(made.secret))
+        return NewCredential(_credential(made), made.secret)
 
     async def delete(self, key_id: str) -> bool:
         """Delete a secret; False when it is already gone."""

@@ -97,7 +97,7 @@ class EntraCredentials:
         if made.secret is None or not made.key_id:
             msg = f"Graph's addPassword answer for {self._p.client_id} carried no secretText."
             raise errors.CredentialRotationError(msg)
-        return NewCredential(_credential(made), Secret(made.secret))
+        return NewCredential(_credential(made), made.secret)
 
     async def delete(self, key_id: str) -> bool:
         """``removePassword``; False when the key id is already gone."""
