@@ -357,3 +357,26 @@ async def test_a_pat_is_minted_with_the_proven_credential_while_a_new_one_is_unp
     (new_key,) = entra_passwords(emu, seeded)
     assert new_key == latest.tags["credential-key-id"]
     assert violations(emu, seeded) == []
+
+
+async def test_a_young_orphan_waits_and_so_does_the_rotation(world: World) -> None:
+    emu = world.emu
+    seeded = await ready(world, "databricks-oauth")
+    before = set(oauth_secrets(emu, seeded))
+    emu.faults.add(
+        "databricks", "POST", "/api/2.0/accounts/servicePrincipals/.*/secrets", mode="drop_after"
+    )
+    crashed = await world.rotate_one(seeded, orphan_min_age_minutes=15)
+    assert crashed.credential_result == "failed: credential-rotation"
+    (orphan,) = set(oauth_secrets(emu, seeded)) - before
+
+    young = await world.rotate_one(seeded, orphan_min_age_minutes=15)
+    assert young.credential_result == "deferred", young.error
+    assert young.deferred == [orphan]
+    assert set(oauth_secrets(emu, seeded)) == before | {orphan}  # nothing new made meanwhile
+
+    emu.clock.advance(16 * 60)
+    later = await world.rotate_one(seeded, orphan_min_age_minutes=15)
+    assert later.credential_result == "rotated", later.error
+    assert orphan in later.credential_deleted
+    assert list(oauth_secrets(emu, seeded).values()) == [stored(emu, seeded)]

@@ -65,6 +65,13 @@ class Phase:
         context = issuer_context(self.rt, self.run.target, self.run.workspace)
         async with self.run.target.principal.credential_rotator(context, value) as rot:
             await self._sweep(rot)
+            if self.carried:  # a young orphan: its intent stays on the latest version for later
+                self.run.report.credential_result = "deferred"
+                self.run.report.notes.append(
+                    "a credential orphan younger than orphan_min_age_minutes waits for a later "
+                    "run; so does the credential's rotation"
+                )
+                return
             pending = self.versions.pending
             if pending is not None and await self._finish(rot, pending):
                 return
