@@ -380,3 +380,18 @@ async def test_a_young_orphan_waits_and_so_does_the_rotation(world: World) -> No
     assert later.credential_result == "rotated", later.error
     assert orphan in later.credential_deleted
     assert list(oauth_secrets(emu, seeded).values()) == [stored(emu, seeded)]
+
+
+async def test_targets_sharing_a_credential_rotate_it_once(world: World) -> None:
+    emu = world.emu
+    first = near_expiry(world, "entra-client-secret")
+    second = world.target()
+    second.table["principal"] = first.table["principal"]  # the same SP mints both targets' PATs
+    boot = await world.rotate(first, second)
+    assert [r.credential_result for r in boot] == ["deferred", "off"]
+    (old_key,) = entra_passwords(emu, first)
+    reports = await world.rotate(first, second)
+    assert [r.credential_result for r in reports] == ["rotated", None], reports  # idle: no run
+    live = entra_passwords(emu, first)
+    assert old_key not in live
+    assert list(live.values()) == [stored(emu, first)]

@@ -37,7 +37,10 @@ __all__ = ["credential_due", "rotate_credential", "rotates_credential", "wanted"
 
 
 def rotates_credential(config: Config, target: Target) -> bool:
-    """Return whether *target* rotates its principal's credential (the first target sharing it)."""
+    """Return whether *target* rotates its principal's credential.
+
+    Of the targets that share one credential secret and rotate it, the first in the config does.
+    """
     name = target.principal.credential_secret_name
     if not (target.rotate_credential and target.principal.rotates_credential and name):
         return False
@@ -45,8 +48,10 @@ def rotates_credential(config: Config, target: Target) -> bool:
         t
         for t in config.targets
         if (t.principal.credential_secret_name or "").lower() == name.lower()
+        and t.rotate_credential
+        and t.principal.rotates_credential
     ]
-    return sharing[0].name == target.name
+    return not sharing or sharing[0].name == target.name
 
 
 def credential_due(
