@@ -395,3 +395,12 @@ async def test_targets_sharing_a_credential_rotate_it_once(world: World) -> None
     live = entra_passwords(emu, first)
     assert old_key not in live
     assert list(live.values()) == [stored(emu, first)]
+
+    first.table["rotate_credential"] = False  # the first opts out: the next one rotates it
+    name = credential_name(first)
+    emu.keyvault.update(name, None, {"exp": int(emu.clock.now() + 20 * DAY)})
+    again = await world.rotate(first, second)
+    assert again[1].credential_result == "rotated", again[1].error
+    latest = emu.keyvault.latest(name)
+    assert latest is not None
+    assert list(entra_passwords(emu, first)) == [latest.tags["credential-key-id"]], again

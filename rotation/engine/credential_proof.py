@@ -6,12 +6,13 @@ service's own list shows it and it is provably this deployment's, for this targe
 
 - an **orphan** (a create whose value was never stored): not recorded in any version of the
   credential's secret, and — where the service keeps the marker (Entra's ``displayName``) — its
-  marker names this target, this vault and this secret, with a rotation id this vault recorded;
+  marker names this vault and this secret (a credential belongs to the secret that holds it,
+  whichever target sharing it rotated it), with a rotation id this vault recorded;
   where it keeps none (Databricks) it appeared during a recorded intent: not among the ids the
   intent saw before its create, and created within :data:`WINDOW` of it;
 - the **replaced** credential: the key id recorded on the version that was current before this
-  rotation (``credential-key-id``), not the one just made, and carrying no other deployment's
-  or target's marker. A credential a person made (no marker) is recorded only when it was proven
+  rotation (``credential-key-id``), not the one just made, and carrying no marker of another
+  vault or secret. A credential a person made (no marker) is recorded only when it was proven
   to be the stored one: the only credential listed, or the only one whose ``hint`` the stored
   value starts with. Otherwise nothing is deleted and the report says which to delete by hand.
 
@@ -82,7 +83,10 @@ class Intent:
 
 @dataclass(frozen=True, slots=True)
 class Owner:
-    """Whose marker this deployment puts on a credential: the target, vault and secret."""
+    """Whose marker this deployment puts on a credential: the target, vault and secret.
+
+    Proof compares the vault and the secret: the target is informative (targets may share one).
+    """
 
     target: str
     vault: str
@@ -129,7 +133,7 @@ def _marked_ours(c: Credential, cv: CredentialVersions, owner: Owner) -> bool:
     marker = parse_comment(c.name or "")
     if marker is None:
         return False
-    same = (marker.target, marker.vault, marker.secret) == (owner.target, owner.vault, owner.secret)
+    same = (marker.vault, marker.secret) == (owner.vault, owner.secret)
     return same and marker.rotation_id in cv.rotations()
 
 
@@ -202,6 +206,6 @@ def refusal(
     if found is None:
         return "gone"
     marker = parse_comment(found.name or "")
-    if marker is not None and (marker.target, marker.vault) != (owner.target, owner.vault):
-        return f"its marker names target {marker.target!r} of vault {marker.vault}"
+    if marker is not None and (marker.vault, marker.secret) != (owner.vault, owner.secret):
+        return f"its marker names secret {marker.secret!r} of vault {marker.vault}"
     return None
