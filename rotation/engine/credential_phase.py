@@ -24,6 +24,7 @@ from rotation.engine.credential_proof import (
 )
 from rotation.engine.issuer import issuer_context
 from rotation.engine.report import Step
+from rotation.engine.run import CREDENTIAL_NOTE
 from rotation.state import MANAGED_BY, Stage, Tag, comment_for
 from rotation.units import DAY, MINUTE
 
@@ -174,8 +175,10 @@ class Phase:
         await self.run.tracker.enter(Step.CREDENTIAL)  # the lease, before the promotion
         promoted = await self.rt.store.update(state, tags=state.with_stage(Stage.CURRENT))
         await self._tidy(rot, promoted)
-        self.run.report.credential_expires_on = promoted.expires_on
-        self.run.report.credential_result = "rotated"
+        report = self.run.report
+        report.credential_expires_on = promoted.expires_on
+        report.credential_result = "rotated"
+        report.notes = [n for n in report.notes if not n.startswith(CREDENTIAL_NOTE)]
         self.run.tracker.done(Step.CREDENTIAL, key_id=new_key)
         return True
 

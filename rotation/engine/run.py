@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CREDENTIAL_FAIL_DAYS",
+    "CREDENTIAL_NOTE",
     "CREDENTIAL_WARN_DAYS",
     "Run",
     "best_effort",
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 CREDENTIAL_WARN_DAYS = 30
+CREDENTIAL_NOTE = "the principal's credential"
+"""How the note on an expiring credential begins (the credential phase drops it once rotated)."""
 CREDENTIAL_FAIL_DAYS = 7
 MAX_INTENTS = 8
 """At most this many rotation ids in a ``minting`` tag (17 characters each, of 512)."""
@@ -118,12 +121,17 @@ class Run:
         """Report when the principal's credential expires; a note when it is soon."""
         self.report.credential_expires_on = expires_on
         left = self.credential_days_left()
-        rotated = self.target.rotate_credential and self.target.principal.rotates_credential
-        if left is not None and left < CREDENTIAL_WARN_DAYS and not rotated:
+        rotates = self.target.rotate_credential and self.target.principal.rotates_credential
+        if left is not None and left < CREDENTIAL_WARN_DAYS:
+            todo = (
+                "the rotator rotates it (rotate_credential)"
+                if rotates
+                else "create a new one and store it as a new version of that secret"
+            )
             self.report.notes.append(
-                f"the principal's credential (Key Vault secret "
+                f"{CREDENTIAL_NOTE} (Key Vault secret "
                 f"{self.target.principal.credential_secret_name!r}) expires in {left:.1f} days: "
-                "create a new one and store it as a new version of that secret"
+                f"{todo}"
             )
 
     def credential_days_left(self) -> float | None:
@@ -134,11 +142,7 @@ class Run:
     async def refuse_expiring_credential(self) -> None:
         """Fail the run (after its work) when the credential expires within a week."""
         left = self.credential_days_left()
-        if (
-            left is None
-            or left >= CREDENTIAL_FAIL_DAYS
-            or self.report.credential_result == "deferred"
-        ):
+        if left is None or left >= CREDENTIAL_FAIL_DAYS:
             return
         await self.tracker.enter(Step.CREDENTIALS, check_lease=False)
         name = self.target.principal.credential_secret_name
