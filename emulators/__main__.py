@@ -24,10 +24,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from emulators.harness import Emulators
-from emulators.scenario import config_table, rotator_env, rotator_identity, seed_target
+from emulators.scenario import (
+    config_table,
+    grant_credential_rights,
+    rotator_env,
+    rotator_identity,
+    seed_target,
+)
 
 if TYPE_CHECKING:
     from emulators.scenario import SeededTarget
+    from rotation.engine import Runtime
 
 __all__ = ["main"]
 
@@ -87,7 +94,41 @@ async def _rotate_twice(
             failures += sum(not r.ok for r in reports)
             for seeded in targets:
                 _show_state(emu, seeded)
+        failures += await _rotate_credentials(emu, rt, targets)
     return failures
+
+
+async def _rotate_credentials(emu: Emulators, rt: Runtime, targets: list[SeededTarget]) -> int:
+    """Step 3: the principals rotate their own credential (20 days left), the old one deleted."""
+    from rotation.app import rotate  # noqa: PLC0415
+    from rotation.cli import emit_reports  # noqa: PLC0415
+
+    own = [s for s in targets if s.kind in {"entra-client-secret", "databricks-oauth"}]
+    _say(
+        "\n== 3. the principals' own credentials: 20 days left (after the once-only permission "
+        "setup: Graph Application.ReadWrite.OwnedBy + owner, Databricks workspace admin) =="
+    )
+    before = {s.name: _credential_ids(emu, s) for s in own}
+    for seeded in own:
+        grant_credential_rights(emu, seeded, expires_in=20 * 86_400)
+    reports = await rotate(rt)
+    emit_reports(reports, sys.stdout, as_json=False)
+    for seeded in own:
+        after = _credential_ids(emu, seeded)
+        stored = emu.keyvault.latest(seeded.table["principal"]["client_secret_name"])
+        works = stored is not None and stored.value in after.values()
+        _say(
+            f"  {seeded.name} ({seeded.kind}): credentials before {sorted(before[seeded.name])}, "
+            f"now {sorted(after)}; the one in Key Vault authenticates: {works}"
+        )
+    return sum(not r.ok for r in reports)
+
+
+def _credential_ids(emu: Emulators, seeded: SeededTarget) -> dict[str, str]:
+    """Return key id -> value of the principal's own credentials (ids are shown, never values)."""
+    if seeded.kind == "entra-client-secret":
+        return {p.key_id: p.secret_text for p in emu.entra.passwords(seeded.application_id)}
+    return {s.secret_id: s.value for s in emu.databricks.oauth_secrets_of(seeded.application_id)}
 
 
 def sandbox() -> int:
@@ -119,11 +160,13 @@ def _sandbox() -> int:
         targets = [
             seed_target(emu, "prequel-mi", kind="managed-identity"),
             seed_target(emu, "prequel-prod"),
+            seed_target(emu, "prequel-oauth", kind="databricks-oauth"),
         ]
         _say(
             "\n== 0. seeded: prequel-mi, whose principal is the app's managed identity (nothing "
-            "stored), and prequel-prod, an Entra service principal with its client secret in Key "
-            "Vault; each with a Prequel source =="
+            "stored), prequel-prod, an Entra service principal with its client secret in Key "
+            "Vault, and prequel-oauth, a Databricks-managed one with its OAuth secret; each with a "
+            "Prequel source =="
         )
         for seeded in targets:
             _show_state(emu, seeded)
@@ -131,9 +174,9 @@ def _sandbox() -> int:
         calls = emu.requests.entries()
         per = {
             s: sum(1 for c in calls if c.service == s)
-            for s in ("identity", "entra", "databricks", "keyvault", "prequel")
+            for s in ("identity", "entra", "graph", "databricks", "keyvault", "prequel")
         }
-        _say(f"\nHTTP calls made by the two runs and the seeding checks: {per}")
+        _say(f"\nHTTP calls made by the three runs and the seeding checks: {per}")
     _say("sandbox: OK" if not failures else f"sandbox: {failures} target run(s) failed")
     return 1 if failures else 0
 

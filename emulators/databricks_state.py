@@ -121,6 +121,11 @@ class DatabricksState:
         with self._lock:
             return list(self._by_app.values())
 
+    def set_admin(self, application_id: str, admin: bool) -> None:
+        """Make a service principal a workspace admin (or not): the secrets proxy needs it."""
+        with self._lock:
+            self._sp(application_id).admin = admin
+
     def set_can_use(self, application_id: str, can_use: bool) -> None:
         """Grant or remove CAN_USE on tokens.
 

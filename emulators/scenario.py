@@ -24,6 +24,7 @@ __all__ = [
     "Consumer",
     "SeededTarget",
     "config_table",
+    "grant_credential_rights",
     "held_by",
     "rotator_env",
     "rotator_identity",
@@ -288,6 +289,7 @@ def _principal(emu: Emulators, name: str, kind: PrincipalKind) -> tuple[dict[str
             "client_id": app.client_id,
             "client_secret_name": secret_name,
             "authority_host": emu.entra_url,
+            "graph_url": emu.graph_url,
         }
         return table, app.client_id
     if kind == "managed-identity":
@@ -311,3 +313,20 @@ def _uuid() -> str:
     import uuid  # noqa: PLC0415
 
     return str(uuid.uuid4())
+
+
+def grant_credential_rights(emu: Emulators, seeded: SeededTarget, *, expires_in: float) -> None:
+    """Do the once-only permission setup that lets *seeded*'s principal rotate its credential.
+
+    Entra: its service principal owns its application and holds ``Application.ReadWrite.OwnedBy``;
+    Databricks OAuth: it is a workspace admin. The credential's Key Vault secret gets an ``exp``
+    *expires_in* seconds from now, as a person sets it (``az keyvault secret set-attributes``).
+    """
+    app = seeded.application_id
+    if seeded.kind == "entra-client-secret":
+        emu.graph.add_owner(app, app)
+        emu.graph.grant(app, "Application.ReadWrite.OwnedBy")
+    elif seeded.kind == "databricks-oauth":
+        emu.databricks.set_admin(app, True)
+    name = seeded.table["principal"]["client_secret_name"]
+    emu.keyvault.update(name, None, {"exp": int(emu.clock.now() + expires_in)})

@@ -16,6 +16,10 @@ Every message says what went wrong *and what to do*; none ever contains a secret
     │   └── SecretDisabledError      the (latest) version asked for is disabled
     ├── CredentialError              the principal could not authenticate (Entra / Databricks OAuth)
     │   └── CredentialExpiringError      the principal's credential expires within 7 days
+    ├── CredentialRotationError      rotating the principal's own credential failed
+    │   ├── CredentialRightsError        a right it needs is missing (the message says how)
+    │   ├── CredentialPolicyError        a tenant policy refused the new credential's lifetime
+    │   └── CredentialQuotaError         too few free credential slots (Databricks: 5 per SP)
     ├── DatabricksError              the workspace refused or failed a call
     │   ├── TokensDisabledError          PATs are disabled in the workspace
     │   ├── MissingCanUseError           the principal lacks CAN_USE on tokens
@@ -48,6 +52,10 @@ __all__ = [
     "ConsumerRejectedTokenError",
     "CredentialError",
     "CredentialExpiringError",
+    "CredentialPolicyError",
+    "CredentialQuotaError",
+    "CredentialRightsError",
+    "CredentialRotationError",
     "DatabricksError",
     "InvalidTokenError",
     "LifetimeTooLongError",
@@ -153,6 +161,25 @@ class CredentialError(RotationError):
 
 class CredentialExpiringError(CredentialError):
     """The principal's own credential expires soon and no newer one is stored."""
+
+
+class CredentialRotationError(RotationError):
+    """Rotating the principal's own credential (client secret, OAuth secret) failed."""
+
+    outcome_unknown: bool = False
+    """A create may have happened though its answer was lost: never repeated (swept later)."""
+
+
+class CredentialRightsError(CredentialRotationError):
+    """The principal lacks a right credential rotation needs; the message names how to grant it."""
+
+
+class CredentialPolicyError(CredentialRotationError):
+    """A tenant policy refused the new credential (e.g. its lifetime); nothing was created."""
+
+
+class CredentialQuotaError(CredentialRotationError):
+    """Too few free credential slots to rotate safely; nothing was created."""
 
 
 class DatabricksError(RotationError):

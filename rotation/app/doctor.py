@@ -85,9 +85,28 @@ class _Doctor:
                 await self.principal(issuer)
         except errors.RotationError as exc:
             self.add("principal gets a token", ok=False, detail=str(exc))
+        await self.credential_rotation()
         await self.workspace_settings()
         await self.consumers()
         return self.checks
+
+    async def credential_rotation(self) -> None:
+        """Check, read-only, the rights the principal needs to rotate its own credential."""
+        name, principal = self.target.principal.credential_secret_name, self.target.principal
+        if not (name and principal.rotates_credential and self.target.rotate_credential):
+            return
+        check = "principal may rotate its own credential"
+        try:
+            value, expires = await self.rt.store.read_credential(name)
+            if expires is None:  # never rotated without an expiry: nothing to check
+                return
+            context = issuer_context(self.rt, self.target, self.workspace)
+            async with principal.credential_rotator(context, value) as rotator:
+                problem = await rotator.check_rights()
+        except errors.RotationError as exc:
+            problem = str(exc)
+        detail = "it may list, create and delete them" if problem is None else problem
+        self.add(check, ok=problem is None, detail=detail)
 
     async def credential(self) -> bool:
         name = self.target.principal.credential_secret_name
@@ -102,7 +121,8 @@ class _Doctor:
                 "Key Vault: the principal's credential",
                 ok=True,
                 detail=f"secret {name!r} is there; it has no expiry date set, so the rotator "
-                "cannot warn before it expires (set one with az keyvault secret set --expires)",
+                "cannot warn before it expires nor rotate it (set one with az keyvault secret "
+                "set --expires)",
             )
         left = (expires - self.rt.clock()) / DAY
         ok = left >= CREDENTIAL_FAIL_DAYS

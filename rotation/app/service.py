@@ -10,7 +10,16 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rotation.engine import Outcome, TargetReport, format_time, health_checked_at, plan, run_target
+from rotation.engine import (
+    Outcome,
+    TargetReport,
+    credential_due,
+    format_time,
+    health_checked_at,
+    plan,
+    rotates_credential,
+    run_target,
+)
 from rotation.errors import UnknownTargetError
 from rotation.state import Stage, Tag
 from rotation.units import DAY
@@ -57,7 +66,8 @@ async def rotate(
     async def one(target: Target) -> TargetReport:
         latest = listing.get(target.secret_name.lower())
         p = plan(target, latest, rt.clock(), force=force)
-        if p.idle and not dry_run:  # a dry run always runs its read-only checks
+        idle = p.idle and _credential_due(rt, target, listing) is None
+        if idle and not dry_run:  # a dry run always runs its read-only checks
             return _idle(target, latest, p.reason)
         async with gate:
             return await run_target(rt, target, force=force, dry_run=dry_run)
@@ -73,8 +83,23 @@ async def needing_work(rt: Runtime) -> tuple[dict[str, VersionState], list[Targe
         t
         for t in rt.config.targets
         if not plan(t, listing.get(t.secret_name.lower()), now, force=False).idle
+        or _credential_due(rt, t, listing) is not None
     ]
     return listing, busy
+
+
+def _credential_rotation_at(rt: Runtime, target: Target, expires: float | None) -> float | None:
+    """Return when the credential phase rotates *target*'s credential, if it does."""
+    if expires is None or not rotates_credential(rt.config, target):
+        return None
+    return expires - target.rotate_credential_before_days * DAY
+
+
+def _credential_due(rt: Runtime, target: Target, listing: dict[str, VersionState]) -> str | None:
+    """Return why *target*'s credential phase has work, from the vault's listing; or None."""
+    stored = target.principal.credential_secret_name
+    latest = listing.get(stored.lower()) if stored else None
+    return credential_due(rt.config, target, latest, rt.clock())
 
 
 def _checked(latest: VersionState | None) -> float | None:
@@ -112,6 +137,8 @@ class StatusRow:
     health_checked_at: float | None
     credential_expires_on: float | None
     credential_days_left: float | None
+    credential_rotation_at: float | None = None
+    """When the rotator rotates the principal's credential (None: it does not, or no expiry)."""
 
     def to_json(self) -> dict[str, object]:
         """Return the stable JSON form (documented in the README)."""
@@ -131,6 +158,7 @@ class StatusRow:
             "health_checked_at": format_time(self.health_checked_at),
             "credential_expires_at": format_time(self.credential_expires_on),
             "credential_days_left": _days(self.credential_days_left),
+            "credential_rotation_at": format_time(self.credential_rotation_at),
         }
 
 
@@ -175,6 +203,7 @@ async def status(rt: Runtime) -> list[StatusRow]:
                 health_checked_at=_checked(v),
                 credential_expires_on=cred_exp,
                 credential_days_left=None if cred_exp is None else (cred_exp - now) / DAY,
+                credential_rotation_at=_credential_rotation_at(rt, t, cred_exp),
             )
         )
     return rows

@@ -45,6 +45,8 @@ class Field(StrEnum):
     ERROR_STEP = "error_step"
     PAT_DAYS_LEFT = "pat_days_left"
     CREDENTIAL_DAYS_LEFT = "credential_days_left"
+    CREDENTIAL_RESULT = "credential_result"
+    """The credential phase: rotated, not-due, deferred, off, tidied, failed: <kind>."""
     ROTATION_ID = "rotation_id"
     TOKEN_ID = "token_id"  # noqa: S105 # nosec B105
     PREVIOUS_TOKEN_ID = "previous_token_id"  # noqa: S105 # nosec B105
@@ -66,6 +68,7 @@ def record(report: TargetReport, now: float, trigger: str) -> dict[str, str | fl
         Field.ERROR_STEP: error.step.value if error else None,
         Field.PAT_DAYS_LEFT: _days(report.expires_on, now),
         Field.CREDENTIAL_DAYS_LEFT: _days(report.credential_expires_on, now),
+        Field.CREDENTIAL_RESULT: report.credential_result,
         Field.ROTATION_ID: report.rotation_id,
         Field.TOKEN_ID: report.token_id,
         Field.PREVIOUS_TOKEN_ID: report.previous_token_id,

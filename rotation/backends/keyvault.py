@@ -23,7 +23,7 @@ from azure.core.exceptions import (
 from rotation import errors
 from rotation.backends.http import UNTRUSTED_ADVICE, untrusted_certificate
 from rotation.secret import Secret
-from rotation.state import VersionState
+from rotation.state import Stage, VersionState
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,6 +34,15 @@ if TYPE_CHECKING:
 __all__ = ["KeyVaultStore"]
 
 CONTENT_TYPE = "application/vnd.databricks.pat"
+CREDENTIAL_KEY_ID = "credential-key-id"
+"""The tag naming a credential version's key id / secret id (``engine/credential.py``)."""
+
+
+def _unproven(state: VersionState) -> bool:
+    """Return whether *state* is a credential the rotator stored and has not proven yet."""
+    return bool(
+        state.managed and state.stage is Stage.PENDING and state.tags.get(CREDENTIAL_KEY_ID)
+    )
 
 
 def _state(props: SecretProperties) -> VersionState:
@@ -67,14 +76,32 @@ class KeyVaultStore:
         return value
 
     async def read_credential(self, name: str) -> tuple[Secret, float | None]:
-        """Return the latest value of secret *name* and its ``exp`` (epoch seconds, or None)."""
+        """Return the latest proven value of secret *name* and its ``exp`` (epoch s, or None).
+
+        A credential the rotator stored but has not proven yet (a ``pending`` version tagged
+        ``credential-key-id``) is skipped: the newest enabled version that is not one is read.
+        """
         with self._translating(name, "get"):
             secret = await self._client.get_secret(name)
+        if _unproven(_state(secret.properties)):
+            proven = [v for v in await self.versions(name) if v.enabled and not _unproven(v)]
+            if proven:
+                with self._translating(name, "get"):
+                    secret = await self._client.get_secret(name, proven[-1].version)
         if not secret.value:
             msg = f"Key Vault secret {name!r} in {self.vault_url} is empty; store the value in it."
             raise errors.SecretMissingError(msg)
         expires = secret.properties.expires_on
         return Secret(secret.value), expires.timestamp() if expires else None
+
+    async def read_version(self, state: VersionState) -> Secret | None:
+        """Return the value of one version (None when it is disabled or empty)."""
+        try:
+            with self._translating(state.name, "get"):
+                secret = await self._client.get_secret(state.name, state.version)
+        except errors.SecretDisabledError:
+            return None
+        return Secret(secret.value) if secret.value else None
 
     async def list_latest(self) -> dict[str, VersionState]:
         """Return every secret's latest-version state, from one paged listing (no values).
@@ -110,15 +137,6 @@ class KeyVaultStore:
         value = Secret(secret.value) if secret.value else None
         return _state(secret.properties), value
 
-    async def value(self, state: VersionState) -> Secret | None:
-        """Return the value of the one version *state* names (None if it is disabled or empty)."""
-        try:
-            with self._translating(state.name, "get"):
-                secret = await self._client.get_secret(state.name, state.version)
-        except errors.SecretDisabledError:
-            return None
-        return Secret(secret.value) if secret.value else None
-
     async def add_version(
         self,
         name: str,
@@ -127,6 +145,7 @@ class KeyVaultStore:
         tags: dict[str, str],
         expires_on: float | None,
         enabled: bool = True,
+        content_type: str = CONTENT_TYPE,
     ) -> VersionState:
         """Store *value* as a new (latest) version of *name* with *tags*, expiry and state."""
         exp = datetime.fromtimestamp(expires_on, UTC) if expires_on else None
@@ -136,7 +155,7 @@ class KeyVaultStore:
                 value.reveal(),
                 tags=tags,
                 expires_on=exp,
-                content_type=CONTENT_TYPE,
+                content_type=content_type,
                 enabled=enabled,
             )
         return _state(secret.properties)

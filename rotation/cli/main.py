@@ -234,6 +234,12 @@ def emit_reports(
             state = "confirmed" if c.confirmed else "pushed" if c.pushed else "not updated"
             out.write(f"  {r.target}: consumer {c.name}: {state}\n")
         out.writelines(f"  {r.target}: note: {note}\n" for note in r.notes)
+        if r.credential_result not in {None, "off", "not-due"}:
+            deleted = f", deleted {', '.join(r.credential_deleted)}" if r.credential_deleted else ""
+            expires = format_time(r.credential_expires_on) or "-"
+            out.write(
+                f"  {r.target}: credential: {r.credential_result} (expires {expires}{deleted})\n"
+            )
         if r.error:
             out.write(f"\n{r.target} failed at step {r.error.step}:\n  {r.error.message}\n")
 

@@ -93,6 +93,12 @@ class Defaults(_Model):
     """API scopes of each new PAT; None keeps the scopes of the PAT it replaces."""
     admin_token_secret_name: SecretName | None = None
     """A workspace admin's PAT in Key Vault, for ``doctor``'s admin checks and ``grant`` only."""
+    rotate_credential: bool = True
+    """Rotate the principal's own credential (kinds that can) before it expires; False: warn."""
+    rotate_credential_before_days: int = Field(default=30, ge=1, le=729)
+    """Rotate the credential when less than this is left on its Key Vault ``exp``."""
+    credential_lifetime_days: int = Field(default=365, ge=2, le=730)
+    """Lifetime of each new credential (Entra ≤ the tenant's policy; Databricks ≤ 730)."""
 
 
 class UpdaterSpec(_Model):
@@ -160,6 +166,19 @@ class Target(Defaults):
             f"{INACTIVITY_DAYS} days; the health check then heals it, so its rotations will "
             f"show 'healed'. Keep lifetime_days - rotate_before_days ≤ {INACTIVITY_DAYS}."
         )
+
+    @model_validator(mode="after")
+    def _credential_timing_fits(self) -> Target:
+        if self.rotate_credential and (
+            self.credential_lifetime_days <= self.rotate_credential_before_days
+        ):
+            msg = (
+                f"credential_lifetime_days ({self.credential_lifetime_days}) must be longer than "
+                f"rotate_credential_before_days ({self.rotate_credential_before_days}); "
+                "otherwise every new credential is due at once"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _timing_fits(self) -> Target:

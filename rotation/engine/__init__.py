@@ -8,6 +8,7 @@ cancellation). :func:`plan` decides what a run does from the latest Key Vault ve
 from __future__ import annotations
 
 from rotation.engine.consumers import Consumers
+from rotation.engine.credential import credential_due, rotates_credential
 from rotation.engine.issuer import issuer_context, issuer_for
 from rotation.engine.plan import HEAL_REASON, HEALTH_SLACK, Plan, health_checked_at, plan
 from rotation.engine.report import (
@@ -38,11 +39,13 @@ __all__ = [
     "Step",
     "TargetReport",
     "Tracker",
+    "credential_due",
     "format_time",
     "health_checked_at",
     "issuer_context",
     "issuer_for",
     "plan",
+    "rotates_credential",
     "run_target",
     "same_principal",
     "steps",

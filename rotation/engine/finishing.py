@@ -36,7 +36,7 @@ async def _previous_pat(run: Run) -> Secret | None:
     current = current_version(run.versions, run.target.name)
     if current is None or run.plan.mismatch or current.token_id == run.report.token_id:
         return None
-    return await run.rt.store.value(current)
+    return await run.rt.store.read_version(current)
 
 
 async def promote(run: Run) -> None:

@@ -26,6 +26,8 @@ def issuer_context(rt: Runtime, target: Target, workspace: Workspace) -> IssuerC
         secrets=rt.store,
         http=rt.http,
         azure=rt.azure,
+        retry=rt.retry,
+        clock=rt.clock,
     )
 
 

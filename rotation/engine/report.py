@@ -31,6 +31,8 @@ class Step(StrEnum):
     CONFIRM = "confirm"
     PROMOTE = "promote"
     REVOKE = "revoke"
+    CREDENTIAL = "rotate-credential"
+    """The credential phase: the principal's own credential (engine/credential.py)."""
 
 
 class Outcome(StrEnum):
@@ -83,6 +85,11 @@ class TargetReport:
     previous_token_id: str | None = None
     expires_on: float | None = None
     credential_expires_on: float | None = None
+    credential_result: str | None = None
+    """The credential phase: ``rotated``, ``tidied``, ``not-due``, ``deferred``, ``off``,
+    ``would-rotate`` (a dry run), ``failed: <kind>``."""
+    credential_deleted: list[str] = field(default_factory=list)
+    """Key ids / secret ids of the principal's credentials this run deleted (replaced, orphans)."""
     revoked: list[str] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)

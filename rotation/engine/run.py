@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CREDENTIAL_FAIL_DAYS",
+    "CREDENTIAL_NOTE",
     "CREDENTIAL_WARN_DAYS",
     "Run",
     "best_effort",
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 CREDENTIAL_WARN_DAYS = 30
+CREDENTIAL_NOTE = "the principal's credential"
+"""How the note on an expiring credential begins (the credential phase drops it once rotated)."""
 CREDENTIAL_FAIL_DAYS = 7
 MAX_INTENTS = 8
 """At most this many rotation ids in a ``minting`` tag (17 characters each, of 512)."""
@@ -90,6 +93,8 @@ class Run:
         self.carry: list[str] = []
         """Rotation ids whose PATs a later run must sweep (a mismatch, a deferred orphan)."""
         self._consumers: Consumers | None = None
+        self.credential_versions: list[VersionState] | None = None
+        """The principal's credential secret's versions, once the credential phase read them."""
 
     async def load(self, *, force: bool) -> None:
         """Read the latest version and plan the run."""
@@ -116,11 +121,17 @@ class Run:
         """Report when the principal's credential expires; a note when it is soon."""
         self.report.credential_expires_on = expires_on
         left = self.credential_days_left()
+        rotates = self.target.rotate_credential and self.target.principal.rotates_credential
         if left is not None and left < CREDENTIAL_WARN_DAYS:
+            todo = (
+                "the rotator rotates it (rotate_credential)"
+                if rotates
+                else "create a new one and store it as a new version of that secret"
+            )
             self.report.notes.append(
-                f"the principal's credential (Key Vault secret "
+                f"{CREDENTIAL_NOTE} (Key Vault secret "
                 f"{self.target.principal.credential_secret_name!r}) expires in {left:.1f} days: "
-                "create a new one and store it as a new version of that secret"
+                f"{todo}"
             )
 
     def credential_days_left(self) -> float | None:

@@ -8,6 +8,7 @@ the tuple :func:`steps` returns::
     credentials → health → versions → prove → revoke previous (grace over, or about to be
       replaced) → sweep → clear intent → preflight → adopt pending → verify → intent → mint
       → store → verify → test → push + confirm → promote → revoke replaced
+      → rotate the principal's own credential (when due, and no PAT was rotated in this run)
 
 The steps live by the part of the run they belong to: :mod:`~rotation.engine.checks` (what is
 there and whether the records can be trusted), :mod:`~rotation.engine.minting` (a new PAT, made
@@ -29,7 +30,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from rotation import errors
-from rotation.engine import checks, finishing, minting, revoking
+from rotation.engine import checks, credential, finishing, minting, revoking
 from rotation.engine.report import Outcome, TargetReport
 from rotation.engine.run import Run
 from rotation.engine.tracker import Tracker
@@ -66,6 +67,7 @@ def steps() -> tuple[Callable[[Run], Awaitable[None]], ...]:
         finishing.push_and_confirm,
         finishing.promote,
         finishing.revoke_replaced,
+        credential.rotate_credential,
     )
 
 
@@ -123,8 +125,11 @@ async def _execute(run: Run, *, force: bool) -> None:
     """Carry out the plan for this target."""
     await run.load(force=force)
     if run.plan.idle:
-        run.report.outcome = Outcome.NOT_DUE
-        return
+        why = await credential.wanted(run)
+        if why is None:
+            run.report.outcome = Outcome.NOT_DUE
+            return
+        run.report.reason = f"{run.report.reason}; {why}"
     async with run.credentials():
         for step in steps():
             await step(run)
@@ -144,6 +149,8 @@ async def _rehearse(run: Run, *, force: bool) -> None:
         tokens = await run.issuer.list()
     log.info("target=%s dry run: %d live tokens listed", run.target.name, len(tokens))
     await run.consumers().preflight()
+    if await credential.wanted(run):
+        run.report.credential_result = "would-rotate"
     if run.plan.idle:
         run.report.outcome = Outcome.NOT_DUE
     else:

@@ -14,9 +14,12 @@ from pydantic import Field
 
 from rotation.backends import DATABRICKS_SCOPE
 from rotation.principals.base import (
+    Credential,
     CredentialReader,
+    CredentialRotator,
     Finding,
     IssuerContext,
+    NewCredential,
     PrincipalModel,
     TokenIssuer,
 )
@@ -30,13 +33,16 @@ __all__ = [
     "DATABRICKS_SCOPE",
     "PRINCIPAL_KINDS",
     "SYSTEM_IDENTITY",
+    "Credential",
     "CredentialReader",
+    "CredentialRotator",
     "DatabricksOAuthPrincipal",
     "DatabricksOboPrincipal",
     "EntraClientSecretPrincipal",
     "Finding",
     "IssuerContext",
     "ManagedIdentityPrincipal",
+    "NewCredential",
     "Principal",
     "PrincipalModel",
     "SelfPrincipal",

@@ -9,12 +9,15 @@ kinds; nothing outside this package asks which kind a principal is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from rotation.backends import RetryPolicy
 from rotation.fields import Guid, Model, SecretName
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from contextlib import AbstractAsyncContextManager
 
     import httpx
@@ -24,9 +27,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ClientSecretPrincipal",
+    "Credential",
     "CredentialReader",
+    "CredentialRotator",
     "Finding",
     "IssuerContext",
+    "NewCredential",
     "PrincipalModel",
     "TokenIssuer",
 ]
@@ -73,6 +79,66 @@ class TokenIssuer(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """One of the principal's own credentials as the service lists it (never its value)."""
+
+    key_id: str
+    """Graph's ``keyId`` / the Databricks secret id."""
+    name: str | None
+    """What it carries to say who made it (Entra ``displayName``; Databricks keeps none)."""
+    hint: str | None
+    """The value's first characters as the service shows them (Entra ``hint``), if any."""
+    created_on: float | None
+    expires_on: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCredential:
+    """A credential just created: what the service lists, and its value (shown this once)."""
+
+    info: Credential
+    value: Secret
+
+
+class CredentialRotator(Protocol):
+    """Create, list and delete the principal's own credentials, acting with the current one."""
+
+    @property
+    def keeps_marker(self) -> bool:
+        """Return whether a created credential keeps its marker (else proof is by the records)."""
+        ...
+
+    @property
+    def quota(self) -> int | None:
+        """Return how many credentials the principal may hold at once (None: no small limit)."""
+        ...
+
+    async def list(self) -> list[Credential]:
+        """List the principal's own live credentials (every page)."""
+        ...
+
+    async def create(self, *, marker: str, lifetime_seconds: int) -> NewCredential:
+        """Create a credential carrying *marker* (where the service keeps one) for a lifetime.
+
+        ``CredentialPolicyError`` when a tenant policy refuses its lifetime,
+        ``CredentialRightsError`` when a right is missing, ``CredentialQuotaError`` when full.
+        """
+        ...
+
+    async def delete(self, key_id: str) -> bool:
+        """Delete credential *key_id*; False when it was already gone."""
+        ...
+
+    async def verify(self, value: Secret) -> None:
+        """Prove *value* authenticates, waiting out propagation; ``CredentialError`` if wrong."""
+        ...
+
+    async def check_rights(self) -> str | None:
+        """Check, read-only, every right rotating needs; None, or what to grant and how."""
+        ...
+
+
 class CredentialReader(Protocol):
     """Read a principal's credential and its expiry from the secret store."""
 
@@ -93,6 +159,10 @@ class IssuerContext:
     secrets: CredentialReader
     http: httpx.AsyncClient
     azure: AzureOptions
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """How the principal's own calls (Graph, the secrets proxy) are retried."""
+    clock: Callable[[], float] = time.time
+    """The run's clock (epoch seconds): when a new credential ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +200,18 @@ class PrincipalModel(Model):
         """Check a credential that is not a stored secret (None: the stored one is checked)."""
         del context
         return None
+
+    @property
+    def rotates_credential(self) -> bool:
+        """Return whether this kind can rotate its own credential (:meth:`credential_rotator`)."""
+        return False
+
+    def credential_rotator(
+        self, context: IssuerContext, current: Secret
+    ) -> AbstractAsyncContextManager[CredentialRotator]:
+        """Return the rotator of this principal's credential, acting with *current*."""
+        del context, current
+        raise NotImplementedError
 
     def open(self, context: IssuerContext) -> AbstractAsyncContextManager[TokenIssuer]:
         """Return the issuer for this principal as an async context manager (closes clients)."""

@@ -27,10 +27,10 @@ from rotation.secret import Secret
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from rotation.principals.base import IssuerContext, TokenIssuer
+    from rotation.principals.base import CredentialRotator, IssuerContext, TokenIssuer
 from rotation.units import HOUR
 
-__all__ = ["DatabricksOAuthPrincipal"]
+__all__ = ["DatabricksOAuth", "DatabricksOAuthPrincipal"]
 
 _EARLY = 40.0  # refresh bearer tokens this many seconds before expiry (Databricks rejects < 30 s)
 
@@ -40,15 +40,29 @@ class DatabricksOAuthPrincipal(ClientSecretPrincipal):
 
     kind: Literal["databricks-oauth"]
 
+    @property
+    def rotates_credential(self) -> bool:
+        """Return True: the workspace's secrets proxy (the principal must be a workspace admin)."""
+        return True
+
+    @asynccontextmanager
+    async def credential_rotator(
+        self, context: IssuerContext, current: Secret
+    ) -> AsyncIterator[CredentialRotator]:
+        """Yield the rotator of the principal's OAuth secret, acting with *current*."""
+        from rotation.principals.databricks_credential import OAuthCredentials  # noqa: PLC0415
+
+        yield OAuthCredentials(self, context, current)
+
     @asynccontextmanager
     async def open(self, context: IssuerContext) -> AsyncIterator[TokenIssuer]:
         """Yield an issuer acting as the principal with OAuth tokens from its secret."""
         secret, expires = await context.secrets.read_credential(self.client_secret_name)
-        oauth = _DatabricksOAuth(context.http, context.workspace.url, self.client_id, secret)
+        oauth = DatabricksOAuth(context.http, context.workspace.url, self.client_id, secret)
         yield OwnIssuer(context.workspace, BearerAuth(oauth.token), self.client_id, expires)
 
 
-class _DatabricksOAuth:
+class DatabricksOAuth:
     """OAuth M2M tokens from the workspace's ``/oidc/v1/token``, cached until near expiry."""
 
     def __init__(self, http: httpx.AsyncClient, url: str, client_id: str, secret: Secret) -> None:
@@ -59,6 +73,7 @@ class _DatabricksOAuth:
         self._cached: tuple[Secret, float] | None = None
 
     async def token(self) -> Secret:
+        """Return an OAuth token for the principal (cached until near its expiry)."""
         if self._cached and self._cached[1] - _EARLY > time.monotonic():
             return self._cached[0]
         form = {"grant_type": "client_credentials", "scope": "all-apis"}

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from rotation.backends import AzureOptions
-    from rotation.principals.base import IssuerContext, TokenIssuer
+    from rotation.principals.base import CredentialRotator, IssuerContext, TokenIssuer
 
-__all__ = ["EntraClientSecretPrincipal"]
+__all__ = ["EntraClientSecretPrincipal", "token_error"]
 
 
 class EntraClientSecretPrincipal(ClientSecretPrincipal):
@@ -32,6 +32,23 @@ class EntraClientSecretPrincipal(ClientSecretPrincipal):
     kind: Literal["entra-client-secret"]
     tenant_id: Guid
     authority_host: HttpsUrl = "https://login.microsoftonline.com"
+    graph_url: HttpsUrl = "https://graph.microsoft.com"
+    """Microsoft Graph, where the principal rotates its own client secret."""
+
+    @property
+    def rotates_credential(self) -> bool:
+        """Return True: Graph ``addPassword`` / ``removePassword`` on its own application."""
+        return True
+
+    @asynccontextmanager
+    async def credential_rotator(
+        self, context: IssuerContext, current: Secret
+    ) -> AsyncIterator[CredentialRotator]:
+        """Yield the rotator of the principal's client secret, acting with *current*."""
+        from rotation.principals.entra_credential import EntraCredentials  # noqa: PLC0415
+
+        async with EntraCredentials(self, context, current) as rotator:
+            yield rotator
 
     @asynccontextmanager
     async def open(self, context: IssuerContext) -> AsyncIterator[TokenIssuer]:
@@ -68,7 +85,7 @@ class _EntraToken:
         try:
             token = await self._credential.get_token(DATABRICKS_SCOPE)
         except ClientAuthenticationError as exc:
-            raise _entra_error(self._p, str(exc.message or exc)) from None
+            raise token_error(self._p, str(exc.message or exc)) from None
         except AzureError as exc:
             name = type(exc).__name__
             msg = f"Entra ID did not answer for {self._p.client_id} ({name}); retry later."
@@ -87,7 +104,8 @@ _AADSTS_HINTS = {
 }
 
 
-def _entra_error(p: EntraClientSecretPrincipal, detail: str) -> errors.CredentialError:
+def token_error(p: EntraClientSecretPrincipal, detail: str) -> errors.CredentialError:
+    """Return Entra's refusal *detail* (``AADSTS…``) as one line that says what to fix."""
     found = re.search(r"AADSTS(\d+)", detail)
     code = found.group(1) if found else None
     if code is None:  # no AADSTS verdict: a 5xx, a throttle or a broken answer
