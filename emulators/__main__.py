@@ -1,8 +1,10 @@
 """``python -m emulators sandbox | serve``: see a full rotation with no Azure subscription.
 
-``sandbox`` starts the emulators, seeds a workspace, a service principal, a vault and a Prequel
-source, then runs the real rotation code twice (bootstrap, then a forced rotation that revokes the
-first PAT), printing each step and the final state. ``serve`` starts and seeds them, writes a
+``sandbox`` starts the emulators, seeds a workspace, four targets (a managed identity, an Entra
+and a Databricks OAuth service principal, each with a Prequel source; one whose PAT goes to every
+consumer kind at once) and a vault, then runs the real rotation code twice (bootstrap, then a
+forced rotation that revokes the first PAT) and once more as the principals' credentials near
+their expiry (each rotates its own), printing each step and the final state. ``serve`` starts and seeds them, writes a
 config file and an environment file that point ``python -m rotation`` at them (its identity is
 also the workspace's admin, for ``--admin-login``), and runs until interrupted. Nothing printed
 contains a secret value; the environment file (mode 0600) does.
@@ -27,16 +29,27 @@ from emulators.harness import Emulators
 from emulators.scenario import (
     config_table,
     grant_credential_rights,
+    held_by,
     rotator_env,
     rotator_identity,
     seed_target,
 )
 
 if TYPE_CHECKING:
-    from emulators.scenario import SeededTarget
+    from emulators.scenario import ConsumerKind, SeededTarget
     from rotation.engine import Runtime
 
 __all__ = ["main"]
+
+EVERY_CONSUMER: tuple[ConsumerKind, ...] = (
+    "prequel-source",
+    "azure-devops-variable-group",
+    "fivetran-destination",
+    "github-actions-secret",
+    "webhook",
+)
+OTHERS = ("devops", "fivetran", "github", "webhook")
+"""The emulator services of the consumers beyond Prequel (their calls are counted)."""
 
 
 def _say(text: str = "") -> None:
@@ -51,11 +64,8 @@ def _show_state(emu: Emulators, seeded: SeededTarget) -> None:
         _say(f"    token {tok.token_id[:12]}…  comment={tok.comment!r}")
     by_value = {t.value: t.token_id for t in live}
     for consumer in seeded.consumers:
-        store = (
-            emu.prequel.sources if consumer.kind == "prequel-source" else emu.prequel.destinations
-        )
-        held = by_value.get(store[consumer.id].access_token, "a dead PAT!")
-        _say(f"  Prequel {consumer.kind} {consumer.id}: holds token {held[:12]}…")
+        held = by_value.get(held_by(emu, consumer.kind, consumer.id), "a dead PAT!")
+        _say(f"  {consumer.kind} {consumer.id}: holds token {held[:12]}…")
     _say(f"  Key Vault secret {seeded.secret_name}:")
     for v in emu.keyvault.versions(seeded.secret_name):
         tags = v.tags
@@ -161,12 +171,15 @@ def _sandbox() -> int:
             seed_target(emu, "prequel-mi", kind="managed-identity"),
             seed_target(emu, "prequel-prod"),
             seed_target(emu, "prequel-oauth", kind="databricks-oauth"),
+            seed_target(emu, "every-consumer", consumers=EVERY_CONSUMER),
         ]
         _say(
             "\n== 0. seeded: prequel-mi, whose principal is the app's managed identity (nothing "
             "stored), prequel-prod, an Entra service principal with its client secret in Key "
             "Vault, and prequel-oauth, a Databricks-managed one with its OAuth secret; each with a "
-            "Prequel source =="
+            "Prequel source; and every-consumer, whose PAT goes to a Prequel source, an Azure "
+            "DevOps variable group, a Fivetran destination, a GitHub Actions secret and a signed "
+            "webhook receiver at once =="
         )
         for seeded in targets:
             _show_state(emu, seeded)
@@ -174,7 +187,7 @@ def _sandbox() -> int:
         calls = emu.requests.entries()
         per = {
             s: sum(1 for c in calls if c.service == s)
-            for s in ("identity", "entra", "graph", "databricks", "keyvault", "prequel")
+            for s in ("identity", "entra", "graph", "databricks", "keyvault", "prequel", *OTHERS)
         }
         _say(f"\nHTTP calls made by the three runs and the seeding checks: {per}")
     _say("sandbox: OK" if not failures else f"sandbox: {failures} target run(s) failed")
