@@ -24,9 +24,13 @@ in any horizon:
   a failed run left; CAN_USE removed (which revokes the principal's PATs) and restored 1-48 h
   later; a consumer that stops using its PAT (Databricks revokes a PAT unused for 90 days; only
   targets rotating less often than that can lose theirs);
-- every credential expiring and being replaced: a Key Vault ``exp`` the rotator watches (it warns
-  under 30 days and fails runs under 7), replaced up to 28 days early or up to a week late; at its
-  expiry an Entra client secret or an admin PAT really stops working;
+- every credential expiring: an Entra client secret or a Databricks OAuth secret is rotated by
+  the principal itself (lifetimes of 60, 180, 365 and 730 days; nobody replaces one by hand: see
+  ``tests/sim_credentials.py``), while its rights are sometimes taken away for 1-72 h and the
+  tenant sometimes caps a new secret's lifetime — the credential in Key Vault must authenticate at
+  every check and no run may fail for its expiry; an admin PAT (on-behalf-of) is replaced by a
+  person up to 28 days early or up to a week late (the rotator warns under 30 days and fails runs
+  under 7); at its expiry a credential really stops working;
 - outages of Key Vault and of every consumer service (every call answered 503 for 30 minutes to
   30 hours);
 - crashes at random steps: a fault on one call of a run (503 for the whole run, 500 once, a
@@ -80,6 +84,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import itertools
 import json
 import logging
 import math
@@ -102,6 +107,14 @@ from rotation.engine import HEALTH_SLACK, Outcome, run_target
 from rotation.state import parse_comment
 from tests import hygiene
 from tests.invariants import held_pat, rotator_tokens, violations
+from tests.sim_credentials import (
+    ROTATING,
+    expire_seeded,
+    seed_rights,
+    set_rights,
+    stored_credential_works,
+)
+from tests.sim_credentials import timing as credential_timing
 from tests.sim_records import EDITS, SimLock, mint_bystanders, not_its_own, persons_pat
 from tests.world import World
 
@@ -124,6 +137,8 @@ INACTIVE = "unused for 90 days"
 PAUSED = "consumer stopped using its PAT"
 NO_CAN_USE = "CAN_USE removed"
 EXPIRED_CREDENTIAL = "credential expired"
+RIGHTS_OFF = "credential rotation rights removed and restored"
+TENANT_POLICY = "tenant secret lifetime policy set and lifted"
 FANOUT_THRESHOLD = 20  # ROTATION_FANOUT_THRESHOLD's default
 KV_PAGE = 25
 MAX_LIVE = 4
@@ -277,6 +292,8 @@ class Result:
     secrets: int = 0
     """Secret values the emulators issued."""
     wall_seconds: float = 0.0
+    credentials: Counter[str] = field(default_factory=Counter)
+    """What the credential phase did, of the targets that rotate their own credential."""
 
     @property
     def outside_events(self) -> int:
@@ -315,6 +332,7 @@ class Result:
                 f"(one paged listing of {self.vault_secrets} secrets), "
                 f"{1000 * self.idle_seconds / max(1, self.idle_ticks):.0f} ms on average"
             ),
+            f"credential phase (self-rotating principals): {fmt(self.credentials)}",
             (
                 f"I4: {self.scanned} log records and reports scanned, tick by tick, for "
                 f"{self.secrets} issued secrets"
@@ -447,6 +465,9 @@ class _Tracked:
     credential: str = ""
     credential_expires: float = 0.0
     last_outcome: str = ""
+    rights_off: bool = False
+    history: list[str] = field(default_factory=list)
+    """The last runs and events of this target, for a violation's reader."""
     announced: set[str] = field(default_factory=set)
 
     @property
@@ -669,6 +690,7 @@ class Simulation:
         self, kind: str, consumers: tuple[str, ...], timing: str, credential_days: float
     ) -> _Tracked:
         spec = {**TIMINGS[timing], "health_check_hours": self.s.health_check_hours}
+        spec |= credential_timing(kind, len(self.tracked))
         seeded = self.world.target(kind=kind, consumers=consumers, timing=spec)  # type: ignore[arg-type]
         t = _Tracked(seeded, timing, index=len(self.tracked))
         self.bystanders.update(mint_bystanders(self.emu, seeded, self.shadow_app))
@@ -680,6 +702,8 @@ class Simulation:
         t.credential = latest.value
         t.credential_expires = self.t0 + credential_days * DAY
         self.emu.keyvault.update(cred, None, {"exp": int(t.credential_expires)})
+        if kind in ROTATING:  # the once-only permission setup; nobody replaces it by hand
+            seed_rights(self.emu, seeded, t.credential_expires)
         return t
 
     # --- the schedule ---------------------------------------------------------------------------
@@ -714,6 +738,9 @@ class Simulation:
             },
         )
         self._poisson(10, "can-use-off", lambda: {"t": target(), "hours": rng.uniform(1, 48)})
+        own = [i for i, t in enumerate(self.tracked) if t.seeded.kind in ROTATING] or [0]
+        self._poisson(20, "rights-off", lambda: {"t": rng.choice(own), "hours": rng.uniform(1, 72)})
+        self._poisson(45, "tenant-policy", lambda: {"hours": rng.uniform(1, 72)})
         long = [i for i, t in enumerate(self.tracked) if t.long and t.seeded.consumers] or [0]
         self._poisson(
             15, "pause-usage", lambda: {"t": rng.choice(long), "days": rng.uniform(60, 200)}
@@ -735,7 +762,8 @@ class Simulation:
             },
         )
         self._poisson(10, "other-deployment", lambda: {"t": target()})
-        self._poisson(6, "tag-edit", lambda: {"t": target(), "what": rng.choice(EDITS)})
+        edits = itertools.cycle(EDITS)  # each kind of edit in turn, so a short horizon sees all
+        self._poisson(6, "tag-edit", lambda: {"t": target(), "what": next(edits)})
         self._poisson(
             8, "lease-lost", lambda: {"t": target(), "crash": self._draw_crash(manual=True)}
         )
@@ -757,8 +785,9 @@ class Simulation:
     def _credential_lifecycle(self, i: int) -> None:
         """Schedule the replacement of target *i*'s credential: up to 28 days early, 7 late."""
         t = self.tracked[i]
-        lead = self.later.uniform(-7, 28) * DAY
-        self._push(max(self.now, t.credential_expires - lead), "credential-replace", t=i)
+        if t.seeded.kind not in ROTATING:  # a principal that rotates its own: nobody does
+            lead = self.later.uniform(-7, 28) * DAY
+            self._push(max(self.now, t.credential_expires - lead), "credential-replace", t=i)
         self._push(t.credential_expires, "credential-expire", t=i, value=t.credential)
         near = t.credential_expires - 30 * DAY  # Key Vault's own event (no target manages it)
         self._push(
@@ -808,6 +837,32 @@ class Simulation:
         self.emu.databricks.set_can_use(tr.seeded.application_id, True)
         tr.blocks.append((NO_CAN_USE, tr.blocking.pop(NO_CAN_USE), self.now))
 
+    async def _on_rights_off(self, t: int, hours: float) -> None:
+        """The right to rotate its credential is taken from a principal for a while."""
+        tr = self.tracked[t]
+        if tr.seeded.kind not in ROTATING or tr.rights_off:
+            return
+        set_rights(self.emu, tr.seeded, granted=False)
+        tr.rights_off = True  # no blocker of a PAT heal: only the credential phase needs it
+        self.result.outside[RIGHTS_OFF] += 1
+        self._push(self.now + hours * HOUR, "rights-on", t=t)
+
+    async def _on_rights_on(self, t: int) -> None:
+        tr = self.tracked[t]
+        set_rights(self.emu, tr.seeded, granted=True)
+        tr.rights_off = False
+
+    async def _on_tenant_policy(self, hours: float) -> None:
+        """The tenant caps a new client secret's lifetime below what the targets ask for."""
+        if self.emu.graph.max_password_lifetime is not None:
+            return
+        self.emu.graph.max_password_lifetime = 30 * DAY
+        self.result.outside[TENANT_POLICY] += 1
+        self._push(self.now + hours * HOUR, "tenant-policy-end")
+
+    async def _on_tenant_policy_end(self) -> None:
+        self.emu.graph.max_password_lifetime = None
+
     async def _on_pause_usage(self, t: int, days: float) -> None:
         tr = self.tracked[t]
         tr.paused_until = max(tr.paused_until, self.now + days * DAY)
@@ -855,6 +910,9 @@ class Simulation:
         """A credential's own expiry: an Entra secret or an admin PAT stops working."""
         tr = self.tracked[t]
         kind = tr.seeded.kind
+        if kind in ROTATING:
+            expire_seeded(self.emu, tr.seeded, value)
+            return
         if kind == "entra-client-secret":
             client = tr.seeded.table["principal"]["client_id"]
             with contextlib.suppress(KeyError):
@@ -893,6 +951,7 @@ class Simulation:
         tr = self.tracked[t]
         if tr.seeded.kind not in crash.point.kinds:
             return
+        tr.history.append(f"crash at {crash.point.label} ({crash.mode}, skip {crash.skip})")
         self._observe_breaks()
         self.result.triggers["manual rotation"] += 1
         outcome = await self._under_fault(
@@ -979,6 +1038,7 @@ class Simulation:
         tr = self.tracked[t]
         if tr.seeded.kind not in crash.point.kinds:
             return
+        tr.history.append(f"lease lost at {crash.point.label} ({crash.mode}, skip {crash.skip})")
         self._observe_breaks()
         point = crash.point
         hold = threading.Event()
@@ -1224,7 +1284,18 @@ class Simulation:
         self.log.add(f"report {report.target}", json.dumps(report.to_json()))
         self.log.add(f"report repr {report.target}", repr(report))
         t = self.by_name[report.target]
-        t.last_outcome = f"{report.outcome.value} ({report.reason[:60]}; swept {len(report.swept)}, revoked {len(report.revoked)})"
+        self._judge_credential(t, report)
+        t.last_outcome = (
+            f"{report.outcome.value} ({report.reason[:60]}; swept {len(report.swept)}, revoked "
+            f"{len(report.revoked)})"
+        )
+        err = f"{report.error.kind} at {report.error.step}" if report.error else "-"
+        line = (
+            f"d{(self.now - self.t0) / DAY:.3f} {report.outcome.value} [{report.reason[:90]}] "
+            f"rot={(report.rotation_id or '-')[:6]} swept={[x[:6] for x in report.swept]} "
+            f"deferred={[x[:6] for x in report.deferred]} err={err}"
+        )
+        t.history = [*t.history[-7:], line]
         if report.outcome is Outcome.FAILED:
             self.failed_since_tick.add(t.name)
         if settles:  # a mismatch leaves the PAT it could not trust to the next run's sweep
@@ -1232,6 +1303,18 @@ class Simulation:
             later = report.outcome is Outcome.MISMATCH or bool(report.deferred)
             t.settled = (report.ok or _work_done(report)) and not later
         self._tidy_admin(t, report)
+
+    def _judge_credential(self, t: _Tracked, report: TargetReport) -> None:
+        """Count the credential phase; a self-rotating principal never fails for its expiry."""
+        if t.seeded.kind not in ROTATING:
+            return
+        if report.credential_result:
+            self.result.credentials[report.credential_result] += 1
+        if report.error is not None and report.error.kind == "credential-expiring":
+            self.violation(
+                f"{t.name}: a run failed for its credential's expiry ({report.error.message[:120]})"
+                f"; credential phase: {report.credential_result}"
+            )
 
     def _tidy_admin(self, t: _Tracked, report: TargetReport) -> None:
         """Sometimes an admin revokes a PAT they do not recognise soon after a run.
@@ -1329,6 +1412,8 @@ class Simulation:
         for text in found:
             if not text.startswith(("I1", "I2")):  # those are judged above, with their cause
                 self.violation(f"{t.name}: {text} [{self._state_of(t)}]")
+        if t.seeded.kind in ROTATING and not stored_credential_works(self.emu, t.seeded):
+            self.violation(f"{t.name}: the credential in Key Vault no longer authenticates")
         live = rotator_tokens(self.emu, t.seeded)
         if len(live) > MAX_LIVE:
             self.violation(f"leak: {t.name} has {len(live)} live rotator PATs (at most {MAX_LIVE})")
@@ -1347,7 +1432,10 @@ class Simulation:
             f"{tok.token_id[:6]}/{m.rotation_id[:6] if (m := parse_comment(tok.comment)) else '?'}"
             for tok in rotator_tokens(self.emu, t.seeded)  # type: ignore[attr-defined]
         ]
-        return f"versions {versions}; live rotator PATs {tokens}; last outcome {t.last_outcome}"
+        return (
+            f"versions {versions[-4:]}; live rotator PATs {tokens}; last outcome {t.last_outcome};"
+            f" history {t.history}"
+        )
 
     def _judge_break(self, t: _Tracked, *, failed: bool) -> None:
         b = t.broken

@@ -58,6 +58,8 @@ async def test_the_long_horizon_simulation_holds_every_invariant() -> None:
         "tag edit: stage",
         "tag edit: forged-pending",
         "lock lost mid-run",
+        simulation.RIGHTS_OFF,
+        simulation.TENANT_POLICY,
     ):
         assert result.outside[kind] > 0, (kind, story)
     assert sum(v for k, v in result.outside.items() if k.startswith("crash")) > 0, story
@@ -65,6 +67,7 @@ async def test_the_long_horizon_simulation_holds_every_invariant() -> None:
         assert result.triggers[trigger] > 0, (trigger, story)
     assert result.triggers["Key Vault event delivery"] > 0, story
     assert result.heals > 0, story
+    assert result.credentials["rotated"] > 0, story  # no credential replaced by a person
 
 
 def _revoke_current(sim: Simulation) -> None:
