@@ -40,7 +40,10 @@ async def test_the_timer_writes_a_heartbeat_and_one_record_per_target(
     expected = (latest.exp - time.time()) / 86_400  # the app's clock is the real one
     assert abs(rotated.pat_days_left - expected) < 0.1  # type: ignore[attr-defined]
     assert rotated.token_id  # type: ignore[attr-defined]
+    (consumer,) = fresh.consumers
+    assert rotated.consumers == f"{consumer.kind}:{consumer.id}=confirmed"  # type: ignore[attr-defined]
     assert idle.outcome == "not-due"  # type: ignore[attr-defined]
+    assert not hasattr(idle, Field.CONSUMERS)  # a run that touched no consumer
     assert not hasattr(idle, Field.ERROR_KIND)  # absent values are left out
 
 
@@ -60,6 +63,24 @@ async def test_a_failed_http_rotation_records_its_error(
     assert run.error_kind == answer.body["error"]["kind"]  # type: ignore[attr-defined]
     assert run.error_step == answer.body["error"]["step"]  # type: ignore[attr-defined]
     assert run.trigger == "http"  # type: ignore[attr-defined]
+
+
+async def test_a_consumer_given_the_previous_pat_back_is_recorded_as_restored(
+    world: World,
+    app,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rotation.telemetry")
+    seeded = world.target(consumers=("prequel-source", "fivetran-destination"))
+    app(seeded)
+    assert (await post(seeded.name)).status == 200
+    caplog.clear()
+    world.emu.faults.add("fivetran", "POST", "/v1/destinations/[^/]+/test", status=400, times=-1)
+    answer = await post(seeded.name, b'{"force": true}')
+    assert answer.status == 502, answer.body
+    (run,) = _records(caplog, RUN_EVENT)
+    prequel, fivetran = (f"{c.kind}:{c.id}" for c in seeded.consumers)
+    assert run.consumers == f"{prequel}=confirmed,{fivetran}=restored"  # type: ignore[attr-defined]
 
 
 def test_the_exporter_is_attached_only_with_a_connection_string(

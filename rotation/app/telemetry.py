@@ -47,6 +47,9 @@ class Field(StrEnum):
     CREDENTIAL_DAYS_LEFT = "credential_days_left"
     CREDENTIAL_RESULT = "credential_result"
     """The credential phase: rotated, not-due, deferred, off, tidied, failed: <kind>."""
+    CONSUMERS = "consumers"
+    """Each consumer's part: ``<name>=confirmed|restored|failed|pushed|tested|untouched``, comma
+    separated (at most 512 characters)."""
     ROTATION_ID = "rotation_id"
     TOKEN_ID = "token_id"  # noqa: S105 # nosec B105
     PREVIOUS_TOKEN_ID = "previous_token_id"  # noqa: S105 # nosec B105
@@ -69,12 +72,30 @@ def record(report: TargetReport, now: float, trigger: str) -> dict[str, str | fl
         Field.PAT_DAYS_LEFT: _days(report.expires_on, now),
         Field.CREDENTIAL_DAYS_LEFT: _days(report.credential_expires_on, now),
         Field.CREDENTIAL_RESULT: report.credential_result,
+        Field.CONSUMERS: _consumers(report),
         Field.ROTATION_ID: report.rotation_id,
         Field.TOKEN_ID: report.token_id,
         Field.PREVIOUS_TOKEN_ID: report.previous_token_id,
         Field.TRIGGER: trigger,
     }
     return {k.value: v for k, v in values.items() if v is not None}
+
+
+def _consumers(report: TargetReport) -> str | None:
+    """Return each consumer's part in the run, in one line (None: the run touched none)."""
+    parts = []
+    for c in report.consumers:
+        state = "untouched"
+        for flag, word in (
+            (c.tested, "tested"),
+            (c.pushed, "pushed"),
+            (c.confirmed, "confirmed"),
+            (c.error is not None, "failed"),
+            (c.restored, "restored"),
+        ):
+            state = word if flag else state
+        parts.append(f"{c.name}={state}")
+    return ",".join(parts)[:512] or None
 
 
 def emit_runs(reports: Iterable[TargetReport], now: float, trigger: str) -> None:
