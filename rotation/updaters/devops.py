@@ -25,11 +25,10 @@ from pydantic import Field, model_validator
 
 from rotation import errors
 from rotation.backends import retrying
-from rotation.backends.http import json_body
 from rotation.fields import Guid, HttpsUrl, Model, SecretName
 from rotation.updaters.base import Plugin
 from rotation.updaters.devops_auth import DevOpsToken
-from rotation.updaters.http_calls import Reach, refusal
+from rotation.updaters.http_calls import Reach, json_answer
 
 if TYPE_CHECKING:
     from rotation.secret import Secret
@@ -203,10 +202,7 @@ class DevOpsUpdater:
             "content-type", ""
         ):
             raise self._signed_out(response.status_code)
-        if response.is_success:
-            return json_body(response)
-        said = str(json_body(response).get("message") or response.reason_phrase)
-        raise refusal(response, f"{self._what} ({method})", said, self._advice)
+        return json_answer(response, f"{self._what} ({method})", self._advice)
 
     def _signed_out(self, status: int) -> errors.ConsumerAuthError:
         return errors.ConsumerAuthError(

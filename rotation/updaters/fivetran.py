@@ -21,10 +21,9 @@ from pydantic import Field
 
 from rotation import errors
 from rotation.backends import retrying
-from rotation.backends.http import json_body
 from rotation.fields import HttpsUrl, Model, SecretName
 from rotation.updaters.base import Plugin
-from rotation.updaters.http_calls import Reach, refusal
+from rotation.updaters.http_calls import Reach, json_answer
 
 if TYPE_CHECKING:
     from rotation.secret import Secret
@@ -129,11 +128,7 @@ class FivetranUpdater:
             auth=httpx.BasicAuth(key.reveal(), secret.reveal()),
         )
         response = await self._reach.answer(request)
-        envelope = json_body(response)
-        if response.is_success:
-            return envelope
-        said = str(envelope.get("message") or response.reason_phrase)
-        raise refusal(response, f"{self._what} at {self._s.api_url} ({method})", said, self._advice)
+        return json_answer(response, f"{self._what} at {self._s.api_url} ({method})", self._advice)
 
     def _advice(self, where: str, status: int, said: str) -> errors.ConsumerError:
         where = f"{where} answered {status}: {said}"

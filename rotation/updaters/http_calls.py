@@ -11,7 +11,7 @@ consumer, any other status through the consumer's own advice (what to check on a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import httpx
 
@@ -19,6 +19,7 @@ from rotation import errors
 from rotation.backends.http import (
     UNTRUSTED_ADVICE,
     is_transient_status,
+    json_body,
     retry_after,
     untrusted_certificate,
 )
@@ -26,7 +27,10 @@ from rotation.backends.http import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["Reach", "refusal"]
+__all__ = ["Advice", "Reach", "json_answer", "refusal"]
+
+Advice: TypeAlias = "Callable[[str, int, str], errors.ConsumerError | None]"
+"""A consumer's own error for ``(where, status, said)``; None leaves it to :func:`refusal`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +65,7 @@ def refusal(
     response: httpx.Response,
     where: str,
     said: str,
-    advice: Callable[[str, int, str], errors.ConsumerError | None],
+    advice: Advice,
 ) -> errors.ConsumerError:
     """Return the error for *response*, an answer that is not a success.
 
@@ -80,3 +84,14 @@ def refusal(
     if found is not None:
         return found
     return errors.ConsumerError(f"{where} refused the request ({status}: {said}).")
+
+
+def json_answer(response: httpx.Response, where: str, advice: Advice) -> dict[str, Any]:
+    """Return the JSON object body of *response* if it is a success, else raise its refusal.
+
+    What the consumer said is the body's ``message``, else the status's reason phrase.
+    """
+    body = json_body(response)
+    if response.is_success:
+        return body
+    raise refusal(response, where, str(body.get("message") or response.reason_phrase), advice)

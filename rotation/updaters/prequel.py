@@ -23,10 +23,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from rotation import errors
 from rotation.backends import retrying
-from rotation.backends.http import json_body
 from rotation.fields import api_path, https_url
 from rotation.secret import Secret
-from rotation.updaters.http_calls import Reach, refusal
+from rotation.updaters.http_calls import Reach, json_answer
 from rotation.updaters.prequel_routes import (
     CONFIGURED,
     DESTINATION_ROUTES,
@@ -281,12 +280,8 @@ class PrequelUpdater:
         }
         request = self._ctx.http.request(method, url, json=body, headers=headers)
         response = await self._reach.answer(request)
-        envelope = json_body(response)
-        if response.is_success:
-            return envelope
-        said = str(envelope.get("message") or response.reason_phrase)
         where = f"{self._what} at {self._settings.base_url} ({method})"
-        raise refusal(response, where, said, self._advice)
+        return json_answer(response, where, self._advice)
 
     def _advice(self, where: str, status: int, said: str) -> errors.ConsumerError | None:
         if status in {401, 403}:
