@@ -30,10 +30,8 @@ from tests.test_crash_matrix import (  # the matrix's own helpers and fault mode
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
-    from emulators.harness import Emulators
     from emulators.scenario import ConsumerKind, SeededTarget
     from rotation.engine import TargetReport
     from tests.world import World
@@ -167,15 +165,6 @@ KILL_POINTS: dict[str, tuple[ConsumerKind, Call]] = {
     "GitHub confirm": ("github-actions-secret", GITHUB_CALLS[6]),
     "webhook pat.rotated": ("webhook", WEBHOOK_CALLS[5]),
 }
-
-
-@pytest.fixture
-def real_time(emu: Emulators) -> Iterator[None]:
-    """Put the emulators' clock on real time: the CLI signs webhooks with the machine's clock."""
-    offset = emu.clock.offset
-    emu.clock.advance(-offset)
-    yield
-    emu.clock.advance(offset)
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
