@@ -1,10 +1,12 @@
-"""Helpers the consumers' tests share: a CLI rotation's report, a refused table, a bare config."""
+"""Helpers the consumers' tests share: a CLI rotation's report, a failed run that heals, a refused
+table, a bare config."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
 
+from tests.invariants import held_pat, rotator_tokens, violations
 from tests.test_cli import _cli, _config, _validate
 
 if TYPE_CHECKING:
@@ -21,6 +23,30 @@ def rotate_cli(world: World, tmp_path: Path, seeded: SeededTarget, *args: str) -
     (report,) = json.loads(done.stdout)["targets"]
     report["exit"] = done.returncode
     return report  # type: ignore[no-any-return]
+
+
+def fails_then_heals(world: World, tmp_path: Path, seeded: SeededTarget, said: str) -> None:
+    """Rotate *seeded* (one consumer) with a fault already on the consumer, then without it.
+
+    The faulted run fails saying *said*; the consumer keeps the PAT it held, still live, and no
+    invariant breaks. With the faults cleared, the next run rotates: the consumer holds the one
+    PAT the rotator minted, and every invariant holds.
+    """
+    emu = world.emu
+    (consumer,) = seeded.consumers
+    human = held_pat(emu, consumer.kind, consumer.id)
+    failed = rotate_cli(world, tmp_path, seeded)
+    assert failed["exit"] == 1
+    assert said in failed["error"]["message"]
+    assert held_pat(emu, consumer.kind, consumer.id) == human
+    assert emu.databricks.is_live(human)
+    assert violations(emu, seeded, settled=False) == []
+    emu.faults.clear()
+    healed = rotate_cli(world, tmp_path, seeded)
+    assert healed["exit"] == 0, healed["error"]
+    (live,) = rotator_tokens(emu, seeded)
+    assert held_pat(emu, consumer.kind, consumer.id) == live.value
+    assert violations(emu, seeded) == []
 
 
 def refused_table(world: World, tmp_path: Path, kind: str, change: dict[str, Any]) -> str:

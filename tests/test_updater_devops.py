@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from emulators.scenario import DEVOPS_ORGANIZATION, DEVOPS_VARIABLE, SeededTarget
 from rotation.errors import RotationError
 from tests import hygiene
-from tests.consumers import refused_table, rotate_cli
+from tests.consumers import fails_then_heals, refused_table, rotate_cli
 from tests.invariants import held_pat, rotator_tokens, violations
 from tests.test_cli import _cli, _config, cli_env
 from tests.test_fuzz import SLOW_FUZZ, json_values
@@ -193,23 +193,10 @@ def test_the_opt_in_is_exactly_the_risk_the_default_refuses(world: World, tmp_pa
 def test_a_5xx_on_the_write_leaves_the_old_pat_and_the_next_run_heals(
     world: World, tmp_path: Path
 ) -> None:
-    emu = world.emu
     seeded, group = _seed(world)
-    human = group.value(DEVOPS_VARIABLE)
     path = f"/{DEVOPS_ORGANIZATION}/_apis/distributedtask/variablegroups/{group.id}"
-    emu.faults.add("devops", "PUT", path, status=503, times=-1)
-    failed = rotate_cli(world, tmp_path, seeded)
-    assert failed["exit"] == 1
-    assert "answered 503" in failed["error"]["message"]
-    assert group.value(DEVOPS_VARIABLE) == human
-    assert emu.databricks.is_live(human)
-    assert violations(emu, seeded, settled=False) == []
-    emu.faults.clear()
-    healed = rotate_cli(world, tmp_path, seeded)
-    assert healed["exit"] == 0, healed["error"]
-    (live,) = rotator_tokens(emu, seeded)
-    assert group.value(DEVOPS_VARIABLE) == live.value
-    assert violations(emu, seeded) == []
+    world.emu.faults.add("devops", "PUT", path, status=503, times=-1)
+    fails_then_heals(world, tmp_path, seeded, "answered 503")
 
 
 def _doctor(world: World, tmp_path: Path, seeded: SeededTarget) -> dict[str, Any]:

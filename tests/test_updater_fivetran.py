@@ -17,7 +17,7 @@ from emulators.fivetran_state import MASK
 from emulators.scenario import SeededTarget
 from rotation.errors import RotationError
 from tests import hygiene
-from tests.consumers import refused_table, rotate_cli
+from tests.consumers import fails_then_heals, refused_table, rotate_cli
 from tests.invariants import held_pat, rotator_tokens, violations
 from tests.test_cli import _cli, _config
 from tests.test_fuzz import SLOW_FUZZ, json_values
@@ -138,21 +138,10 @@ def test_the_setup_test_limit_fails_the_run_and_restores_then_heals(
 def test_a_5xx_on_the_save_leaves_the_old_pat_and_the_next_run_heals(
     world: World, tmp_path: Path
 ) -> None:
-    emu = world.emu
     seeded, destination = _seed(world)
-    human = destination.personal_access_token
-    emu.faults.add("fivetran", "PATCH", f"/v1/destinations/{destination.id}", status=503, times=-1)
-    failed = rotate_cli(world, tmp_path, seeded)
-    assert failed["exit"] == 1
-    assert "answered 503" in failed["error"]["message"]
-    assert destination.personal_access_token == human
-    assert emu.databricks.is_live(human)
-    emu.faults.clear()
-    healed = rotate_cli(world, tmp_path, seeded)
-    assert healed["exit"] == 0, healed["error"]
-    (live,) = rotator_tokens(emu, seeded)
-    assert destination.personal_access_token == live.value
-    assert violations(emu, seeded) == []
+    path = f"/v1/destinations/{destination.id}"
+    world.emu.faults.add("fivetran", "PATCH", path, status=503, times=-1)
+    fails_then_heals(world, tmp_path, seeded, "answered 503")
 
 
 def test_a_revoked_api_key_fails_the_preflight_before_anything_is_minted(
