@@ -83,3 +83,50 @@ async def test_a_consumer_with_an_untrusted_certificate_is_final_and_named(
     pattern = rf"{re.escape(whose)} is not trusted \([^)]+\); {re.escape(UNTRUSTED_ADVICE)}\."
     assert re.fullmatch(pattern, str(error)), str(error)
     assert error.transient is False
+
+
+# kind: (its emulator, the method of its preflight's first call, where its messages say it was)
+REFUSED: dict[ConsumerKind, tuple[str, str, str]] = {
+    "prequel-source": ("prequel", "GET", "Prequel source {id} at {s.base_url} (GET)"),
+    "azure-devops-variable-group": (
+        "devops",
+        "GET",
+        "Azure DevOps variable group {id} of " + DEVOPS_ORGANIZATION + " (GET)",
+    ),
+    "fivetran-destination": ("fivetran", "GET", "Fivetran destination {id} at {s.api_url} (GET)"),
+    "github-actions-secret": ("github", "GET", "GitHub (read the public key, {s.owner}/{s.repo})"),
+    "webhook": ("webhook", "POST", "the webhook receiver at {s.url} (pat.test)"),
+}
+OTHERWISE: dict[ConsumerKind, str] = {  # what a 400 the consumer has no advice for reads
+    "prequel-source": "{where} refused the request (400: nope).",
+    "azure-devops-variable-group": "{where} answered 400: nope.",
+    "fivetran-destination": "{where} answered 400: nope.",
+    "github-actions-secret": "{where} refused the request (400: nope).",
+    "webhook": "{where} refused the delivery as malformed (400: nope); see docs/webhook-receiver.md.",
+}
+
+
+@pytest.mark.parametrize("status", [503, 400])
+@pytest.mark.parametrize("kind", list(REFUSED))
+async def test_a_refusal_reads_the_same_for_each_consumer(
+    world: World, kind: ConsumerKind, status: int
+) -> None:
+    """A transient status reads alike everywhere; another one in each consumer's own words."""
+    from rotation.updaters import UpdaterContext
+    from rotation.updaters.registry import plugin
+
+    service, method, where = REFUSED[kind]
+    seeded = world.target(consumers=(kind,))
+    spec = world.config(seeded).targets[0].updaters[0]
+    where = where.format(id=seeded.consumers[0].id, s=spec.settings)
+    said = {"message": "nope", "reason": "nope"}
+    world.emu.faults.add(service, method, ".*", status=status, body=said, times=-1)
+    async with world.runtime(world.config(seeded)) as rt:
+        context = UpdaterContext(rt.http, rt.store, FAST, rt.azure)
+        updater = plugin(kind).build(spec.settings, context)
+        with pytest.raises(ConsumerError) as caught:
+            await updater.preflight()
+    transient = f"{where} answered 503: nope. Transient; retried, and the next run resumes."
+    expected = transient if status == 503 else OTHERWISE[kind].format(where=where)
+    assert str(caught.value) == expected
+    assert caught.value.transient is (status == 503)
