@@ -117,3 +117,12 @@ def app(world: World, azurite, monkeypatch: pytest.MonkeyPatch):  # type: ignore
         configure(monkeypatch, world.emu, conn, *seeded, **settings)
 
     return setup
+
+
+@pytest.fixture
+def real_time(emu: Emulators) -> Iterator[None]:
+    """Put the emulators' clock on real time: a CLI run signs webhooks with the machine's clock."""
+    offset = emu.clock.offset
+    emu.clock.advance(-offset)
+    yield
+    emu.clock.advance(offset)

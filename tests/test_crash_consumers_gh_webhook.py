@@ -30,10 +30,8 @@ from tests.test_crash_matrix import (  # the matrix's own helpers and fault mode
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
-    from emulators.harness import Emulators
     from emulators.scenario import ConsumerKind, SeededTarget
     from rotation.engine import TargetReport
     from tests.world import World
@@ -104,6 +102,16 @@ def _confirmed_but_revoked(world: World, seeded: SeededTarget, report: TargetRep
     return found
 
 
+def _holds_the_targets_pat(world: World, seeded: SeededTarget, when: str) -> list[str]:
+    """The one consumer holds the PAT the target's secret holds (after a run that succeeded)."""
+    (consumer,) = seeded.consumers
+    latest = world.emu.keyvault.latest(seeded.secret_name)
+    assert latest is not None
+    if held_pat(world.emu, consumer.kind, consumer.id) != latest.value:
+        return [f"{when}: the consumer does not hold the target's PAT"]
+    return []
+
+
 @pytest.mark.parametrize("consumer", list(SERVICES))
 async def test_the_baseline_makes_exactly_these_consumer_calls(
     world: World, consumer: ConsumerKind
@@ -150,12 +158,8 @@ async def test_fault_case(world: World, consumer: ConsumerKind, call: Call, faul
         broken.append(f"the run without the fault failed: {second.error}")
     broken += [f"after the second run: {v}" for v in violations(emu, seeded)]
     broken += _confirmed_but_revoked(world, seeded, second)
-    if second.ok:  # the consumer ends up holding the PAT the target holds
-        (consumer_held,) = seeded.consumers
-        latest = emu.keyvault.latest(seeded.secret_name)
-        assert latest is not None
-        if held_pat(emu, consumer_held.kind, consumer_held.id) != latest.value:
-            broken.append("after the second run: the consumer does not hold the target's PAT")
+    if second.ok:
+        broken += _holds_the_targets_pat(world, seeded, "after the second run")
     matrix.record(f"{consumer}: {call.label} x {fault}", broken)
     assert broken == []
 
@@ -167,15 +171,6 @@ KILL_POINTS: dict[str, tuple[ConsumerKind, Call]] = {
     "GitHub confirm": ("github-actions-secret", GITHUB_CALLS[6]),
     "webhook pat.rotated": ("webhook", WEBHOOK_CALLS[5]),
 }
-
-
-@pytest.fixture
-def real_time(emu: Emulators) -> Iterator[None]:
-    """Put the emulators' clock on real time: the CLI signs webhooks with the machine's clock."""
-    offset = emu.clock.offset
-    emu.clock.advance(-offset)
-    yield
-    emu.clock.advance(offset)
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
@@ -198,10 +193,6 @@ def test_sigkill_at_a_consumer_call_then_rerun(
     broken = [f"after the kill: {v}" for v in violations(emu, seeded, settled=False)]
     assert _finish(_cli(world, tmp_path, seeded)) == 0
     broken += [f"after the re-run: {v}" for v in violations(emu, seeded)]
-    (held,) = seeded.consumers
-    latest = emu.keyvault.latest(seeded.secret_name)
-    assert latest is not None
-    if held_pat(emu, held.kind, held.id) != latest.value:
-        broken.append("after the re-run: the consumer does not hold the target's PAT")
+    broken += _holds_the_targets_pat(world, seeded, "after the re-run")
     matrix.record(f"SIGKILL at {point}", broken)
     assert broken == []

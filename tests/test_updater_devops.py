@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from emulators.scenario import DEVOPS_ORGANIZATION, DEVOPS_VARIABLE, SeededTarget
 from rotation.errors import RotationError
 from tests import hygiene
+from tests.consumers import fails_then_heals, refused_table, rotate_cli
 from tests.invariants import held_pat, rotator_tokens, violations
-from tests.test_cli import _cli, _config, _validate, cli_env
+from tests.test_cli import _cli, _config, cli_env
 from tests.test_fuzz import SLOW_FUZZ, json_values
 from tests.world import FAST, World
 
@@ -39,14 +40,6 @@ OTHER = "WAREHOUSE_PASSWORD"
 def _seed(world: World) -> tuple[SeededTarget, VariableGroup]:
     seeded = world.target(consumers=(KIND,))
     return seeded, world.emu.devops.group(int(seeded.consumers[0].id))
-
-
-def _rotate(world: World, tmp_path: Path, seeded: SeededTarget, *args: str) -> dict[str, Any]:
-    done = _cli(world.emu, tmp_path, _config(world.emu, seeded), "rotate", "--json", *args)
-    assert "Traceback" not in done.stderr, done.stderr
-    (report,) = json.loads(done.stdout)["targets"]
-    report["exit"] = done.returncode
-    return report  # type: ignore[no-any-return]
 
 
 def _other_secret(world: World, group: VariableGroup) -> str:
@@ -72,7 +65,7 @@ def test_rotation_puts_the_new_pat_in_the_group_and_keeps_the_rest(
 ) -> None:
     emu = world.emu
     seeded, group = _seed(world)
-    first = _rotate(world, tmp_path, seeded)
+    first = rotate_cli(world, tmp_path, seeded)
     assert first["exit"] == 0, first["error"]
     (minted,) = rotator_tokens(emu, seeded)
     assert held_pat(emu, KIND, seeded.consumers[0].id) == minted.value
@@ -83,7 +76,7 @@ def test_rotation_puts_the_new_pat_in_the_group_and_keeps_the_rest(
     assert (consumer["tested"], consumer["confirmed"]) == (False, True)
     assert group.puts[-1].wiped == ()
 
-    second = _rotate(world, tmp_path, seeded, "--force")
+    second = rotate_cli(world, tmp_path, seeded, "--force")
     assert second["exit"] == 0, second["error"]
     assert second["revoked"] == [minted.token_id]
     (live,) = rotator_tokens(emu, seeded)
@@ -100,7 +93,7 @@ def test_the_apps_managed_identity_can_write_the_group(world: World, tmp_path: P
     for key in ("tenant_id", "client_secret_name", "authority_host"):
         table.pop(key)
     table |= {"auth": "managed-identity", "client_id": identity}
-    report = _rotate(world, tmp_path, seeded)
+    report = rotate_cli(world, tmp_path, seeded)
     assert report["exit"] == 0, report["error"]
     assert group.puts[-1].client_id == identity
     assert violations(emu, seeded) == []
@@ -144,7 +137,7 @@ def test_a_group_with_another_secret_is_refused_before_anything_is_minted(
     emu = world.emu
     seeded, group = _seed(world)
     other = _other_secret(world, group)
-    report = _rotate(world, tmp_path, seeded)
+    report = rotate_cli(world, tmp_path, seeded)
     assert report["exit"] == 1
     error = report["error"]["message"]
     assert "\n" not in error
@@ -159,7 +152,7 @@ def test_a_group_with_another_secret_is_refused_before_anything_is_minted(
 def test_a_group_linked_to_key_vault_is_refused(world: World, tmp_path: Path) -> None:
     seeded, group = _seed(world)
     group.type = "AzureKeyVault"
-    report = _rotate(world, tmp_path, seeded)
+    report = rotate_cli(world, tmp_path, seeded)
     assert report["exit"] == 1
     assert report["error"]["step"] == "preflight"
     assert "is linked to AzureKeyVault" in report["error"]["message"]
@@ -175,7 +168,7 @@ def test_the_opt_in_rotates_and_the_other_secret_survives_where_null_keeps_it(
     seeded, group = _seed(world)
     other = _other_secret(world, group)
     _opt_in(seeded)
-    report = _rotate(world, tmp_path, seeded)
+    report = rotate_cli(world, tmp_path, seeded)
     assert report["exit"] == 0, report["error"]
     (live,) = rotator_tokens(emu, seeded)
     assert group.value(DEVOPS_VARIABLE) == live.value
@@ -188,10 +181,10 @@ def test_the_opt_in_is_exactly_the_risk_the_default_refuses(world: World, tmp_pa
     """Where ``null`` wipes a secret, the opt-in loses it: what the default refusal prevents."""
     seeded, group = _seed(world)
     other = _other_secret(world, group)
-    assert _rotate(world, tmp_path, seeded)["exit"] == 1  # the default: refused, kept
+    assert rotate_cli(world, tmp_path, seeded)["exit"] == 1  # the default: refused, kept
     assert group.value(OTHER) == other
     _opt_in(seeded)
-    report = _rotate(world, tmp_path, seeded)
+    report = rotate_cli(world, tmp_path, seeded)
     assert report["exit"] == 0, report["error"]
     assert group.puts[-1].wiped == (OTHER,)  # sent as null, never as a value read back
     assert other not in group.history.get(OTHER, [])[1:]
@@ -200,23 +193,10 @@ def test_the_opt_in_is_exactly_the_risk_the_default_refuses(world: World, tmp_pa
 def test_a_5xx_on_the_write_leaves_the_old_pat_and_the_next_run_heals(
     world: World, tmp_path: Path
 ) -> None:
-    emu = world.emu
     seeded, group = _seed(world)
-    human = group.value(DEVOPS_VARIABLE)
     path = f"/{DEVOPS_ORGANIZATION}/_apis/distributedtask/variablegroups/{group.id}"
-    emu.faults.add("devops", "PUT", path, status=503, times=-1)
-    failed = _rotate(world, tmp_path, seeded)
-    assert failed["exit"] == 1
-    assert "answered 503" in failed["error"]["message"]
-    assert group.value(DEVOPS_VARIABLE) == human
-    assert emu.databricks.is_live(human)
-    assert violations(emu, seeded, settled=False) == []
-    emu.faults.clear()
-    healed = _rotate(world, tmp_path, seeded)
-    assert healed["exit"] == 0, healed["error"]
-    (live,) = rotator_tokens(emu, seeded)
-    assert group.value(DEVOPS_VARIABLE) == live.value
-    assert violations(emu, seeded) == []
+    world.emu.faults.add("devops", "PUT", path, status=503, times=-1)
+    fails_then_heals(world, tmp_path, seeded, "answered 503")
 
 
 def _doctor(world: World, tmp_path: Path, seeded: SeededTarget) -> dict[str, Any]:
@@ -257,18 +237,7 @@ def test_doctor_reads_the_group_and_says_why_it_would_refuse_it(
 def test_bad_tables_are_refused_offline_in_one_line(
     world: World, tmp_path: Path, change: dict[str, Any], needle: str
 ) -> None:
-    seeded = world.target(consumers=(KIND,))
-    table = {k: v for k, v in seeded.table["updaters"][0].items() if change.get(k, 1) is not None}
-    table |= {k: v for k, v in change.items() if v is not None}
-    config = _config(world.emu, seeded)
-    config["targets"][0]["updaters"] = [table]  # type: ignore[index]
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    done = _validate(path)
-    assert done.returncode == 2, done.stdout
-    (line,) = done.stderr.splitlines()
-    assert "targets[0].updaters[0]" in line
-    assert needle in line
+    assert needle in refused_table(world, tmp_path, KIND, change)
 
 
 async def test_bad_answers_never_crash_and_never_write(world: World) -> None:

@@ -17,8 +17,9 @@ from emulators.fivetran_state import MASK
 from emulators.scenario import SeededTarget
 from rotation.errors import RotationError
 from tests import hygiene
+from tests.consumers import fails_then_heals, refused_table, rotate_cli
 from tests.invariants import held_pat, rotator_tokens, violations
-from tests.test_cli import _cli, _config, _validate
+from tests.test_cli import _cli, _config
 from tests.test_fuzz import SLOW_FUZZ, json_values
 from tests.world import FAST, World
 
@@ -37,18 +38,10 @@ def _seed(world: World) -> tuple[SeededTarget, Destination]:
     return seeded, world.emu.fivetran.destination(seeded.consumers[0].id)
 
 
-def _rotate(world: World, tmp_path: Path, seeded: SeededTarget, *args: str) -> dict[str, Any]:
-    done = _cli(world.emu, tmp_path, _config(world.emu, seeded), "rotate", "--json", *args)
-    assert "Traceback" not in done.stderr, done.stderr
-    (report,) = json.loads(done.stdout)["targets"]
-    report["exit"] = done.returncode
-    return report  # type: ignore[no-any-return]
-
-
 def _rotated_once(world: World, tmp_path: Path) -> tuple[SeededTarget, Destination, str]:
     """Seed and rotate once: the destination holds a rotator PAT (its value is returned)."""
     seeded, destination = _seed(world)
-    assert _rotate(world, tmp_path, seeded)["exit"] == 0
+    assert rotate_cli(world, tmp_path, seeded)["exit"] == 0
     (first,) = rotator_tokens(world.emu, seeded)
     assert destination.personal_access_token == first.value
     return seeded, destination, first.value
@@ -65,7 +58,7 @@ def limit(world: World) -> Iterator[None]:
 def test_rotation_saves_then_tests_the_new_pat(world: World, tmp_path: Path) -> None:
     emu = world.emu
     seeded, destination = _seed(world)
-    first = _rotate(world, tmp_path, seeded)
+    first = rotate_cli(world, tmp_path, seeded)
     assert first["exit"] == 0, first["error"]
     (minted,) = rotator_tokens(emu, seeded)
     assert held_pat(emu, KIND, destination.id) == minted.value
@@ -74,7 +67,7 @@ def test_rotation_saves_then_tests_the_new_pat(world: World, tmp_path: Path) -> 
     (test,) = [t for t in emu.fivetran.tests() if t.personal_access_token == minted.value]
     assert (test.trigger, test.ok) == ("test", True)
 
-    second = _rotate(world, tmp_path, seeded, "--force")
+    second = rotate_cli(world, tmp_path, seeded, "--force")
     assert second["exit"] == 0, second["error"]
     assert second["revoked"] == [minted.token_id]
     (live,) = rotator_tokens(emu, seeded)
@@ -87,7 +80,7 @@ def test_a_failed_setup_test_puts_the_previous_pat_back(world: World, tmp_path: 
     emu = world.emu
     seeded, destination, previous = _rotated_once(world, tmp_path)
     emu.faults.add("databricks", "GET", ME, status=401, skip=1)  # 0: the rotator's own verify
-    failed = _rotate(world, tmp_path, seeded, "--force")
+    failed = rotate_cli(world, tmp_path, seeded, "--force")
     assert failed["exit"] == 1
     assert failed["error"]["step"] == "confirm"
     assert "failed its setup tests" in failed["error"]["message"]
@@ -99,7 +92,7 @@ def test_a_failed_setup_test_puts_the_previous_pat_back(world: World, tmp_path: 
     assert emu.databricks.is_live(previous)
     assert violations(emu, seeded, settled=False) == []
     emu.faults.clear()
-    healed = _rotate(world, tmp_path, seeded)
+    healed = rotate_cli(world, tmp_path, seeded)
     assert healed["exit"] == 0, healed["error"]
     (live,) = rotator_tokens(emu, seeded)
     assert destination.personal_access_token == live.value
@@ -112,7 +105,7 @@ def test_a_short_retry_after_is_waited(world: World, tmp_path: Path) -> None:
     test_path = f"/v1/destinations/{destination.id}/test"
     emu.faults.add("fivetran", "POST", test_path, status=429, headers={"Retry-After": "1"})
     before = emu.requests.count("fivetran", "POST", test_path)
-    report = _rotate(world, tmp_path, seeded)
+    report = rotate_cli(world, tmp_path, seeded)
     assert report["exit"] == 0, report["error"]
     assert emu.requests.count("fivetran", "POST", test_path) == before + 2
     (live,) = rotator_tokens(emu, seeded)
@@ -129,7 +122,7 @@ def test_the_setup_test_limit_fails_the_run_and_restores_then_heals(
     emu.fivetran.setup_tests_per_minute = 1
     emu.fivetran.reset_setup_test_window()
     assert emu.fivetran.admit_setup_test() is None  # someone else used this minute's test
-    failed = _rotate(world, tmp_path, seeded, "--force")
+    failed = rotate_cli(world, tmp_path, seeded, "--force")
     assert failed["exit"] == 1
     assert "answered 429" in failed["error"]["message"]
     assert failed["error"]["transient"] is True
@@ -137,7 +130,7 @@ def test_the_setup_test_limit_fails_the_run_and_restores_then_heals(
     assert destination.personal_access_token == previous
     assert emu.databricks.is_live(previous)
     emu.clock.advance(61)
-    healed = _rotate(world, tmp_path, seeded)
+    healed = rotate_cli(world, tmp_path, seeded)
     assert healed["exit"] == 0, healed["error"]
     assert violations(emu, seeded) == []
 
@@ -145,21 +138,10 @@ def test_the_setup_test_limit_fails_the_run_and_restores_then_heals(
 def test_a_5xx_on_the_save_leaves_the_old_pat_and_the_next_run_heals(
     world: World, tmp_path: Path
 ) -> None:
-    emu = world.emu
     seeded, destination = _seed(world)
-    human = destination.personal_access_token
-    emu.faults.add("fivetran", "PATCH", f"/v1/destinations/{destination.id}", status=503, times=-1)
-    failed = _rotate(world, tmp_path, seeded)
-    assert failed["exit"] == 1
-    assert "answered 503" in failed["error"]["message"]
-    assert destination.personal_access_token == human
-    assert emu.databricks.is_live(human)
-    emu.faults.clear()
-    healed = _rotate(world, tmp_path, seeded)
-    assert healed["exit"] == 0, healed["error"]
-    (live,) = rotator_tokens(emu, seeded)
-    assert destination.personal_access_token == live.value
-    assert violations(emu, seeded) == []
+    path = f"/v1/destinations/{destination.id}"
+    world.emu.faults.add("fivetran", "PATCH", path, status=503, times=-1)
+    fails_then_heals(world, tmp_path, seeded, "answered 503")
 
 
 def test_a_revoked_api_key_fails_the_preflight_before_anything_is_minted(
@@ -170,7 +152,7 @@ def test_a_revoked_api_key_fails_the_preflight_before_anything_is_minted(
     key = emu.keyvault.latest(f"{seeded.name}-fivetran-key")
     assert key is not None
     emu.fivetran.revoke_api_key(key.value)
-    report = _rotate(world, tmp_path, seeded)
+    report = rotate_cli(world, tmp_path, seeded)
     assert report["exit"] == 1
     assert report["error"]["step"] == "preflight"
     message = report["error"]["message"]
@@ -212,18 +194,7 @@ def test_doctor_reads_the_destination(world: World, tmp_path: Path) -> None:
 def test_bad_tables_are_refused_offline_in_one_line(
     world: World, tmp_path: Path, change: dict[str, Any], needle: str
 ) -> None:
-    seeded = world.target(consumers=(KIND,))
-    table = {k: v for k, v in seeded.table["updaters"][0].items() if change.get(k, 1) is not None}
-    table |= {k: v for k, v in change.items() if v is not None}
-    config = _config(world.emu, seeded)
-    config["targets"][0]["updaters"] = [table]  # type: ignore[index]
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    done = _validate(path)
-    assert done.returncode == 2, done.stdout
-    (line,) = done.stderr.splitlines()
-    assert "targets[0].updaters[0]" in line
-    assert needle in line
+    assert needle in refused_table(world, tmp_path, KIND, change)
 
 
 async def test_bad_answers_never_crash_and_never_save(world: World) -> None:

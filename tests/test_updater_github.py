@@ -18,6 +18,7 @@ from emulators.scenario import Consumer, SeededTarget
 from rotation.config import parse_config
 from rotation.engine import Outcome
 from rotation.errors import ConfigError
+from tests.consumers import one_updater_config
 from tests.invariants import held_pat, rotator_tokens, violations
 from tests.test_cli import _cli, _config
 from tests.test_doctor import _doctor
@@ -260,21 +261,7 @@ def _table(**updater: object) -> dict[str, object]:
         "secret_name": "DATABRICKS_TOKEN",
         "token_secret_name": "gh-token",
     }
-    return {
-        "key_vault_url": "https://kv.vault.azure.net",
-        "targets": [
-            {
-                "name": "t",
-                "workspace_url": "https://adb-1.azuredatabricks.net",
-                "secret_name": "t-pat",
-                "principal": {
-                    "kind": "self",
-                    "application_id": "5" * 8 + "-5555-5555-5555-" + "5" * 12,
-                },
-                "updaters": [{**base, **updater}],
-            }
-        ],
-    }
+    return one_updater_config({**base, **updater})
 
 
 @pytest.mark.parametrize(

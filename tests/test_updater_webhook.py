@@ -26,12 +26,12 @@ from rotation.config import parse_config
 from rotation.engine import Outcome
 from rotation.errors import ConfigError
 from tests import hygiene
+from tests.consumers import one_updater_config
 from tests.invariants import rotator_tokens, violations
 from tests.test_cli import _cli, _config
 from tests.test_doctor import _doctor
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from types import ModuleType
 
     from emulators.harness import Emulators
@@ -40,15 +40,6 @@ if TYPE_CHECKING:
     from tests.world import World
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def real_time(emu: Emulators) -> Iterator[None]:
-    """Put the emulators' clock on real time: a CLI run signs with the machine's clock."""
-    offset = emu.clock.offset
-    emu.clock.advance(-offset)
-    yield
-    emu.clock.advance(offset)
 
 
 def _seed(world: World) -> tuple[SeededTarget, Receiver]:
@@ -225,21 +216,7 @@ def test_doctor_checks_the_receiver_and_tests_the_current_pat(
 
 def _table(**updater: object) -> dict[str, object]:
     base = {"kind": "webhook", "url": "https://hooks.example.com/pat", "signing_secret_name": "s"}
-    return {
-        "key_vault_url": "https://kv.vault.azure.net",
-        "targets": [
-            {
-                "name": "t",
-                "workspace_url": "https://adb-1.azuredatabricks.net",
-                "secret_name": "t-pat",
-                "principal": {
-                    "kind": "self",
-                    "application_id": "5" * 8 + "-5555" * 3 + "-" + "5" * 12,
-                },
-                "updaters": [{**base, **updater}],
-            }
-        ],
-    }
+    return one_updater_config({**base, **updater})
 
 
 @pytest.mark.parametrize(

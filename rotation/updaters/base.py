@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
 
 from rotation.backends.azure import AzureOptions
 
@@ -25,12 +25,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DescribesRoutes",
+    "Plugin",
     "Restores",
     "SecretReader",
     "Updater",
     "UpdaterContext",
     "UpdaterPlugin",
 ]
+
+_Settings = TypeVar("_Settings", bound="BaseModel")
 
 
 class SecretReader(Protocol):
@@ -135,3 +138,21 @@ class UpdaterPlugin(Protocol):
     def build(self, settings: BaseModel, context: UpdaterContext) -> Updater:
         """Return an updater for validated *settings*."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Plugin(Generic[_Settings]):
+    """An :class:`UpdaterPlugin` made of a kind, its settings model and the updater's class."""
+
+    kind: str
+    settings_model: type[_Settings]
+    updater: Callable[[_Settings, UpdaterContext], Updater]
+    """Called with the validated settings and the run's context."""
+
+    def build(self, settings: BaseModel, context: UpdaterContext) -> Updater:
+        """Return an updater for *settings*; ``TypeError`` if they are another kind's."""
+        if not isinstance(settings, self.settings_model):
+            model, got = self.settings_model.__name__, type(settings).__name__
+            msg = f"{self.kind} needs {model}, got {got}"
+            raise TypeError(msg)
+        return self.updater(settings, context)

@@ -18,29 +18,21 @@ page) or any HTML answer is an authentication failure (A10).
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import quote, urlsplit
 
-import httpx
 from pydantic import Field, model_validator
 
 from rotation import errors
 from rotation.backends import retrying
-from rotation.backends.http import (
-    UNTRUSTED_ADVICE,
-    is_transient_status,
-    json_body,
-    retry_after,
-    untrusted_certificate,
-)
 from rotation.fields import Guid, HttpsUrl, Model, SecretName
+from rotation.updaters.base import Plugin
 from rotation.updaters.devops_auth import DevOpsToken
+from rotation.updaters.http_calls import Reach, json_answer
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from rotation.secret import Secret
-    from rotation.updaters.base import Updater, UpdaterContext
+    from rotation.updaters.base import UpdaterContext
 
 __all__ = ["PLUGIN", "DevOpsSettings", "DevOpsUpdater"]
 
@@ -90,20 +82,6 @@ class DevOpsSettings(Model):
         return urlsplit(self.organization_url).path.strip("/")
 
 
-class _Plugin:
-    kind: ClassVar[str] = "azure-devops-variable-group"
-    settings_model: ClassVar[type[BaseModel]] = DevOpsSettings
-
-    def build(self, settings: BaseModel, context: UpdaterContext) -> Updater:
-        if not isinstance(settings, DevOpsSettings):
-            msg = f"{self.kind} needs DevOpsSettings, got {type(settings).__name__}"
-            raise TypeError(msg)
-        return DevOpsUpdater(settings, context)
-
-
-PLUGIN = _Plugin()
-
-
 class DevOpsUpdater:
     """Write a PAT into one secret variable of an Azure DevOps variable group."""
 
@@ -112,6 +90,8 @@ class DevOpsUpdater:
         self._ctx = context
         self._token = DevOpsToken(settings, context)
         self._what = f"Azure DevOps variable group {settings.group_id} of {settings.organization}"
+        url = settings.organization_url
+        self._reach = Reach(url, f"{self._what}: the TLS certificate of {url}", "retrying")
         self._before: str | None = None
         """The group's ``modifiedOn`` read before this updater's last PUT."""
 
@@ -216,24 +196,13 @@ class DevOpsUpdater:
         token = await self._token.get()
         headers = {"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"}
         params = {"api-version": API_VERSION}
-        try:
-            response = await self._ctx.http.request(
-                method, url, params=params, json=body, headers=headers
-            )
-        except httpx.TransportError as exc:
-            if (why := untrusted_certificate(exc)) is not None:
-                msg = f"{self._what}: the TLS certificate of {self._s.organization_url} is not "
-                msg += f"trusted ({why}); {UNTRUSTED_ADVICE}."
-                raise errors.ConsumerError(msg, transient=False) from None
-            msg = f"Could not reach {self._s.organization_url} ({type(exc).__name__}); retrying."
-            raise errors.ConsumerError(msg, transient=True) from None
+        request = self._ctx.http.request(method, url, params=params, json=body, headers=headers)
+        response = await self._reach.answer(request)
         if response.status_code == _NON_AUTHORITATIVE or "html" in response.headers.get(
             "content-type", ""
         ):
             raise self._signed_out(response.status_code)
-        if response.is_success:
-            return json_body(response)
-        raise self._translate(response, method)
+        return json_answer(response, f"{self._what} ({method})", self._advice)
 
     def _signed_out(self, status: int) -> errors.ConsumerAuthError:
         return errors.ConsumerAuthError(
@@ -242,16 +211,8 @@ class DevOpsUpdater:
             "(Organization settings → Users) and check tenant; nothing was changed."
         )
 
-    def _translate(self, response: httpx.Response, method: str) -> errors.ConsumerError:
-        status = response.status_code
-        said = json_body(response).get("message") or response.reason_phrase
-        where = f"{self._what} ({method}) answered {status}: {said}"
-        if is_transient_status(status):
-            return errors.ConsumerError(
-                f"{where}. Transient; retried, and the next run resumes.",
-                transient=True,
-                retry_after=retry_after(response),
-            )
+    def _advice(self, where: str, status: int, said: str) -> errors.ConsumerError:
+        where = f"{where} answered {status}: {said}"
         if status == 401:  # noqa: PLR2004
             return errors.ConsumerAuthError(
                 f"{where}. Add {self._token.who} to the organisation (Organization settings → "
@@ -267,3 +228,6 @@ class DevOpsUpdater:
                 f"{where}. Check organization_url, project and group_id; nothing was changed."
             )
         return errors.ConsumerError(f"{where}.")
+
+
+PLUGIN = Plugin("azure-devops-variable-group", DevOpsSettings, DevOpsUpdater)

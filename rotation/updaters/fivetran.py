@@ -14,27 +14,20 @@ updater sends only PATs it was given, never a value it read.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import Field
 
 from rotation import errors
 from rotation.backends import retrying
-from rotation.backends.http import (
-    UNTRUSTED_ADVICE,
-    is_transient_status,
-    json_body,
-    retry_after,
-    untrusted_certificate,
-)
 from rotation.fields import HttpsUrl, Model, SecretName
+from rotation.updaters.base import Plugin
+from rotation.updaters.http_calls import Reach, json_answer
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from rotation.secret import Secret
-    from rotation.updaters.base import Updater, UpdaterContext
+    from rotation.updaters.base import UpdaterContext
 
 __all__ = ["PLUGIN", "FivetranSettings", "FivetranUpdater"]
 
@@ -51,20 +44,6 @@ class FivetranSettings(Model):
     api_secret_secret_name: SecretName
 
 
-class _Plugin:
-    kind: ClassVar[str] = "fivetran-destination"
-    settings_model: ClassVar[type[BaseModel]] = FivetranSettings
-
-    def build(self, settings: BaseModel, context: UpdaterContext) -> Updater:
-        if not isinstance(settings, FivetranSettings):
-            msg = f"{self.kind} needs FivetranSettings, got {type(settings).__name__}"
-            raise TypeError(msg)
-        return FivetranUpdater(settings, context)
-
-
-PLUGIN = _Plugin()
-
-
 class FivetranUpdater:
     """Save, test and (when the test fails) put back the PAT of one Fivetran destination."""
 
@@ -73,6 +52,7 @@ class FivetranUpdater:
         self._ctx = context
         self._what = f"Fivetran destination {settings.destination_id}"
         self._url = f"{settings.api_url}/v1/destinations/{settings.destination_id}"
+        self._reach = Reach(f"Fivetran at {settings.api_url}", hint="retrying")
 
     @property
     def name(self) -> str:
@@ -140,38 +120,18 @@ class FivetranUpdater:
     async def _send(self, method: str, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
         key = await self._ctx.secrets.read(self._s.api_key_secret_name)
         secret = await self._ctx.secrets.read(self._s.api_secret_secret_name)
-        try:
-            response = await self._ctx.http.request(
-                method,
-                url,
-                json=body,
-                headers={"Accept": ACCEPT},
-                auth=httpx.BasicAuth(key.reveal(), secret.reveal()),
-            )
-        except httpx.TransportError as exc:
-            if (why := untrusted_certificate(exc)) is not None:
-                msg = f"Fivetran at {self._s.api_url}: its TLS certificate is not trusted "
-                msg += f"({why}); {UNTRUSTED_ADVICE}."
-                raise errors.ConsumerError(msg, transient=False) from None
-            msg = f"Could not reach Fivetran at {self._s.api_url} ({type(exc).__name__}); retrying."
-            raise errors.ConsumerError(msg, transient=True) from None
-        envelope = json_body(response)
-        if response.is_success:
-            return envelope
-        raise self._translate(response, envelope, method)
+        request = self._ctx.http.request(
+            method,
+            url,
+            json=body,
+            headers={"Accept": ACCEPT},
+            auth=httpx.BasicAuth(key.reveal(), secret.reveal()),
+        )
+        response = await self._reach.answer(request)
+        return json_answer(response, f"{self._what} at {self._s.api_url} ({method})", self._advice)
 
-    def _translate(
-        self, response: httpx.Response, envelope: dict[str, Any], method: str
-    ) -> errors.ConsumerError:
-        status = response.status_code
-        said = envelope.get("message") or response.reason_phrase
-        where = f"{self._what} at {self._s.api_url} ({method}) answered {status}: {said}"
-        if is_transient_status(status):
-            return errors.ConsumerError(
-                f"{where}. Transient; retried, and the next run resumes.",
-                transient=True,
-                retry_after=retry_after(response),
-            )
+    def _advice(self, where: str, status: int, said: str) -> errors.ConsumerError:
+        where = f"{where} answered {status}: {said}"
         if status in {401, 403}:
             return errors.ConsumerAuthError(
                 f"{where}. Check the API key and secret in Key Vault secrets "
@@ -184,3 +144,6 @@ class FivetranUpdater:
                 "nothing was changed."
             )
         return errors.ConsumerError(f"{where}.")
+
+
+PLUGIN = Plugin("fivetran-destination", FivetranSettings, FivetranUpdater)

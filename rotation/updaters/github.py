@@ -21,30 +21,26 @@ import base64
 import binascii
 import datetime as dt
 import time
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
-import httpx
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, Field
 
 from rotation import errors
 from rotation.backends import retrying
-from rotation.backends.http import (
-    UNTRUSTED_ADVICE,
-    is_transient_status,
-    json_body,
-    retry_after,
-    untrusted_certificate,
-)
+from rotation.backends.http import json_body, retry_after
 from rotation.fields import HttpsUrl, Model, SecretName
+from rotation.updaters.base import Plugin
+from rotation.updaters.http_calls import Reach, refusal
 
 if TYPE_CHECKING:
-    from rotation.secret import Secret
-    from rotation.updaters.base import Updater, UpdaterContext
+    import httpx
 
-__all__ = ["PLUGINS", "GitHubPlugin", "GitHubSecretUpdater", "GitHubSettings"]
+    from rotation.secret import Secret
+    from rotation.updaters.base import UpdaterContext
+
+__all__ = ["PLUGINS", "GitHubSecretUpdater", "GitHubSettings"]
 
 API_VERSION = "2022-11-28"
 ACCEPT = "application/vnd.github+json"
@@ -94,21 +90,6 @@ class GitHubSettings(Model):
     """Key Vault secret holding a fine-grained PAT or a GitHub App installation token."""
 
 
-@dataclass(frozen=True, slots=True)
-class GitHubPlugin:
-    """Builds a :class:`GitHubSecretUpdater`."""
-
-    kind: ClassVar[str] = "github-actions-secret"
-    settings_model: ClassVar[type[BaseModel]] = GitHubSettings
-
-    def build(self, settings: BaseModel, context: UpdaterContext) -> Updater:
-        """Return the updater for validated *settings*."""
-        if not isinstance(settings, GitHubSettings):
-            msg = f"{self.kind} needs GitHubSettings, got {type(settings).__name__}"
-            raise TypeError(msg)
-        return GitHubSecretUpdater(settings, context)
-
-
 def _seal(public_key: bytes, pat: Secret) -> str:
     """Return *pat* in a libsodium sealed box for *public_key*, base64 (GitHub's format)."""
     from nacl.public import PublicKey, SealedBox  # noqa: PLC0415 — not at function indexing
@@ -145,6 +126,7 @@ class GitHubSecretUpdater:
         self._base = settings.api_url + scope
         self._scope = (f"environment {env!r} of " if env else "") + f"{owner}/{repo}"
         self._what = f"GitHub Actions secret {settings.secret_name} of {self._scope}"
+        self._reach = Reach(f"GitHub at {settings.api_url}")
         self._before: dt.datetime | None = None
         self._pushed = False
 
@@ -248,14 +230,8 @@ class GitHubSecretUpdater:
             "X-GitHub-Api-Version": API_VERSION,
             "Authorization": f"Bearer {token.reveal()}",
         }
-        try:
-            response = await self._ctx.http.request(method, url, json=body, headers=headers)
-        except httpx.TransportError as exc:
-            if (why := untrusted_certificate(exc)) is not None:
-                msg = f"GitHub at {self._s.api_url}: its TLS certificate is not trusted ({why}); "
-                raise errors.ConsumerError(msg + f"{UNTRUSTED_ADVICE}.", transient=False) from None
-            msg = f"Could not reach GitHub at {self._s.api_url} ({type(exc).__name__}); "
-            raise errors.ConsumerError(msg + "retrying later may help.", transient=True) from None
+        request = self._ctx.http.request(method, url, json=body, headers=headers)
+        response = await self._reach.answer(request)
         answer = json_body(response)
         if response.is_success:
             return answer
@@ -273,12 +249,11 @@ class GitHubSecretUpdater:
                 transient=True,
                 retry_after=wait,
             )
-        if is_transient_status(status):
-            return errors.ConsumerError(
-                f"{where} answered {status}: {said}. Transient; retried, and the next run resumes.",
-                transient=True,
-                retry_after=retry_after(response),
-            )
+        return refusal(response, where, said, partial(self._advice, purpose))
+
+    def _advice(
+        self, purpose: Purpose, where: str, status: int, said: str
+    ) -> errors.ConsumerError | None:
         token = f"the token in Key Vault secret {self._s.token_secret_name!r}"
         if status in {401, 403}:
             fix = (
@@ -297,7 +272,7 @@ class GitHubSecretUpdater:
                 f"Check owner, repo and environment, and that the token's repository access "
                 f"includes {self._s.owner}/{self._s.repo} with {RIGHT}. Nothing was changed."
             )
-        return errors.ConsumerError(f"{where} refused the request ({status}: {said}).")
+        return None
 
 
 class _MissingError(errors.ConsumerError):
@@ -325,5 +300,5 @@ def _rate_limited(response: httpx.Response, said: str) -> float | Literal[False]
     return None
 
 
-PLUGINS = (GitHubPlugin(),)
+PLUGINS = (Plugin("github-actions-secret", GitHubSettings, GitHubSecretUpdater),)
 """The built-in GitHub kinds (the registry keys each by its ``kind``)."""

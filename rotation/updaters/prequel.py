@@ -19,20 +19,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import httpx
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from rotation import errors
 from rotation.backends import retrying
-from rotation.backends.http import (
-    UNTRUSTED_ADVICE,
-    is_transient_status,
-    json_body,
-    retry_after,
-    untrusted_certificate,
-)
 from rotation.fields import api_path, https_url
 from rotation.secret import Secret
+from rotation.updaters.http_calls import Reach, json_answer
 from rotation.updaters.prequel_routes import (
     CONFIGURED,
     DESTINATION_ROUTES,
@@ -167,6 +160,7 @@ class PrequelUpdater:
         }
         self._router = Router(settings.base_url, self.name, candidates)
         self._what = f"Prequel {plugin.label} {settings.id}"
+        self._reach = Reach(f"Prequel at {settings.base_url}")
 
     @property
     def name(self) -> str:
@@ -284,35 +278,12 @@ class PrequelUpdater:
             "X-API-KEY": api_key.reveal(),
             "X-Prequel-Api-Version": self._settings.api_version,
         }
-        try:
-            response = await self._ctx.http.request(method, url, json=body, headers=headers)
-        except httpx.TransportError as exc:
-            if (why := untrusted_certificate(exc)) is not None:
-                msg = f"Prequel at {self._settings.base_url}: its TLS certificate is not trusted "
-                msg += f"({why}); {UNTRUSTED_ADVICE}."
-                raise errors.ConsumerError(msg, transient=False) from None
-            msg = (
-                f"Could not reach Prequel at {self._settings.base_url} "
-                f"({type(exc).__name__}); retrying later may help."
-            )
-            raise errors.ConsumerError(msg, transient=True) from None
-        envelope = json_body(response)
-        if response.is_success:
-            return envelope
-        raise self._translate(response, envelope, method)
-
-    def _translate(
-        self, response: httpx.Response, envelope: dict[str, Any], method: str
-    ) -> errors.ConsumerError:
-        status = response.status_code
-        said = envelope.get("message") or response.reason_phrase
+        request = self._ctx.http.request(method, url, json=body, headers=headers)
+        response = await self._reach.answer(request)
         where = f"{self._what} at {self._settings.base_url} ({method})"
-        if is_transient_status(status):
-            return errors.ConsumerError(
-                f"{where} answered {status}: {said}. Transient; retried, and the next run resumes.",
-                transient=True,
-                retry_after=retry_after(response),
-            )
+        return json_answer(response, where, self._advice)
+
+    def _advice(self, where: str, status: int, said: str) -> errors.ConsumerError | None:
         if status in {401, 403}:
             return errors.ConsumerAuthError(
                 f"{where} rejected the API key from Key Vault secret "
@@ -320,8 +291,8 @@ class PrequelUpdater:
                 "current and matches the environment (sk_prod_ vs sk_staging_ keys) and base_url."
             )
         if status == 404:  # noqa: PLR2004
-            return NotFoundError(f"{where} answered 404 ({said}).", said=str(said))
-        return errors.ConsumerError(f"{where} refused the request ({status}: {said}).")
+            return NotFoundError(f"{where} answered 404 ({said}).", said=said)
+        return None
 
 
 PLUGINS = (PrequelSourceFactory, PrequelDestinationFactory, PrequelImportSourceFactory)

@@ -25,31 +25,22 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
-
-import httpx
 
 from rotation import errors
 from rotation.backends import retrying
-from rotation.backends.http import (
-    UNTRUSTED_ADVICE,
-    is_transient_status,
-    json_body,
-    retry_after,
-    untrusted_certificate,
-)
+from rotation.backends.http import json_body
 from rotation.fields import HttpsUrl, Model, SecretName
 from rotation.secret import Secret
+from rotation.updaters.base import Plugin
+from rotation.updaters.http_calls import Reach, refusal
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
+    from rotation.updaters.base import UpdaterContext
 
-    from rotation.updaters.base import Updater, UpdaterContext
-
-__all__ = ["PLUGINS", "WebhookPlugin", "WebhookSettings", "WebhookUpdater"]
+__all__ = ["PLUGINS", "WebhookSettings", "WebhookUpdater"]
 
 Event = Literal["pat.test", "pat.rotated"]
 PROTOCOL = "docs/webhook-receiver.md"
@@ -66,21 +57,6 @@ class WebhookSettings(Model):
     """Key Vault secret holding the receiver's ``whsec_…`` signing secret."""
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookPlugin:
-    """Builds a :class:`WebhookUpdater`."""
-
-    kind: ClassVar[str] = "webhook"
-    settings_model: ClassVar[type[BaseModel]] = WebhookSettings
-
-    def build(self, settings: BaseModel, context: UpdaterContext) -> Updater:
-        """Return the updater for validated *settings*."""
-        if not isinstance(settings, WebhookSettings):
-            msg = f"{self.kind} needs WebhookSettings, got {type(settings).__name__}"
-            raise TypeError(msg)
-        return WebhookUpdater(settings, context)
-
-
 def _fingerprint(pat: Secret) -> str:
     return hashlib.sha256(pat.reveal().encode()).hexdigest()
 
@@ -94,6 +70,7 @@ class WebhookUpdater:
         url = urlsplit(settings.url)
         self._label = f"{url.netloc}{url.path}"
         self._what = f"the webhook receiver at {settings.url}"
+        self._reach = Reach(self._what)
         self._acknowledged: str | None = None
         """Fingerprint of the PAT whose ``pat.rotated`` the receiver answered ok here."""
 
@@ -169,31 +146,15 @@ class WebhookUpdater:
             "webhook-timestamp": str(int(moment.timestamp())),
             "webhook-signature": signer.sign(msg_id, moment, body),
         }
-        try:
-            response = await self._ctx.http.post(self._s.url, content=body, headers=headers)
-        except httpx.TransportError as exc:
-            if (why := untrusted_certificate(exc)) is not None:
-                msg = f"{self._what}: its TLS certificate is not trusted ({why}); "
-                raise errors.ConsumerError(msg + f"{UNTRUSTED_ADVICE}.", transient=False) from None
-            msg = f"Could not reach {self._what} ({type(exc).__name__}); retrying later may help."
-            raise errors.ConsumerError(msg, transient=True) from None
+        request = self._ctx.http.post(self._s.url, content=body, headers=headers)
+        response = await self._reach.answer(request)
         answer = json_body(response)
         if response.status_code == 200 and answer.get("ok") is True:  # noqa: PLR2004
             return
-        raise self._translate(event, response, _reason(answer, pat))
+        reason = _reason(answer, pat)
+        raise refusal(response, f"{self._what} ({event})", reason, partial(self._advice, event))
 
-    def _translate(
-        self, event: Event, response: httpx.Response, reason: str
-    ) -> errors.ConsumerError:
-        status = response.status_code
-        where = f"{self._what} ({event})"
-        if is_transient_status(status):
-            return errors.ConsumerError(
-                f"{where} answered {status}: {reason}. Transient; retried, and the next run "
-                "resumes.",
-                transient=True,
-                retry_after=retry_after(response),
-            )
+    def _advice(self, event: Event, where: str, status: int, reason: str) -> errors.ConsumerError:
         if status == 422 and event == "pat.test":  # noqa: PLR2004
             return errors.ConsumerRejectedTokenError(
                 f"{where} tried the new PAT without saving it and it failed: {reason}. Nothing "
@@ -223,5 +184,5 @@ def _reason(answer: dict[str, Any], pat: Secret) -> str:
     return text.replace(pat.reveal(), "<the PAT>")[:_MAX_REASON]
 
 
-PLUGINS = (WebhookPlugin(),)
+PLUGINS = (Plugin("webhook", WebhookSettings, WebhookUpdater),)
 """The built-in webhook kind (the registry keys it by its ``kind``)."""
