@@ -1,12 +1,12 @@
 """``python -m emulators sandbox | serve``: see a full rotation with no Azure subscription.
 
-``sandbox`` starts the emulators, seeds a workspace, four targets (a managed identity, an Entra
-and a Databricks OAuth service principal, each with a Prequel source; one whose PAT goes to every
-consumer kind at once) and a vault, then runs the real rotation code twice (bootstrap, then a
-forced rotation that revokes the first PAT) and once more as the principals' credentials near
-their expiry (each rotates its own), printing each step and the final state. ``serve`` starts and
-seeds them, writes a config file and an environment file that point ``python -m rotation`` at them (its identity is
-also the workspace's admin, for ``--admin-login``), and runs until interrupted. Nothing printed
+``sandbox`` starts the emulators, seeds a workspace, four targets (a managed identity, an Entra and
+a Databricks OAuth service principal, each with a Prequel source; one whose PAT goes to every
+consumer kind at once) and a vault, then runs the real rotation code twice (bootstrap, then a forced
+rotation that revokes the first PAT) and once more as the principals' credentials near their expiry
+(each rotates its own), printing each step and the final state. ``serve`` starts and seeds them,
+writes a config file and an environment file that point ``python -m rotation`` at them (its identity
+is also the workspace's admin, for ``--admin-login``), and runs until interrupted. Nothing printed
 contains a secret value; the environment file (mode 0600) does.
 """
 
