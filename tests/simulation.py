@@ -275,6 +275,8 @@ class Result:
     heals: int = 0
     worst_heal: float = 0.0
     """Seconds from the moment healing became possible to the heal (the bounded figure)."""
+    worst_heal_story: str = ""
+    """Which break took the longest to heal, and the target's last runs then."""
     worst_break: float = 0.0
     """Seconds from the revocation to the heal, blockers included."""
     revocations: int = 0
@@ -327,6 +329,7 @@ class Result:
                 f"breaks healed: {self.heals}; worst from healing possible "
                 f"{self.worst_heal / HOUR:.1f} h, from the revocation {self.worst_break / HOUR:.1f} h"
             ),
+            f"the slowest heal: {self.worst_heal_story or 'none'}",
             (
                 f"idle ticks: {self.idle_ticks}, each costing {fmt(self.idle_cost)} "
                 f"(one paged listing of {self.vault_secrets} secrets), "
@@ -1482,6 +1485,14 @@ class Simulation:
             self.violation(f"{t.name} was healed while {self._blockers(t)} still lasted")
             possible = b.since
         self.result.heals += 1
+        if self.now - possible > self.result.worst_heal:
+            self.result.worst_heal_story = (
+                f"{t.name} ({t.seeded.kind}, {t.timing}, consumers "
+                f"{[c.kind for c in t.seeded.consumers]}): broken at day "
+                f"{(b.since - self.t0) / DAY:.3f} by {b.cause}, healable from day "
+                f"{(possible - self.t0) / DAY:.3f}, healed at day {(self.now - self.t0) / DAY:.3f}; "
+                f"history {t.history}"
+            )
         self.result.worst_heal = max(self.result.worst_heal, self.now - possible)
         self.result.worst_break = max(self.result.worst_break, self.now - b.since)
         t.broken = None
