@@ -185,8 +185,9 @@ def _kill_call(kind: str, point: str) -> Call:
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 @pytest.mark.parametrize("kind", list(CALLS))
 def test_sigkill_right_after_a_call_then_rerun(
-    world: World, tmp_path: Path, kind: str, point: str
+    world: World, tmp_path: Path, real_time: None, kind: str, point: str
 ) -> None:
+    """The CLI runs on the machine's clock: so do the emulators here (others move theirs on)."""
     emu = world.emu
     seeded = near_expiry(world, kind)  # the CLI runs on the real clock: bootstrapped by it too
     real_exp = int(time.time() + 20 * 86_400)

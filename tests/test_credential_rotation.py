@@ -242,7 +242,9 @@ async def test_a_persons_unrelated_secret_is_never_deleted(world: World) -> None
     assert unrelated in entra_passwords(emu, seeded)
 
 
-def test_the_cli_rotates_the_credential_and_prints_no_secret(world: World, tmp_path: Path) -> None:
+def test_the_cli_rotates_the_credential_and_prints_no_secret(
+    world: World, tmp_path: Path, real_time: None
+) -> None:
     emu = world.emu
     seeded = near_expiry(world, "databricks-oauth")
     (old_key,) = oauth_secrets(emu, seeded)
