@@ -8,6 +8,7 @@ a rotated credential really changes what authenticates.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ import stamina
 
 from emulators.scenario import grant_credential_rights
 from rotation.engine import Outcome
+from rotation.state import comment_for
 from tests.invariants import violations
 from tests.test_cli import _cli, _config
 from tests.test_doctor import _doctor
@@ -240,6 +242,23 @@ async def test_a_persons_unrelated_secret_is_never_deleted(world: World) -> None
     again = await world.rotate_one(seeded, force=True)
     assert again.outcome is Outcome.ROTATED, again.error
     assert unrelated in entra_passwords(emu, seeded)
+
+
+async def test_another_deployments_marked_secret_on_the_same_app_is_never_deleted(
+    world: World,
+) -> None:
+    """A second rotator (another vault) marks its secrets for the same target and secret name."""
+    emu = world.emu
+    seeded = await ready(world)
+    name = credential_name(seeded)
+    theirs = comment_for(seeded.name, secrets.token_hex(8), "other.vault.azure.net", name)
+    other = emu.entra.add_password(seeded.application_id, display_name=theirs).key_id
+    report = await world.rotate_one(seeded)
+    assert report.credential_result == "rotated", report.error
+    assert other not in report.credential_deleted
+    again = await world.rotate_one(seeded, force=True)
+    assert again.outcome is Outcome.ROTATED, again.error
+    assert other in entra_passwords(emu, seeded)
 
 
 def test_the_cli_rotates_the_credential_and_prints_no_secret(
